@@ -1,0 +1,40 @@
+"""Paths and input functions derived from the (validated) config."""
+
+from percept.config import feature_name
+from percept.data.sources import SOURCES
+
+DOWNLOAD_SOURCES = list(SOURCES)
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_]+",
+    name=r"[A-Za-z0-9_.-]+",
+
+
+def dataset_file(name):
+    return f"data/datasets/{name}.h5"
+
+
+def feature_entries():
+    """{(dataset, name): entry} for every configured feature cache."""
+    return {(e["dataset"], feature_name(e)): e for e in config["features"]}
+
+
+def feature_entry(wildcards):
+    key = (wildcards.dataset, wildcards.name)
+    entries = feature_entries()
+    if key not in entries:
+        raise ValueError(f"no features entry for {key}; configured: {sorted(entries)}")
+    return entries[key]
+
+
+def feature_targets():
+    return [f"data/features/{d}/{n}.h5" for d, n in feature_entries()]
+
+
+def feature_stats():
+    return [f"results/features/{d}/{n}.json" for d, n in feature_entries()]
+
+
+def figure_files(name):
+    return [f"results/figures/{name}.png", f"results/figures/{name}.pdf"]

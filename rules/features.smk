@@ -1,0 +1,28 @@
+"""Feature stage: (dataset, backbone, taps) → data/features/{dataset}/{name}.h5, the one HDF5 cache."""
+
+
+rule cache_features:
+    input:
+        dataset="data/datasets/{dataset}.h5",
+    output:
+        cache="data/features/{dataset}/{name}.h5",
+        stats="results/features/{dataset}/{name}.json",
+    params:
+        entry=feature_entry,
+        device=config["device"],
+        seed=config["seed"],
+        allow_download=config["allow_download"],
+        progress=config["progress"],
+    log:
+        "logs/cache_features/{dataset}/{name}.log",
+    benchmark:
+        "benchmarks/cache_features/{dataset}/{name}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/cache_features.py"

@@ -1,0 +1,171 @@
+"""Validate a workflow configuration before any job runs.
+
+The JSON schema (``percept/schema/config.schema.yaml``) documents every key; the registries fill in its
+enumerations (backbones, datasets, download sources, shipped photos), so the schema can never drift from
+the code. Errors name the key and the allowed values; several problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+EMBEDDED_DATASETS = ("shapes", "photos")
+LOCAL_DATASETS = ("imagenet_val",)
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message lists every problem found."""
+
+
+def downloadable_sources() -> list[str]:
+    from percept.data.sources import SOURCES
+
+    return list(SOURCES)
+
+
+def dataset_names() -> list[str]:
+    return [*EMBEDDED_DATASETS, *downloadable_sources(), *LOCAL_DATASETS]
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The config schema with the registries' names filled into its enumerations."""
+    from percept import backbones
+    from percept.data.embedded import PHOTO_SOURCES
+
+    text = resources.files("percept").joinpath("schema/config.schema.yaml").read_text()
+    raw = yaml.safe_load(text)
+    fill = {"__BACKBONES__": list(backbones.NAMES), "__DATASETS__": dataset_names(),
+            "__SOURCES__": downloadable_sources(), "__PHOTOS__": sorted(PHOTO_SOURCES)}
+    for key, names in fill.items():
+        for d in raw["$defs"].values():
+            if d.get("enum") == [key]:
+                d["enum"] = names
+    return raw
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    out = ""
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _path(error)
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"{where}: {error.instance!r} is not allowed; allowed values: {allowed}"
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {allowed}"
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    if error.validator == "oneOf":  # e.g. taps: neither a known name nor a list
+        return f"{where}: {error.instance!r} is not valid; {error.schema.get('description', '')}".rstrip("; ")
+    if error.validator == "type":
+        return f"{where}: {error.instance!r} has the wrong type; expected {error.validator_value}"
+    return f"{where}: {error.message}"
+
+
+def _fill_defaults(instance: Any, sch: dict[str, Any]) -> None:
+    """Insert schema defaults for missing keys (recursively into objects and arrays of objects)."""
+    if isinstance(instance, dict):
+        for key, sub in sch.get("properties", {}).items():
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                _fill_defaults(instance[key], sub)
+    elif isinstance(instance, list) and isinstance(sch.get("items"), dict):
+        for item in instance:
+            _fill_defaults(item, sch["items"])
+
+
+def feature_name(entry: dict[str, Any]) -> str:
+    return entry.get("name") or (entry["backbone"] + ("-random" if entry.get("weights") == "random" else ""))
+
+
+def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
+    from percept import backbones
+
+    shapes = config["datasets"]["shapes"]
+    lo, hi = shapes["objects_per_image"]
+    if lo > hi or hi > len(shapes["classes"]):
+        yield (f"datasets.shapes.objects_per_image: {[lo, hi]} must satisfy min <= max <= number of classes "
+               f"({len(shapes['classes'])})")
+    for key in ("object_size",):
+        a, b = shapes[key]
+        if a > b:
+            yield f"datasets.shapes.{key}: {[a, b]} must be [min, max] with min <= max"
+    a, b = config["datasets"]["photos"]["crop_scale"]
+    if a > b:
+        yield f"datasets.photos.crop_scale: {[a, b]} must be [min, max] with min <= max"
+    photos = config["datasets"]["photos"]
+    both = sorted(set(photos["train_photos"]) & set(photos["test_photos"]))
+    if both:
+        yield f"datasets.photos: photos {both} are in both train_photos and test_photos"
+    sizes = {"shapes": shapes["image_size"], "photos": photos["crop_size"]}
+    seen: dict[tuple[str, str], int] = {}
+    for i, entry in enumerate(config.get("features", [])):
+        where = f"features[{i}]"
+        spec = backbones.get(entry["backbone"])
+        try:
+            backbones.resolve_taps(spec, entry["taps"])
+        except ValueError as exc:
+            yield f"{where}.taps: {exc}"
+        side = entry.get("resize") or sizes.get(entry["dataset"])
+        if side is not None and side < spec.min_input_size:
+            yield (f"{where}: images of {side}x{side} are too small for {spec.name} (needs at least "
+                   f"{spec.min_input_size}); set {where}.resize to at least {spec.min_input_size}")
+        if entry["dataset"] in downloadable_sources() and entry["dataset"] not in config["downloads"]["sources"]:
+            yield (f"{where}.dataset: {entry['dataset']!r} must be downloaded first; add it to downloads.sources "
+                   f"(currently {config['downloads']['sources']})")
+        if entry["dataset"] == "imagenet_val":
+            path = config.get("imagenet_val")
+            if not path:
+                yield f"{where}.dataset: imagenet_val needs imagenet_val: set it to your local ILSVRC2012 val folder"
+            elif not os.path.isdir(path):
+                yield f"imagenet_val: {path!r} is not a directory (the local ILSVRC2012 validation folder)"
+        key = (entry["dataset"], feature_name(entry))
+        if key in seen:
+            yield (f"{where}: writes the same file as features[{seen[key]}] "
+                   f"(data/features/{key[0]}/{key[1]}.h5); give one of them a distinct name")
+        seen[key] = i
+    unknown_prep = sorted(set(config["downloads"]["prepare"]) - set(downloadable_sources()))
+    if unknown_prep:
+        yield (f"downloads.prepare: unknown dataset(s) {unknown_prep}; allowed: {', '.join(downloadable_sources())}")
+
+
+def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Validate ``config`` in place (filling defaults) and return it; raise :class:`ConfigError` otherwise."""
+    sch = schema()
+    validator = jsonschema.Draft202012Validator(sch)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    problems = [_describe(e) for e in errors]
+    if not problems:
+        _fill_defaults(config, sch)
+        problems = list(_semantic_errors(config))
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))
+        raise ConfigError(f"invalid configuration ({source}):\n{lines}\n"
+                          "See percept/schema/config.schema.yaml for every key, its type and meaning.")
+    return config
+
+
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    return validate_config(config, source=str(path))
+
+
+def dumps(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True)
