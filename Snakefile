@@ -30,3 +30,4 @@ rule all:
     input:
         FIGURES,
         feature_targets(),
+        [dataset_file(s) for s in config["downloads"]["sources"]],

@@ -47,7 +47,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     try:
         load_config(args.config)
-    except ConfigError as exc:
+    except (ConfigError, OSError) as exc:
         print(exc, file=sys.stderr)
         return 2
     print(f"{args.config}: valid")

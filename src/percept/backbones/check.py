@@ -30,7 +30,7 @@ def load_image(path_or_photo: str) -> torch.Tensor:
                 arr = np.asarray(im.convert("RGB"))
         except (FileNotFoundError, OSError) as exc:
             raise ValueError(f"cannot read image {path_or_photo!r}: {exc}") from exc
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / 255.0
 
 
 def center_crop_resize(img: torch.Tensor, size: int) -> torch.Tensor:

@@ -16,23 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# (expand ratio, kernel, stride, in, out, repeats) of EfficientNet-B0's seven stages.
-STAGES = ((1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
-          (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1))
-# name: (width multiplier, depth multiplier, resolution, dropout)
-VARIANTS = {"efficientnet_lite0": (1.0, 1.0, 224, 0.2), "efficientnet_lite1": (1.0, 1.1, 240, 0.2),
-            "efficientnet_lite2": (1.1, 1.2, 260, 0.3), "efficientnet_lite3": (1.2, 1.4, 280, 0.3),
-            "efficientnet_lite4": (1.4, 1.8, 300, 0.3)}
-BN_EPS = 1e-3
-BN_MOMENTUM = 0.01
-
-
-def round_filters(filters: int, width: float, divisor: int = 8) -> int:
-    filters *= width
-    new = max(divisor, int(filters + divisor / 2) // divisor * divisor)
-    if new < 0.9 * filters:
-        new += divisor
-    return int(new)
+from percept.backbones.lite_plan import BN_EPS, BN_MOMENTUM, STAGES, VARIANTS, block_plan, round_filters  # noqa: F401
 
 
 class SameConv2d(nn.Conv2d):
@@ -83,19 +67,12 @@ class EfficientNetLite(nn.Module):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; known: {sorted(VARIANTS)}")
-        width, depth, _, dropout = VARIANTS[variant]
+        width, _, _, dropout = VARIANTS[variant]
         self._conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
         self._bn0 = _bn(32)
         self._stem_act = nn.ReLU6()
-        blocks: list[nn.Module] = []
-        self.stage_ends: list[int] = []  # index of the last block of each stage (the stage's output)
-        for i, (expand, kernel, stride, cin, cout, repeats) in enumerate(STAGES):
-            cin = 32 if i == 0 else round_filters(cin, width)
-            cout = round_filters(cout, width)
-            n = repeats if i in (0, len(STAGES) - 1) else int(math.ceil(repeats * depth))
-            for j in range(n):
-                blocks.append(MBConvBlock(expand, kernel, stride if j == 0 else 1, cin if j == 0 else cout, cout))
-            self.stage_ends.append(len(blocks) - 1)
+        plan, self.stage_ends = block_plan(variant)
+        blocks = [MBConvBlock(*args) for args in plan]
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(round_filters(320, width), 1280, 1, bias=False)
         self._bn1 = _bn(1280)

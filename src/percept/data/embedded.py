@@ -19,11 +19,6 @@ from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
-from skimage import draw
-
-from percept.data.store import fingerprint as make_fingerprint
-from percept.data.store import write_image_dataset
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon")
 
@@ -74,6 +69,8 @@ def load_photo(name: str) -> np.ndarray:
 
 def random_crop(img: np.ndarray, size: int, scale: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
     """A square crop covering ``scale`` of the shorter side at a random place, resized to ``size``."""
+    from PIL import Image
+
     h, w = img.shape[:2]
     side = max(8, int(round(min(h, w) * rng.uniform(*scale))))
     y = int(rng.integers(0, h - side + 1))
@@ -101,7 +98,9 @@ def shape_polygon(kind: str, cx: float, cy: float, radius: float, angle: float) 
     if kind == "star":
         return ring(10, [radius, radius * 0.45])
     if kind == "cross":
-        a, b = radius, radius * 0.38  # arm half-length and half-width
+        b_over_a = 0.38  # arm half-width / arm half-length; the arm corners lie on the circumcircle
+        a = radius / math.hypot(1.0, b_over_a)
+        b = a * b_over_a
         pts = np.array([(-b, -a), (b, -a), (b, -b), (a, -b), (a, b), (b, b), (b, a), (-b, a), (-b, b), (-a, b),
                         (-a, -b), (-b, -b)])
         c, s = math.cos(angle), math.sin(angle)
@@ -112,6 +111,8 @@ def shape_polygon(kind: str, cx: float, cy: float, radius: float, angle: float) 
 
 
 def shape_mask(kind: str, size: int, cx: float, cy: float, radius: float, angle: float) -> np.ndarray:
+    from skimage import draw
+
     mask = np.zeros((size, size), dtype=bool)
     poly = shape_polygon(kind, cx, cy, radius, angle)
     if poly is None:
@@ -134,25 +135,33 @@ def render_scene(rng: np.random.Generator, size: int, classes: Sequence[str], n_
                  background_scale: tuple[float, float] = (0.3, 0.9)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One scene: image uint8 (S, S, 3), segmentation uint8 (S, S), positions float32 (K, 2) (NaN if absent)."""
     bg = random_crop(load_photo(backgrounds[int(rng.integers(len(backgrounds)))]), size, background_scale, rng)
-    image = bg.astype(np.float64)
-    seg = np.zeros((size, size), dtype=np.uint8)
-    positions = np.full((len(classes), 2), np.nan, dtype=np.float32)
     chosen = rng.choice(len(classes), size=n_objects, replace=False)
-    placed: list[tuple[float, float, float]] = []
-    for k in chosen:
-        for _ in range(50):  # rejection-sample a place that does not overlap earlier objects
-            radius = rng.uniform(*radius_range) * size / 2
-            cx, cy = rng.uniform(radius, size - radius, size=2)
-            if all(math.hypot(cx - px, cy - py) > radius + pr + 1 for px, py, pr in placed):
+    # An object that finds no free place beside the earlier ones (e.g. the first one sits in the middle)
+    # makes the whole layout be drawn again: objects never overlap, so no object is partly or wholly hidden.
+    for _layout in range(100):
+        image = bg.astype(np.float64)
+        seg = np.zeros((size, size), dtype=np.uint8)
+        positions = np.full((len(classes), 2), np.nan, dtype=np.float32)
+        placed: list[tuple[float, float, float]] = []
+        for k in chosen:
+            for _ in range(50):  # rejection-sample a place that does not overlap earlier objects
+                radius = rng.uniform(*radius_range) * size / 2
+                cx, cy = rng.uniform(radius, size - radius, size=2)
+                if all(math.hypot(cx - px, cy - py) > radius + pr + 1 for px, py, pr in placed):
+                    break
+            else:
                 break
-        placed.append((cx, cy, radius))
-        mask = shape_mask(classes[k], size, cx, cy, radius, rng.uniform(0, 2 * np.pi))
-        image[mask] = _colour(rng)
-        edge = mask & ~_erode(mask)
-        image[edge] *= 0.35  # a dark outline keeps the object visible on any background
-        seg[mask] = k + 1
-        positions[k] = (cx / size, cy / size)
-    return np.clip(np.round(image), 0, 255).astype(np.uint8), seg, positions
+            placed.append((cx, cy, radius))
+            mask = shape_mask(classes[k], size, cx, cy, radius, rng.uniform(0, 2 * np.pi))
+            image[mask] = _colour(rng)
+            edge = mask & ~_erode(mask)
+            image[edge] *= 0.35  # a dark outline keeps the object visible on any background
+            seg[mask] = k + 1
+            positions[k] = (cx / size, cy / size)
+        if len(placed) == n_objects:
+            return np.clip(np.round(image), 0, 255).astype(np.uint8), seg, positions
+    raise ValueError(f"cannot place {n_objects} non-overlapping objects of diameter {list(radius_range)} x the "
+                     f"image side in a {size}x{size} image; lower objects_per_image or object_size")
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:
@@ -170,6 +179,9 @@ def make_shapes(path: str, *, n_train: int, n_test: int, image_size: int, classe
     """Generate the ``shapes`` dataset file (see the module docstring)."""
     from tqdm.auto import tqdm
 
+    from percept.data.store import fingerprint as make_fingerprint
+    from percept.data.store import write_image_dataset
+
     unknown = [c for c in classes if c not in SHAPE_CLASSES]
     if unknown:
         raise ValueError(f"unknown shape classes {unknown}; known: {SHAPE_CLASSES}")
@@ -179,7 +191,7 @@ def make_shapes(path: str, *, n_train: int, n_test: int, image_size: int, classe
     n = n_train + n_test
     params = dict(n_train=n_train, n_test=n_test, image_size=image_size, classes=list(classes),
                   objects_per_image=[lo, hi], object_size=list(object_size), backgrounds=list(backgrounds),
-                  seed=seed, generator=1)
+                  seed=seed, generator=2)
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     seg = np.empty((n, image_size, image_size), np.uint8)
     positions = np.empty((n, len(classes), 2), np.float32)
@@ -203,6 +215,9 @@ def make_shapes(path: str, *, n_train: int, n_test: int, image_size: int, classe
 def make_photos(path: str, *, crop_size: int, crops_per_photo: int, train_photos: Sequence[str],
                 test_photos: Sequence[str], crop_scale: Sequence[float], seed: int) -> None:
     """Generate the ``photos`` reference crops, split by source photograph."""
+    from percept.data.store import fingerprint as make_fingerprint
+    from percept.data.store import write_image_dataset
+
     overlap = set(train_photos) & set(test_photos)
     if overlap:
         raise ValueError(f"photos {sorted(overlap)} are in both train_photos and test_photos")

@@ -74,7 +74,7 @@ def write_image_dataset(path: str | Path, *, name: str, images: np.ndarray, spli
     attrs = {"name": name, "fingerprint": fingerprint, "source": source, "split_names": list(split_names),
              "label_kind": label_kind, "class_names": list(class_names or []), **(extra_attrs or {})}
     with atomic_h5(path, kind="dataset", meta=attrs) as f:
-        chunked_dataset(f, "images", images.shape, np.uint8, 64, compression="gzip", compression_opts=4)[...] = images
+        chunked_dataset(f, "images", images.shape, np.uint8, 64, compression="gzip")[...] = images
         f.create_dataset("split", data=split)
         if labels is not None:
             labels = np.asarray(labels)
@@ -93,6 +93,20 @@ def write_image_dataset(path: str | Path, *, name: str, images: np.ndarray, spli
             if arr.shape[0] != n:
                 raise ValueError(f"{name}.meta/{key}: {arr.shape[0]} values for {n} images")
             f.create_dataset(f"meta/{key}", data=arr)
+
+
+def read_rows(ds: h5py.Dataset, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``ds[rows]`` for any order and repeats (h5py wants increasing unique indices): one contiguous
+    read when the rows span a block, otherwise a fancy read of the unique sorted rows."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return np.empty((0, *ds.shape[1:]), ds.dtype)
+    unique, inverse = np.unique(rows, return_inverse=True)
+    if unique[-1] - unique[0] + 1 == len(unique):
+        data = ds[int(unique[0]):int(unique[-1]) + 1]
+    else:
+        data = ds[unique]
+    return data[inverse]
 
 
 @dataclass(frozen=True)
@@ -161,17 +175,7 @@ class ImageDataset(torch.utils.data.Dataset):
         return self._h5()[f"meta/{key}"][...][self.rows]
 
     def _read(self, name: str, rows: np.ndarray) -> np.ndarray:
-        # h5py fancy indexing wants increasing indices; read sorted, then restore the order asked for.
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
-        ds = self._h5()[name]
-        if len(sorted_rows) and sorted_rows[-1] - sorted_rows[0] + 1 == len(sorted_rows):
-            data = ds[int(sorted_rows[0]):int(sorted_rows[-1]) + 1]
-        else:
-            data = ds[sorted_rows]
-        out = np.empty_like(data)
-        out[order] = data
-        return out
+        return read_rows(self._h5()[name], rows)
 
     def batch(self, positions: Sequence[int] | np.ndarray | slice) -> torch.Tensor:
         """Images at these positions of this split as float32 ``(B, 3, H, W)`` in [0, 1]."""

@@ -1,0 +1,663 @@
+"""Convert downloaded datasets from their published layouts into the project's HDF5 dataset files.
+
+One function per dataset and a dispatcher, :func:`prepare`. Every converter is deterministic: files are
+visited in sorted order, images are resized with PIL (bilinear; nearest for segmentation masks), and the
+file's ``fingerprint`` hashes the converter version, its parameters and the raw files' checksums (from the
+``MANIFEST.json`` written by :func:`percept.data.download.fetch_source`, or the file list otherwise).
+
+Image datasets are written with :func:`percept.data.store.write_image_dataset`. BAPPS (pairs and triplets
+of patches rather than single images) is written with :func:`percept.h5io.atomic_h5` in a layout that
+:class:`percept.data.store.ImageDataset` also reads (``images`` = reference / first patch) and that
+:class:`TwoAFCData` / :class:`JNDData` read in full.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import h5py
+import numpy as np
+import torch
+from PIL import Image
+
+from percept.data.download import IMAGE_SUFFIXES, local_folder
+from percept.data.store import fingerprint, write_image_dataset
+from percept.h5io import CacheError, atomic_h5, chunked_dataset, get_json_attr, open_h5
+
+log = logging.getLogger(__name__)
+
+CONVERTER_VERSION = 1
+
+STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+               "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+BREAKHIS_CLASSES = ("benign", "malignant")
+BREAKHIS_SUBTYPES = ("adenosis", "fibroadenoma", "phyllodes_tumor", "tubular_adenoma",  # benign
+                     "ductal_carcinoma", "lobular_carcinoma", "mucinous_carcinoma", "papillary_carcinoma")  # malignant
+BREAKHIS_MAGNIFICATIONS = (40, 100, 200, 400)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def _raw_identity(raw_dir: Path) -> Any:
+    """What identifies the raw data: the checksums in MANIFEST.json, else the list of files and sizes."""
+    manifest = raw_dir / "MANIFEST.json"
+    if manifest.is_file():
+        m = json.loads(manifest.read_text())
+        return {"source": m.get("source"), "files": sorted((f["filename"], f["sha256"]) for f in m.get("files", []))}
+    return sorted((str(p.relative_to(raw_dir)), p.stat().st_size) for p in raw_dir.rglob("*") if p.is_file())
+
+
+def _fingerprint(dataset: str, raw_dir: Path, params: Mapping[str, Any]) -> str:
+    return fingerprint({"dataset": dataset, "converter_version": CONVERTER_VERSION, "params": dict(params),
+                        "raw": _raw_identity(raw_dir)})
+
+
+def _find_dir(raw_dir: Path, candidates: Sequence[str], must_contain: str, what: str) -> Path:
+    """The first ``raw_dir / candidate`` containing ``must_contain``, or a clear error."""
+    for cand in candidates:
+        d = raw_dir / cand if cand else raw_dir
+        if (d / must_contain).exists():
+            return d
+    tried = ", ".join(str(raw_dir / c / must_contain) for c in candidates)
+    raise FileNotFoundError(f"{raw_dir}: does not look like {what} (looked for {tried}). Delete the folder and "
+                            "rerun snakemake to download it again, or check the path.")
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except Exception as exc:  # PIL raises many types for unreadable files
+        raise ValueError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from exc
+
+
+def _resize(img: Image.Image, size: int | None) -> np.ndarray:
+    if size and img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _load_square(path: Path, size: int | None) -> np.ndarray:
+    return _resize(_open_rgb(path), size)
+
+
+def _resize_array(images: np.ndarray, size: int | None) -> np.ndarray:
+    if not size or images.shape[1:3] == (size, size):
+        return np.ascontiguousarray(images)
+    out = np.empty((len(images), size, size, 3), np.uint8)
+    for i, im in enumerate(images):
+        out[i] = _resize(Image.fromarray(im), size)
+    return out
+
+
+def _map(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterable[Any]:
+    """``map`` in order, on a few threads when there is enough work (PIL decodes without the GIL)."""
+    workers = min(8, os.cpu_count() or 1)
+    if len(items) < 32 or workers == 1:
+        return map(fn, items)
+    pool = ThreadPoolExecutor(workers)
+    try:
+        return list(pool.map(fn, items))
+    finally:
+        pool.shutdown()
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _check_size(image_size: int | None, what: str = "image_size") -> None:
+    if image_size is not None and (not isinstance(image_size, (int, np.integer)) or image_size < 1):
+        raise ValueError(f"{what} must be a positive integer or None, got {image_size!r}")
+
+
+# -------------------------------------------------------------------------------------------------- STL-10
+
+def prepare_stl10(raw_dir: str | Path, out: str | Path, *, image_size: int | None = None,
+                  max_images: int | None = None) -> Path:
+    """STL-10 labelled train/test images (96x96; resized to ``image_size`` if given)."""
+    raw_dir, out = Path(raw_dir), Path(out)
+    _check_size(image_size)
+    root = _find_dir(raw_dir, ("stl10_binary", ""), "train_X.bin", "the STL-10 binary release")
+    names_file = root / "class_names.txt"
+    class_names = [l.strip() for l in names_file.read_text().splitlines() if l.strip()] if names_file.exists() \
+        else list(STL10_CLASSES)
+    images, labels, split = [], [], []
+    for code, part in enumerate(("train", "test")):
+        raw = np.fromfile(root / f"{part}_X.bin", dtype=np.uint8)
+        if raw.size % (3 * 96 * 96):
+            raise ValueError(f"{root / f'{part}_X.bin'}: size {raw.size} is not a whole number of 3x96x96 images; "
+                             "the file is truncated. Delete the raw folder and rerun to download it again.")
+        # Each image is stored channel by channel, each channel column-major: (3, W, H) -> (H, W, 3).
+        x = raw.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
+        y = np.fromfile(root / f"{part}_y.bin", dtype=np.uint8).astype(np.int64) - 1
+        if len(y) != len(x):
+            raise ValueError(f"{root}: {len(x)} {part} images but {len(y)} labels")
+        if len(y) and (y.min() < 0 or y.max() >= len(class_names)):
+            raise ValueError(f"{root / f'{part}_y.bin'}: labels outside 1..{len(class_names)}")
+        if max_images is not None:
+            x, y = x[:max_images], y[:max_images]
+        images.append(_resize_array(x, image_size))
+        labels.append(y)
+        split.append(np.full(len(y), code, np.uint8))
+    params = {"image_size": image_size, "max_images": max_images}
+    write_image_dataset(out, name="stl10", images=np.concatenate(images), split=np.concatenate(split),
+                        split_names=["train", "test"], labels=np.concatenate(labels), class_names=class_names,
+                        label_kind="single", fingerprint=_fingerprint("stl10", raw_dir, params),
+                        source="STL-10 (Coates, Lee & Ng 2011), labelled train and test images",
+                        extra_attrs={"params": params})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- SVHN
+
+def prepare_svhn(raw_dir: str | Path, out: str | Path, *, wrap_pad_to: int | None = None,
+                 image_size: int | None = None, max_images: int | None = None) -> Path:
+    """SVHN cropped digits (train/test). ``wrap_pad_to``: pad the 32x32 digits to this size by wrapping
+    around (as the perceptual-autoencoder experiments do); ``image_size``: then resize to this size."""
+    from scipy.io import loadmat
+
+    raw_dir, out = Path(raw_dir), Path(out)
+    _check_size(image_size)
+    _check_size(wrap_pad_to, "wrap_pad_to")
+    if wrap_pad_to is not None and wrap_pad_to < 32:
+        raise ValueError(f"wrap_pad_to must be at least 32 (the SVHN image size), got {wrap_pad_to}")
+    root = _find_dir(raw_dir, ("", "svhn"), "train_32x32.mat", "the SVHN cropped-digits release")
+    images, labels, split = [], [], []
+    for code, part in enumerate(("train", "test")):
+        path = root / f"{part}_32x32.mat"
+        try:
+            mat = loadmat(path)
+        except Exception as exc:
+            raise ValueError(f"{path}: cannot be read as a MATLAB file ({exc}); delete it and rerun") from exc
+        x = np.ascontiguousarray(np.transpose(mat["X"], (3, 0, 1, 2)))  # (32, 32, 3, N) -> (N, 32, 32, 3)
+        y = mat["y"].reshape(-1).astype(np.int64)
+        y[y == 10] = 0  # SVHN writes digit 0 as label 10
+        if len(y) != len(x):
+            raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
+        if max_images is not None:
+            x, y = x[:max_images], y[:max_images]
+        if wrap_pad_to is not None:
+            before = (wrap_pad_to - x.shape[1]) // 2
+            after = wrap_pad_to - x.shape[1] - before
+            x = np.pad(x, ((0, 0), (before, after), (before, after), (0, 0)), mode="wrap")
+        images.append(_resize_array(x.astype(np.uint8), image_size))
+        labels.append(y)
+        split.append(np.full(len(y), code, np.uint8))
+    params = {"wrap_pad_to": wrap_pad_to, "image_size": image_size, "max_images": max_images}
+    write_image_dataset(out, name="svhn", images=np.concatenate(images), split=np.concatenate(split),
+                        split_names=["train", "test"], labels=np.concatenate(labels),
+                        class_names=[str(d) for d in range(10)], label_kind="single",
+                        fingerprint=_fingerprint("svhn", raw_dir, params),
+                        source="SVHN cropped digits (Netzer et al. 2011), train and test",
+                        extra_attrs={"params": params})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- VOC 2007
+
+def _voc_annotation(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-hot labels (20,) (difficult objects count) and the centre of each class's largest box (20, 2)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise ValueError(f"{path}: cannot parse the annotation ({exc})") from exc
+    width = float(root.findtext("size/width") or 0)
+    height = float(root.findtext("size/height") or 0)
+    labels = np.zeros(len(VOC_CLASSES), np.float32)
+    positions = np.full((len(VOC_CLASSES), 2), np.nan, np.float32)
+    areas = np.full(len(VOC_CLASSES), -1.0)
+    for obj in root.iter("object"):
+        cls = (obj.findtext("name") or "").strip()
+        if cls not in VOC_CLASSES:
+            raise ValueError(f"{path}: unknown class {cls!r}; expected one of {VOC_CLASSES}")
+        k = VOC_CLASSES.index(cls)
+        labels[k] = 1.0
+        box = obj.find("bndbox")
+        if box is None or width <= 0 or height <= 0:
+            continue
+        x0, y0, x1, y1 = (float(box.findtext(t) or 0) for t in ("xmin", "ymin", "xmax", "ymax"))
+        area = (x1 - x0 + 1) * (y1 - y0 + 1)
+        if area > areas[k]:  # VOC boxes are 1-based and inclusive: pixels x0..x1 cover [x0 - 1, x1)
+            areas[k] = area
+            positions[k] = ((x0 - 1 + x1) / 2 / width, (y0 - 1 + y1) / 2 / height)
+    return labels, positions
+
+
+def _voc_segmentation(path: Path, size: int | None) -> np.ndarray:
+    with Image.open(path) as im:
+        if im.mode not in ("P", "L"):
+            raise ValueError(f"{path}: expected a palette PNG of class indices, got mode {im.mode}")
+        im.load()
+        if size and im.size != (size, size):
+            im = im.resize((size, size), Image.NEAREST)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def prepare_voc2007(raw_dir: str | Path, out: str | Path, *, image_size: int = 224,
+                    max_images: int | None = None) -> Path:
+    """PASCAL VOC 2007 trainval/test: 20-class multi-hot labels, box centres as ``positions``, and
+    ``segmentation`` where a SegmentationClass mask exists (255 elsewhere; ``meta/has_segmentation``).
+    Images (and masks) are resized to ``image_size`` squares. ``max_images`` caps each split."""
+    raw_dir, out = Path(raw_dir), Path(out)
+    _check_size(image_size)
+    root = _find_dir(raw_dir, ("VOCdevkit/VOC2007", "VOC2007", ""), "Annotations", "PASCAL VOC 2007")
+    items: list[tuple[int, str]] = []
+    for code, part in enumerate(("trainval", "test")):
+        list_file = root / "ImageSets" / "Main" / f"{part}.txt"
+        if not list_file.is_file():
+            raise FileNotFoundError(f"{list_file}: missing — the VOC 2007 {part} archive was not unpacked here. "
+                                    "Delete the raw folder and rerun snakemake to download it again.")
+        ids = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
+        items += [(code, i) for i in ids[:max_images]]
+
+    def load(item: tuple[int, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        _, image_id = item
+        labels, positions = _voc_annotation(root / "Annotations" / f"{image_id}.xml")
+        image = _load_square(root / "JPEGImages" / f"{image_id}.jpg", image_size)
+        seg_path = root / "SegmentationClass" / f"{image_id}.png"
+        seg = _voc_segmentation(seg_path, image_size) if seg_path.is_file() else None
+        if seg is not None and seg.shape != image.shape[:2]:
+            raise ValueError(f"{seg_path}: mask shape {seg.shape} does not match its image {image.shape[:2]}")
+        return image, labels, positions, seg
+
+    n = len(items)
+    if n == 0:
+        raise ValueError(f"{root}: the image lists are empty")
+    images = np.empty((n, image_size, image_size, 3), np.uint8)
+    segmentation = np.full((n, image_size, image_size), 255, np.uint8)
+    labels = np.zeros((n, len(VOC_CLASSES)), np.float32)
+    positions = np.zeros((n, len(VOC_CLASSES), 2), np.float32)
+    has_seg = np.zeros(n, bool)
+    for i, (image, lab, pos, seg) in enumerate(_map(load, items)):
+        images[i], labels[i], positions[i] = image, lab, pos
+        if seg is not None:
+            segmentation[i], has_seg[i] = seg, True
+    params = {"image_size": image_size, "max_images": max_images}
+    write_image_dataset(out, name="voc2007", images=images, split=np.array([c for c, _ in items], np.uint8),
+                        split_names=["trainval", "test"], labels=labels, class_names=list(VOC_CLASSES),
+                        label_kind="multi", segmentation=segmentation, positions=positions,
+                        meta={"has_segmentation": has_seg, "image_id": np.array([int(i) for _, i in items])},
+                        fingerprint=_fingerprint("voc2007", raw_dir, params),
+                        source="PASCAL VOC 2007 (Everingham et al.), trainval and test", extra_attrs={"params": params})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ BreakHis
+
+def patient_split(patients: Sequence[Any] | np.ndarray, test_fraction: float = 0.3, seed: int = 0,
+                  strata: Sequence[Any] | np.ndarray | None = None) -> np.ndarray:
+    """Split codes (0 train, 1 test), one per entry of ``patients``, assigning whole patients to a side.
+
+    Patients are shuffled with ``seed``; ``round(test_fraction * n)`` of them go to test (at least one and at
+    most n - 1 when there are two or more). With ``strata`` (one value per entry, e.g. the class) this is
+    done within each stratum, a patient's stratum being that of its first entry.
+    """
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    patients = np.asarray(patients)
+    unique, first = np.unique(patients, return_index=True)
+    groups = np.zeros(len(unique), np.int64) if strata is None else np.unique(np.asarray(strata)[first],
+                                                                               return_inverse=True)[1]
+    rng = np.random.default_rng(seed)
+    test: list[Any] = []
+    for g in range(int(groups.max()) + 1 if len(groups) else 0):
+        members = unique[groups == g]
+        n_test = int(round(test_fraction * len(members)))
+        if test_fraction > 0 and len(members) >= 2:
+            n_test = min(max(n_test, 1), len(members) - 1)
+        test += list(members[rng.permutation(len(members))[:n_test]])
+    return np.isin(patients, np.asarray(test, dtype=patients.dtype)).astype(np.uint8)
+
+
+def prepare_breakhis(raw_dir: str | Path, out: str | Path, *, image_size: int = 224, test_fraction: float = 0.3,
+                     seed: int = 0, magnifications: Sequence[int] | None = None) -> Path:
+    """BreakHis histology images, benign (0) / malignant (1), resized to ``image_size`` squares.
+
+    ``meta``: ``subtype`` (codes into attr ``subtype_names``), ``magnification`` (40/100/200/400),
+    ``patient`` (codes into attr ``patient_names``, the slide id such as ``14-22549AB``) and ``region``
+    (the image number within its folder). Train/test is split by patient (:func:`patient_split`,
+    stratified by class), so no patient is on both sides.
+    """
+    raw_dir, out = Path(raw_dir), Path(out)
+    _check_size(image_size)
+    mags = tuple(int(m) for m in (magnifications or BREAKHIS_MAGNIFICATIONS))
+    root = _find_dir(raw_dir, ("BreaKHis_v1/histology_slides/breast", "histology_slides/breast", "breast", ""),
+                     "benign/SOB", "the BreakHis v1 release")
+    records: list[tuple[Path, int, int, int, str, int]] = []
+    for label, cls in enumerate(BREAKHIS_CLASSES):
+        for subtype_dir in sorted(d for d in (root / cls / "SOB").iterdir() if d.is_dir()):
+            if subtype_dir.name not in BREAKHIS_SUBTYPES:
+                raise ValueError(f"{subtype_dir}: unknown BreakHis subtype; expected one of {BREAKHIS_SUBTYPES}")
+            subtype = BREAKHIS_SUBTYPES.index(subtype_dir.name)
+            for slide in sorted(d for d in subtype_dir.iterdir() if d.is_dir()):
+                patient = slide.name.rsplit("_", 1)[-1]  # SOB_B_A_14-22549AB -> 14-22549AB
+                for mag_dir in sorted(d for d in slide.iterdir() if d.is_dir()):
+                    try:
+                        mag = int(mag_dir.name.upper().rstrip("X"))
+                    except ValueError:
+                        raise ValueError(f"{mag_dir}: expected a magnification folder such as 40X") from None
+                    if mag not in mags:
+                        continue
+                    for png in _images_in(mag_dir):
+                        try:
+                            region = int(png.stem.rsplit("-", 1)[-1])
+                        except ValueError:
+                            region = -1
+                        records.append((png, label, subtype, mag, patient, region))
+    if not records:
+        raise ValueError(f"{root}: no images found for magnifications {mags}")
+    patient_names = sorted({r[4] for r in records})
+    patient_codes = np.array([patient_names.index(r[4]) for r in records], np.int64)
+    labels = np.array([r[1] for r in records], np.int64)
+    split = patient_split(patient_codes, test_fraction, seed, strata=labels)
+    images = np.empty((len(records), image_size, image_size, 3), np.uint8)
+    for i, arr in enumerate(_map(lambda r: _load_square(r[0], image_size), records)):
+        images[i] = arr
+    params = {"image_size": image_size, "test_fraction": test_fraction, "seed": seed, "magnifications": list(mags)}
+    write_image_dataset(out, name="breakhis", images=images, split=split, split_names=["train", "test"],
+                        labels=labels, class_names=list(BREAKHIS_CLASSES), label_kind="single",
+                        meta={"subtype": np.array([r[2] for r in records], np.int64),
+                              "magnification": np.array([r[3] for r in records], np.int64),
+                              "patient": patient_codes, "region": np.array([r[5] for r in records], np.int64)},
+                        fingerprint=_fingerprint("breakhis", raw_dir, params),
+                        source="BreakHis v1 (Spanhol et al. 2016), patient-level train/test split",
+                        extra_attrs={"params": params, "subtype_names": list(BREAKHIS_SUBTYPES),
+                                     "patient_names": patient_names})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- BAPPS
+
+def _bapps_categories(root: Path, needed: Sequence[str]) -> list[str]:
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and all((d / s).is_dir() for s in needed))
+
+
+def _bapps_root(raw_dir: Path, candidates: Sequence[str], needed: Sequence[str], what: str) -> Path:
+    for cand in candidates:
+        d = raw_dir / cand if cand else raw_dir
+        if d.is_dir() and _bapps_categories(d, needed):
+            return d
+    raise FileNotFoundError(f"{raw_dir}: does not look like {what} (looked in "
+                            f"{', '.join(str(raw_dir / c) for c in candidates)} for <category>/{{{','.join(needed)}}}). "
+                            "Delete the folder and rerun snakemake to download it again.")
+
+
+def _write_bapps(raw_dir: Path, out: Path, *, name: str, kind: str, split_name: str, root: Path,
+                 image_dirs: Sequence[tuple[str, str]], score_dir: str, score_key: str, image_size: int,
+                 max_images: int | None, description: str, alias: Mapping[str, str] | None = None) -> Path:
+    _check_size(image_size)
+    needed = [d for _, d in image_dirs] + [score_dir]
+    categories = _bapps_categories(root, needed)
+    items: list[tuple[int, str]] = []
+    for c, cat in enumerate(categories):
+        stems = sorted(p.stem for p in (root / cat / score_dir).glob("*.npy"))[:max_images]
+        for stem in stems:
+            for _, sub in image_dirs:
+                if not (root / cat / sub / f"{stem}.png").is_file():
+                    raise FileNotFoundError(f"{root / cat / sub / f'{stem}.png'}: missing (its {score_dir} file "
+                                            "exists); the archive is incomplete. Delete and rerun to download again.")
+        items += [(c, s) for s in stems]
+    if not items:
+        raise ValueError(f"{root}: no {score_dir}/*.npy files found")
+    n = len(items)
+    params = {"image_size": image_size, "max_images": max_images}
+    attrs = {"name": name, "fingerprint": _fingerprint(name, raw_dir, params), "source": description,
+             "split_names": [split_name], "label_kind": "none", "class_names": [], "categories": categories,
+             "bapps_kind": kind, "params": params}
+    block = 1024
+    with atomic_h5(out, kind="dataset", meta=attrs) as f:
+        dsets = {key: chunked_dataset(f, key, (n, image_size, image_size, 3), np.uint8, 64,
+                                      compression="gzip") for key, _ in image_dirs}
+        for key, target in (alias or {}).items():
+            f[key] = h5py.SoftLink(f"/{target}")
+        f.create_dataset("split", data=np.zeros(n, np.uint8))
+        scores = np.empty(n, np.float32)
+        for start in range(0, n, block):
+            chunk = items[start:start + block]
+            for key, sub in image_dirs:
+                dsets[key][start:start + len(chunk)] = np.stack(list(_map(
+                    lambda it, sub=sub: _load_square(root / categories[it[0]] / sub / f"{it[1]}.png", image_size),
+                    chunk)))
+            for j, (c, stem) in enumerate(chunk):
+                scores[start + j] = float(np.mean(np.load(root / categories[c] / score_dir / f"{stem}.npy")))
+        f.create_dataset(f"meta/{score_key}", data=scores)
+        f.create_dataset("meta/category", data=np.array([c for c, _ in items], np.int64))
+    return out
+
+
+def prepare_bapps_2afc(raw_dir: str | Path, out: str | Path, *, split: str = "val", image_size: int = 64,
+                       max_images: int | None = None) -> Path:
+    """BAPPS 2AFC triplets: ``images`` = reference, ``p0``, ``p1``, ``meta/judge`` (fraction of people who
+    judged p1 closer to the reference), ``meta/category`` (codes into attr ``categories``).
+    ``max_images`` caps each category."""
+    if split not in ("train", "val"):
+        raise ValueError(f"BAPPS 2AFC split must be 'train' or 'val', got {split!r}")
+    raw_dir, out = Path(raw_dir), Path(out)
+    dirs = (("images", "ref"), ("p0", "p0"), ("p1", "p1"))
+    root = _bapps_root(raw_dir, (split, f"2afc/{split}", f"dataset/2afc/{split}", ""), ["ref", "p0", "p1", "judge"],
+                       f"the BAPPS 2AFC {split} set")
+    return _write_bapps(raw_dir, out, name=f"bapps_2afc_{split}", kind="2afc", split_name=split, root=root,
+                        image_dirs=dirs, score_dir="judge", score_key="judge", image_size=image_size,
+                        max_images=max_images, description=f"BAPPS 2AFC {split} (Zhang et al. 2018)")
+
+
+def prepare_bapps_jnd(raw_dir: str | Path, out: str | Path, *, image_size: int = 64,
+                      max_images: int | None = None) -> Path:
+    """BAPPS JND pairs: ``images`` = ``p0`` (a link to the same data), ``p1``, ``meta/same`` (fraction of
+    people who judged the pair identical), ``meta/category``. ``max_images`` caps each category."""
+    raw_dir, out = Path(raw_dir), Path(out)
+    root = _bapps_root(raw_dir, ("jnd/val", "dataset/jnd/val", "val", ""), ["p0", "p1", "same"], "the BAPPS JND set")
+    return _write_bapps(raw_dir, out, name="bapps_jnd", kind="jnd", split_name="val", root=root,
+                        image_dirs=(("images", "p0"), ("p1", "p1")), alias={"p0": "images"}, score_dir="same",
+                        score_key="same", image_size=image_size, max_images=max_images,
+                        description="BAPPS JND val (Zhang et al. 2018)")
+
+
+class _PatchSet:
+    """Reader for a BAPPS file written by :func:`prepare_bapps_2afc` / :func:`prepare_bapps_jnd`."""
+
+    KIND = ""
+    IMAGES: tuple[tuple[str, str], ...] = ()  # (name returned, HDF5 dataset)
+    SCORE = ""
+
+    def __init__(self, path: str | Path, category: str | None = None):
+        self.path = Path(path)
+        self._file: h5py.File | None = None
+        with open_h5(self.path, "dataset") as f:
+            if get_json_attr(f, "bapps_kind") != self.KIND:
+                raise CacheError(f"{self.path}: not a BAPPS {self.KIND} file (bapps_kind="
+                                 f"{get_json_attr(f, 'bapps_kind')!r})")
+            self.name: str = get_json_attr(f, "name")
+            self.fingerprint: str = get_json_attr(f, "fingerprint")
+            self.categories: list[str] = get_json_attr(f, "categories")
+            codes = f["meta/category"][...]
+            if category is None:
+                self.rows = np.arange(len(codes))
+            else:
+                if category not in self.categories:
+                    raise ValueError(f"{self.path}: no category {category!r}; it has {self.categories}")
+                self.rows = np.flatnonzero(codes == self.categories.index(category))
+            self.category = torch.from_numpy(codes[self.rows])
+            self.score = torch.from_numpy(f[f"meta/{self.SCORE}"][...][self.rows])
+            self.image_shape: tuple[int, int, int] = tuple(f["images"].shape[1:])
+
+    def _h5(self) -> h5py.File:
+        if self._file is None:  # opened lazily so that DataLoader workers each get their own handle
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, positions: Sequence[int] | np.ndarray | slice) -> tuple[torch.Tensor, ...]:
+        """The patches at these positions, one float32 ``(B, 3, H, W)`` tensor in [0, 1] per image kind."""
+        rows = np.atleast_1d(self.rows[positions] if isinstance(positions, slice) else self.rows[np.asarray(positions)])
+        unique, inverse = np.unique(rows, return_inverse=True)  # h5py wants increasing, distinct indices
+        out = []
+        for _, key in self.IMAGES:
+            ds = self._h5()[key]
+            if len(unique) == 0:
+                data = np.empty((0, *self.image_shape), np.uint8)
+            elif unique[-1] - unique[0] + 1 == len(unique):
+                data = ds[int(unique[0]):int(unique[-1]) + 1]
+            else:
+                data = ds[unique]
+            out.append(torch.from_numpy(data[inverse.reshape(-1)]).permute(0, 3, 1, 2).float().div_(255.0))
+        return tuple(out)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Everything at once: the patches as float32 ``(N, 3, H, W)``, the score and the category codes."""
+        images = self.batch(slice(None))
+        return {**{name: t for (name, _), t in zip(self.IMAGES, images)}, self.SCORE: self.score,
+                "category": self.category}
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        return (*(t[0] for t in self.batch([i])), self.score[i])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class TwoAFCData(_PatchSet):
+    """BAPPS 2AFC: ``batch(rows)`` -> ``(ref, p0, p1)``; ``judge`` (N,) = fraction preferring p1."""
+
+    KIND = "2afc"
+    IMAGES = (("ref", "images"), ("p0", "p0"), ("p1", "p1"))
+    SCORE = "judge"
+
+    @property
+    def judge(self) -> torch.Tensor:
+        return self.score
+
+
+class JNDData(_PatchSet):
+    """BAPPS JND: ``batch(rows)`` -> ``(p0, p1)``; ``same`` (N,) = fraction judging the pair identical."""
+
+    KIND = "jnd"
+    IMAGES = (("p0", "images"), ("p1", "p1"))
+    SCORE = "same"
+
+    @property
+    def same(self) -> torch.Tensor:
+        return self.score
+
+
+# ---------------------------------------------------------------------------------------- ImageNet folder
+
+def _resize_center_crop(img: Image.Image, resize: int, crop: int) -> np.ndarray:
+    w, h = img.size
+    if w <= h:
+        nw, nh = resize, int(resize * h / w)
+    else:
+        nw, nh = int(resize * w / h), resize
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.BILINEAR)
+    left, top = int(round((nw - crop) / 2.0)), int(round((nh - crop) / 2.0))
+    return np.asarray(img.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
+
+
+def _flat_labels(folder: Path, files: list[Path], labels_file: str) -> np.ndarray | None:
+    path = folder / labels_file
+    if not path.is_file():
+        return None
+    lines = [l.split() for l in path.read_text().splitlines() if l.strip()]
+    if all(len(l) == 1 for l in lines):  # one label per line, for the images in sorted file-name order
+        if len(lines) != len(files):
+            raise ValueError(f"{path}: {len(lines)} labels for {len(files)} images (one label per line, in sorted "
+                             "file-name order, or lines '<file name> <label>')")
+        by_file = {f.name: int(l[0]) for f, l in zip(files, lines)}
+    else:
+        by_file = {}
+        for l in lines:
+            if len(l) != 2:
+                raise ValueError(f"{path}: cannot parse line {' '.join(l)!r}; expected '<file name> <label>'")
+            by_file[l[0]] = int(l[1])
+    try:
+        return np.array([by_file[f.name] if f.name in by_file else by_file[f.stem] for f in files], np.int64)
+    except KeyError as exc:
+        raise ValueError(f"{path}: no label for image {exc.args[0]}") from None
+
+
+def prepare_imagenet_folder(raw_dir: str | Path, out: str | Path, *, image_size: int = 224, resize: int = 256,
+                            max_images: int | None = None, labels_file: str = "labels.txt") -> Path:
+    """A local ILSVRC2012 validation folder: flat images (labels from ``labels_file`` if present: one integer
+    per line in sorted file-name order, or ``<file name> <label>`` lines) or one sub-folder per class (named by
+    WordNet id; labels index the sorted folder names). Shorter side resized to ``resize``, then centre-cropped
+    to ``image_size``. Images are ordered by file name; ``max_images`` keeps the first ones."""
+    raw_dir, out = Path(raw_dir), Path(out)
+    folder = local_folder(raw_dir)
+    _check_size(image_size)
+    _check_size(resize, "resize")
+    if resize < image_size:
+        raise ValueError(f"resize ({resize}) must be at least image_size ({image_size})")
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and _images_in(d))
+    if class_dirs:
+        class_names = [d.name for d in class_dirs]
+        entries = [(f, k) for k, d in enumerate(class_dirs) for f in _images_in(d)]
+        entries.sort(key=lambda e: (e[0].name, str(e[0])))
+        files, labels = [f for f, _ in entries], np.array([k for _, k in entries], np.int64)
+    else:
+        files = _images_in(folder)
+        flat = _flat_labels(folder, files, labels_file)
+        labels = flat
+        class_names = [str(k) for k in range(int(flat.max()) + 1)] if flat is not None else []
+    if max_images is not None:
+        files = files[:max_images]
+        labels = None if labels is None else labels[:max_images]
+    images = np.empty((len(files), image_size, image_size, 3), np.uint8)
+    for i, arr in enumerate(_map(lambda p: _resize_center_crop(_open_rgb(p), resize, image_size), files)):
+        images[i] = arr
+    params = {"image_size": image_size, "resize": resize, "max_images": max_images}
+    write_image_dataset(out, name="imagenet_val", images=images, split=np.zeros(len(files), np.uint8),
+                        split_names=["val"], labels=labels, class_names=class_names,
+                        label_kind="single" if labels is not None else "none",
+                        fingerprint=_fingerprint("imagenet_val", folder, params),
+                        source=f"ILSVRC2012 validation images from the local folder {folder}",
+                        extra_attrs={"params": params})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ dispatch
+
+PREPARERS: dict[str, Callable[..., Path]] = {
+    "stl10": prepare_stl10,
+    "svhn": prepare_svhn,
+    "voc2007": prepare_voc2007,
+    "breakhis": prepare_breakhis,
+    "bapps_2afc": prepare_bapps_2afc,
+    "bapps_2afc_train": partial(prepare_bapps_2afc, split="train"),
+    "bapps_2afc_val": partial(prepare_bapps_2afc, split="val"),
+    "bapps_jnd": prepare_bapps_jnd,
+    "imagenet_folder": prepare_imagenet_folder,
+    "imagenet_val": prepare_imagenet_folder,
+}
+
+
+def prepare(name: str, raw_dir: str | Path, out: str | Path, **params: Any) -> Path:
+    """Convert the raw dataset ``name`` in ``raw_dir`` into the dataset file ``out``."""
+    try:
+        fn = PREPARERS[name]
+    except KeyError:
+        raise KeyError(f"no converter for dataset {name!r}; known: {', '.join(sorted(PREPARERS))}") from None
+    sig = inspect.signature(fn)
+    allowed = [p for p, v in sig.parameters.items() if v.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise TypeError(f"dataset {name!r}: unknown option(s) {unknown}; allowed: {allowed}")
+    log.info("preparing %s from %s -> %s (%s)", name, raw_dir, out, params)
+    return fn(Path(raw_dir), Path(out), **params)

@@ -1,0 +1,212 @@
+"""End-to-end: the Snakemake workflow on the tiny config, its determinism, its refusal of bad configs,
+the download path through the workflow (loopback server), the lint and the paper config's plan."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from percept import backbones
+from percept.data.store import ImageDataset
+from percept.features import FeatureCache, TapExtractor, prepare_input
+
+from conftest import make_tar
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "config.yaml"
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def array_digests(root: Path) -> dict[str, str]:
+    """sha256 of every array in every HDF5 file and of every CSV under root (file bytes of HDF5 carry
+    timestamps, so the arrays are what must be identical)."""
+    out = {}
+    for path in sorted(root.rglob("*.h5")):
+        with h5py.File(path, "r") as f:
+            def visit(name, obj, path=path):
+                if isinstance(obj, h5py.Dataset):
+                    out[f"{path.relative_to(root)}:{name}"] = hashlib.sha256(np.ascontiguousarray(obj[...]).tobytes()).hexdigest()
+            f.visititems(visit)
+    for path in sorted(root.rglob("*.csv")):
+        out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    t0 = time.perf_counter()
+    proc = snakemake(workdir)
+    return workdir, proc, time.perf_counter() - t0
+
+
+def test_tiny_config_builds_every_target(tiny_run):
+    workdir, _, _ = tiny_run
+    from PIL import Image
+
+    for name in ("fig_datasets", "fig_backbone_check", "fig_feature_caches"):
+        png = workdir / "results" / "figures" / f"{name}.png"
+        with Image.open(png) as im:
+            assert im.size[0] > 300 and im.size[1] > 150
+            assert np.asarray(im.convert("L")).std() > 5  # not a blank canvas
+        assert (workdir / "results" / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    for rule in ("make_shapes", "make_photos", "cache_features", "check_backbones", "render_fig_datasets"):
+        logs = list((workdir / "logs" / rule).rglob("*.log"))
+        assert logs and any(f"rule {rule}" in p.read_text() for p in logs), rule
+
+
+def test_tiny_config_datasets_and_feature_caches_hold_real_content(tiny_run):
+    workdir, _, _ = tiny_run
+    cfg = yaml.safe_load(TINY.read_text())
+    shapes = ImageDataset(workdir / "data/datasets/shapes.h5")
+    assert len(shapes) == cfg["datasets"]["shapes"]["n_train"] + cfg["datasets"]["shapes"]["n_test"]
+    assert shapes.class_names == cfg["datasets"]["shapes"]["classes"]
+    labels = shapes.labels()
+    assert labels.sum(1).min() >= 1 and labels.sum(1).max() <= 2
+
+    cache = FeatureCache(workdir / "data/features/shapes/efficientnet_lite0.h5",
+                         expect={"backbone": "efficientnet_lite0", "dataset_fingerprint": shapes.fingerprint})
+    spec = backbones.get("efficientnet_lite0")
+    assert cache.taps == list(spec.taps) and len(cache) == len(shapes)
+    extractor = TapExtractor(spec.build("imagenet"), spec.taps).eval()
+    with torch.inference_mode():
+        direct = extractor(prepare_input(shapes.batch([0, 5, 17]), spec, None))
+    for tap in spec.taps:
+        assert torch.allclose(cache.load(tap, [0, 5, 17]), direct[tap], atol=1e-5), tap
+
+    random = FeatureCache(workdir / "data/features/photos/efficientnet_lite0-random.h5")
+    assert random.taps == ["_blocks.3", "_head_act"] and random.meta["dtype"] == "float16"
+    assert random.meta["weights"] == "random" and random.meta["weights_seed"] == cfg["seed"]
+
+    check = pd.read_csv(workdir / "results/backbones/imagenet_check.csv")
+    top = check[(check.photo == "chelsea") & (check.weights == "imagenet")]
+    assert top["label"].str.contains("cat|tabby").any()
+    rand = check[(check.weights == "random") & (check["rank"] == 1)]
+    assert (rand["probability"] < 0.05).all()
+
+
+def test_rerun_has_nothing_to_do(tiny_run):
+    workdir, _, _ = tiny_run
+    proc = snakemake(workdir, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_one_figure_rebuilds_alone(tiny_run):
+    workdir, _, _ = tiny_run
+    before = (workdir / "data/datasets/shapes.h5").stat().st_mtime_ns
+    proc = snakemake(workdir, "fig_datasets", "--forcerun", "render_fig_datasets")
+    text = proc.stdout + proc.stderr
+    assert "render_fig_datasets" in text and "make_shapes" not in text.split("Job stats")[-1].split("total")[0]
+    assert (workdir / "data/datasets/shapes.h5").stat().st_mtime_ns == before
+
+
+def test_report_includes_the_figures(tiny_run):
+    workdir, _, _ = tiny_run
+    report = workdir / "report.html"
+    snakemake(workdir, "--report", str(report))
+    html = report.read_text(errors="replace")
+    for name in ("fig_datasets", "fig_backbone_check", "fig_feature_caches"):
+        assert name in html
+
+
+def test_same_config_gives_identical_tables(tiny_run, tmp_path):
+    workdir, _, _ = tiny_run
+    snakemake(tmp_path)
+    first, second = array_digests(workdir / "data"), array_digests(tmp_path / "data")
+    first.update(array_digests(workdir / "results"))
+    second.update(array_digests(tmp_path / "results"))
+    assert first.keys() == second.keys() and len(first) > 10
+    assert first == second
+
+
+def test_invalid_config_stops_before_any_job(tmp_path):
+    bad = yaml.safe_load(TINY.read_text())
+    bad["features"][0]["backbone"] = "resnet99"
+    bad["datasets"]["shapes"]["n_train"] = -3
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, configfile=path, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "features[0].backbone" in text and "'resnet99' is not allowed" in text and "efficientnet_lite0" in text
+    assert "datasets.shapes.n_train" in text
+    assert not (tmp_path / "data").exists() and not (tmp_path / "logs").exists()
+
+
+def stl10_archive(n_train: int = 3, n_test: int = 2) -> tuple[bytes, np.ndarray]:
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, size=(n_train + n_test, 96, 96, 3), dtype=np.uint8)
+    files = {}
+    for split, sl in (("train", slice(0, n_train)), ("test", slice(n_train, None))):
+        # STL-10 stores each image channel-major and column-major: (N, 3, W, H).
+        files[f"stl10_binary/{split}_X.bin"] = imgs[sl].transpose(0, 3, 2, 1).tobytes()
+        files[f"stl10_binary/{split}_y.bin"] = (np.arange(len(imgs[sl])) % 10 + 1).astype(np.uint8).tobytes()
+    files["stl10_binary/class_names.txt"] = b"\n".join(f"class{i}".encode() for i in range(10))
+    return make_tar(files), imgs
+
+
+def test_download_rule_through_the_workflow(server, tmp_path):
+    archive, imgs = stl10_archive()
+    (server.root / "stl10_binary.tar.gz").write_bytes(archive)
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["downloads"] = {"sources": ["stl10"], "mirror": server.url,
+                        "checksums": {"stl10_binary.tar.gz": hashlib.sha256(archive).hexdigest()}}
+    path = tmp_path / "dl.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    work = tmp_path / "work"
+    snakemake(work, "data/datasets/stl10.h5", configfile=path)
+    ds = ImageDataset(work / "data/datasets/stl10.h5", split="train")
+    assert len(ds) == 3
+    got = (ds.batch([0, 1, 2]).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(got, imgs[:3])
+    assert (work / "data/raw/stl10/MANIFEST.json").exists()
+    assert (work / "logs/download_stl10/stl10.log").exists()
+
+    # A corrupted archive on the server: the job fails with a checksum error naming the file.
+    (server.root / "stl10_binary.tar.gz").write_bytes(archive[:-100] + b"x" * 100)
+    shutil.rmtree(work / "data/raw/archives", ignore_errors=True)
+    proc = snakemake(work, "data/raw/stl10", "--forcerun", "download_stl10", configfile=path, check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr + "".join(p.read_text() for p in (work / "logs/download_stl10").glob("*.log"))
+    assert "checksum" in text.lower() and "stl10_binary.tar.gz" in text
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "Snakefile")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
+
+
+def test_paper_config_plans_offline(tmp_path):
+    t0 = time.perf_counter()
+    proc = snakemake(tmp_path, "-n", configfile=REPO / "configs" / "paper.yaml")
+    seconds = time.perf_counter() - t0
+    text = proc.stdout + proc.stderr
+    assert "download_stl10" in text and "download_voc2007" in text and "download_breakhis" in text
+    jobs = int(text.split("Job stats")[1].split("total")[1].split()[0])
+    assert jobs > 40
+    assert seconds < 60
