@@ -46,12 +46,18 @@ def server(tmp_path, monkeypatch):
         thread.join(5)
 
 
-def make_tar(members: dict[str, bytes], mode: str = "w:gz") -> bytes:
-    """An in-memory tar archive of regular files."""
+def make_tar(members: dict[str, bytes], mode: str = "w:gz",
+             links: dict[str, tuple[bytes, str]] | None = None) -> bytes:
+    """An in-memory tar archive of regular files, plus links ``{name: (tarfile link type, target)}``."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode=mode) as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+        for name, (kind, target) in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = target
+            tar.addfile(info)
     return buf.getvalue()

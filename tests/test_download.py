@@ -16,6 +16,7 @@ import pytest
 from percept.data import download
 from percept.data.download import (ChecksumError, CorruptArchiveError, DownloadError, UnsafeArchiveError,
                                    download_file, fetch_source, local_folder, safe_extract)
+from conftest import make_tar
 from percept.data.sources import SOURCES, Source, get_source
 
 
@@ -28,21 +29,6 @@ def closed_port_url() -> str:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def make_tar(members: dict[str, bytes], mode: str = "w:gz", links: dict[str, tuple[bytes, str]] | None = None) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for name, (kind, target) in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type = kind
-            info.linkname = target
-            tar.addfile(info)
-    return buf.getvalue()
 
 
 STL_TAR = make_tar({"stl10_binary/class_names.txt": b"a\nb\n", "stl10_binary/train_y.bin": bytes([1, 2])})
