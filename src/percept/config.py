@@ -165,7 +165,3 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     with open(path) as fh:
         config = yaml.safe_load(fh) or {}
     return validate_config(config, source=str(path))
-
-
-def dumps(config: dict[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True)

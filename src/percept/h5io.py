@@ -152,17 +152,3 @@ def chunked_dataset(f: h5py.Group, name: str, shape: tuple[int, ...], dtype: Any
     rows = max(1, min(int(chunk_rows), int(shape[0]) if shape[0] else 1))
     kw = compression_options(compression) if shape[0] else {}
     return f.create_dataset(name, shape=shape, dtype=dtype, chunks=(rows, *shape[1:]) if shape[0] else None, **kw)
-
-
-def file_fingerprint(path: str | os.PathLike) -> str:
-    """Identity of a finished file: its recorded fingerprint attribute (set by the writer)."""
-    with open_h5(path, kind=_peek_kind(path)) as f:
-        return str(get_json_attr(f, "fingerprint", ""))
-
-
-def _peek_kind(path: str | os.PathLike) -> str:
-    try:
-        with h5py.File(path, "r") as f:
-            return str(f.attrs.get("kind", ""))
-    except OSError as exc:
-        raise CacheError(f"{path}: cannot be read as HDF5 ({exc}). " + _fix_hint(Path(path))) from exc
