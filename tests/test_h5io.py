@@ -267,13 +267,3 @@ def test_compression_options_and_chunked_dataset(tmp_path):
     with open_h5(path, "features") as f:
         for comp in ("none", "lzf", "gzip", "blosc-lz4"):
             np.testing.assert_array_equal(f[comp][...], data)
-
-
-def test_file_fingerprint(tmp_path):
-    path = tmp_path / "t.h5"
-    _write_table(path, meta={"fingerprint": "abc123"})
-    assert h5io.file_fingerprint(path) == "abc123"
-    junk = tmp_path / "junk.h5"
-    junk.write_bytes(b"x" * 64)
-    with pytest.raises(CacheError, match="cannot be read as HDF5"):
-        h5io.file_fingerprint(junk)

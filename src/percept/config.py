@@ -8,7 +8,6 @@ the code. Errors name the key and the allowed values; several problems are repor
 from __future__ import annotations
 
 import copy
-import json
 import os
 from functools import lru_cache
 from importlib import resources
