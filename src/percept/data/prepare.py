@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from percept.data.download import IMAGE_SUFFIXES, local_folder
-from percept.data.store import fingerprint, write_image_dataset
+from percept.data.store import RowReader, fingerprint, write_image_dataset
 from percept.h5io import CacheError, atomic_h5, chunked_dataset, get_json_attr, open_h5
 
 log = logging.getLogger(__name__)
@@ -463,7 +463,7 @@ def prepare_bapps_jnd(raw_dir: str | Path, out: str | Path, *, image_size: int =
                         description="BAPPS JND val (Zhang et al. 2018)")
 
 
-class _PatchSet:
+class _PatchSet(RowReader):
     """Reader for a BAPPS file written by :func:`prepare_bapps_2afc` / :func:`prepare_bapps_jnd`."""
 
     KIND = ""
@@ -472,7 +472,6 @@ class _PatchSet:
 
     def __init__(self, path: str | Path, category: str | None = None):
         self.path = Path(path)
-        self._file: h5py.File | None = None
         with open_h5(self.path, "dataset") as f:
             if get_json_attr(f, "bapps_kind") != self.KIND:
                 raise CacheError(f"{self.path}: not a BAPPS {self.KIND} file (bapps_kind="
@@ -491,32 +490,9 @@ class _PatchSet:
             self.score = torch.from_numpy(f[f"meta/{self.SCORE}"][...][self.rows])
             self.image_shape: tuple[int, int, int] = tuple(f["images"].shape[1:])
 
-    def _h5(self) -> h5py.File:
-        if self._file is None:  # opened lazily so that DataLoader workers each get their own handle
-            self._file = h5py.File(self.path, "r")
-        return self._file
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None}
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
     def batch(self, positions: Sequence[int] | np.ndarray | slice) -> tuple[torch.Tensor, ...]:
         """The patches at these positions, one float32 ``(B, 3, H, W)`` tensor in [0, 1] per image kind."""
-        rows = np.atleast_1d(self.rows[positions] if isinstance(positions, slice) else self.rows[np.asarray(positions)])
-        unique, inverse = np.unique(rows, return_inverse=True)  # h5py wants increasing, distinct indices
-        out = []
-        for _, key in self.IMAGES:
-            ds = self._h5()[key]
-            if len(unique) == 0:
-                data = np.empty((0, *self.image_shape), np.uint8)
-            elif unique[-1] - unique[0] + 1 == len(unique):
-                data = ds[int(unique[0]):int(unique[-1]) + 1]
-            else:
-                data = ds[unique]
-            out.append(torch.from_numpy(data[inverse.reshape(-1)]).permute(0, 3, 1, 2).float().div_(255.0))
-        return tuple(out)
+        return tuple(self._images(key, positions) for _, key in self.IMAGES)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Everything at once: the patches as float32 ``(N, 3, H, W)``, the score and the category codes."""
@@ -526,11 +502,6 @@ class _PatchSet:
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         return (*(t[0] for t in self.batch([i])), self.score[i])
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 class TwoAFCData(_PatchSet):

@@ -118,7 +118,41 @@ class Sample:
     position: torch.Tensor | None = None  # (K, 2)
 
 
-class ImageDataset(torch.utils.data.Dataset):
+class RowReader:
+    """What every reader of a project HDF5 file shares: a lazily opened handle (so that DataLoader
+    workers each get their own), the selected ``rows`` of the file, and reads of any of them."""
+
+    path: Path
+    rows: np.ndarray
+    _file: h5py.File | None = None
+
+    def _h5(self) -> h5py.File:
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _select(self, positions: Sequence[int] | np.ndarray | slice) -> np.ndarray:
+        """File rows at these positions of the selection."""
+        return np.atleast_1d(self.rows[positions] if isinstance(positions, slice) else self.rows[np.asarray(positions)])
+
+    def _images(self, name: str, positions: Sequence[int] | np.ndarray | slice) -> torch.Tensor:
+        """uint8 ``(B, H, W, 3)`` images of dataset ``name`` → float32 ``(B, 3, H, W)`` in [0, 1]."""
+        arr = read_rows(self._h5()[name], self._select(positions))
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class ImageDataset(RowReader, torch.utils.data.Dataset):
     """Read a dataset file, optionally restricted to one split. Indexing yields :class:`Sample`.
 
     ``batch(rows)`` reads many images at once as a float tensor — the fast path used by feature caching.
@@ -126,7 +160,6 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __init__(self, path: str | Path, split: str | None = None, expect: Mapping[str, Any] | None = None):
         self.path = Path(path)
-        self._file: h5py.File | None = None
         with open_h5(self.path, "dataset", expect=expect) as f:
             self.name: str = get_json_attr(f, "name")
             self.fingerprint: str = get_json_attr(f, "fingerprint")
@@ -155,40 +188,21 @@ class ImageDataset(torch.utils.data.Dataset):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def _h5(self) -> h5py.File:
-        if self._file is None:  # opened lazily so that DataLoader workers each get their own handle
-            self._file = h5py.File(self.path, "r")
-        return self._file
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_file"] = None
-        return state
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
     def labels(self) -> torch.Tensor | None:
         return None if self._labels is None else self._labels[torch.from_numpy(self.rows)]
 
     def meta(self, key: str) -> np.ndarray:
         return self._h5()[f"meta/{key}"][...][self.rows]
 
-    def _read(self, name: str, rows: np.ndarray) -> np.ndarray:
-        return read_rows(self._h5()[name], rows)
-
     def batch(self, positions: Sequence[int] | np.ndarray | slice) -> torch.Tensor:
         """Images at these positions of this split as float32 ``(B, 3, H, W)`` in [0, 1]."""
-        rows = self.rows[positions] if isinstance(positions, slice) else self.rows[np.asarray(positions)]
-        arr = self._read("images", np.atleast_1d(rows))
-        return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
+        return self._images("images", positions)
 
     def masks(self, positions: Sequence[int] | np.ndarray | slice) -> torch.Tensor:
         """Per-class ground-truth masks ``(B, K, H, W)`` (bool) from the stored segmentation."""
         if not self.has_segmentation:
             raise ValueError(f"{self.path}: dataset {self.name!r} has no segmentation masks")
-        rows = self.rows[positions] if isinstance(positions, slice) else self.rows[np.asarray(positions)]
-        seg = torch.from_numpy(self._read("segmentation", np.atleast_1d(rows))).long()
+        seg = torch.from_numpy(read_rows(self._h5()["segmentation"], self._select(positions))).long()
         classes = torch.arange(1, self.num_classes + 1).view(1, -1, 1, 1)
         return seg.unsqueeze(1) == classes
 
@@ -206,8 +220,3 @@ class ImageDataset(torch.utils.data.Dataset):
             mask=self.masks([i])[0] if self.has_segmentation else None,
             position=torch.from_numpy(self._h5()["positions"][row]) if self.has_positions else None,
         )
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
