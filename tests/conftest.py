@@ -1,14 +1,23 @@
-"""Shared fixtures: a loopback HTTP server (127.0.0.1 only) serving files the tests build."""
+"""Shared fixtures: a loopback HTTP server (127.0.0.1 only) serving files the tests build, and the one
+end-to-end run of the tiny config (session-scoped) that every stage's workflow tests read."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
+import h5py
+import numpy as np
 import pytest
 
 
@@ -61,3 +70,53 @@ def make_tar(members: dict[str, bytes], mode: str = "w:gz",
             info.linkname = target
             tar.addfile(info)
     return buf.getvalue()
+
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "config.yaml"
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def array_digests(root: Path) -> dict[str, str]:
+    """sha256 of every array in every HDF5 file and of every CSV under root (file bytes of HDF5 carry
+    timestamps, so the arrays are what must be identical)."""
+    out = {}
+    for path in sorted(root.rglob("*.h5")):
+        with h5py.File(path, "r") as f:
+            def visit(name, obj, path=path):
+                if isinstance(obj, h5py.Dataset):
+                    out[f"{path.relative_to(root)}:{name}"] = hashlib.sha256(np.ascontiguousarray(obj[...]).tobytes()).hexdigest()
+            f.visititems(visit)
+    for path in sorted(root.rglob("*.csv")):
+        out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One run of the whole DAG on tests/config.yaml, shared by every end-to-end test of every stage."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    t0 = time.perf_counter()
+    proc = snakemake(workdir)
+    return workdir, proc, time.perf_counter() - t0
+
+
+def assert_figure(workdir: Path, name: str) -> None:
+    """The figure exists as a non-blank PNG of a readable size and as a PDF."""
+    from PIL import Image
+
+    png = workdir / "results" / "figures" / f"{name}.png"
+    with Image.open(png) as im:
+        assert im.size[0] > 300 and im.size[1] > 150, (name, im.size)
+        assert np.asarray(im.convert("L")).std() > 5, name  # not a blank canvas
+    assert (workdir / "results" / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name

@@ -22,57 +22,15 @@ from percept import backbones
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, TapExtractor, prepare_input
 
-from conftest import make_tar
+from conftest import REPO, TINY, array_digests, assert_figure, make_tar, snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "config.yaml"
 pytestmark = pytest.mark.e2e
-
-
-def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True,
-              timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "2", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
-    return proc
-
-
-def array_digests(root: Path) -> dict[str, str]:
-    """sha256 of every array in every HDF5 file and of every CSV under root (file bytes of HDF5 carry
-    timestamps, so the arrays are what must be identical)."""
-    out = {}
-    for path in sorted(root.rglob("*.h5")):
-        with h5py.File(path, "r") as f:
-            def visit(name, obj, path=path):
-                if isinstance(obj, h5py.Dataset):
-                    out[f"{path.relative_to(root)}:{name}"] = hashlib.sha256(np.ascontiguousarray(obj[...]).tobytes()).hexdigest()
-            f.visititems(visit)
-    for path in sorted(root.rglob("*.csv")):
-        out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    t0 = time.perf_counter()
-    proc = snakemake(workdir)
-    return workdir, proc, time.perf_counter() - t0
 
 
 def test_tiny_config_builds_every_target(tiny_run):
     workdir, _, _ = tiny_run
-    from PIL import Image
-
     for name in ("fig_datasets", "fig_backbone_check", "fig_feature_caches"):
-        png = workdir / "results" / "figures" / f"{name}.png"
-        with Image.open(png) as im:
-            assert im.size[0] > 300 and im.size[1] > 150
-            assert np.asarray(im.convert("L")).std() > 5  # not a blank canvas
-        assert (workdir / "results" / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+        assert_figure(workdir, name)
     for rule in ("make_shapes", "make_photos", "cache_features", "check_backbones", "render_fig_datasets"):
         logs = list((workdir / "logs" / rule).rglob("*.log"))
         assert logs and any(f"rule {rule}" in p.read_text() for p in logs), rule
