@@ -5,9 +5,18 @@
     snakemake -n --configfile configs/paper.yaml   # plan the papers' full reproduction
 """
 
+import os
+import sys
+
 from snakemake.exceptions import WorkflowError
 
-from percept.config import ConfigError, validate_config
+# Jobs (local, conda or SLURM) import `percept` from this checkout, so every job runs the code that planned it,
+# also in a conda env that holds only the dependencies (envs/*.yaml).
+_SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p)
+
+from percept.config import ConfigError, validate_config  # noqa: E402
 
 
 configfile: "config.yaml"

@@ -11,7 +11,7 @@ stats = cache_features(
     snakemake.input.dataset, snakemake.output.cache, e["backbone"], e["taps"],  # noqa: F821
     weights=e["weights"], split=e["split"], resize=e["resize"], batch_size=e["batch_size"], dtype=e["dtype"],
     device=snakemake.params.device, seed=snakemake.params.seed,  # noqa: F821
-    allow_download=snakemake.params.allow_download, progress=snakemake.params.progress)  # noqa: F821
+    allow_download=snakemake.params.allow_download, progress=snakemake.params.progress, amp=e["amp"])  # noqa: F821
 stats.update(dataset=snakemake.wildcards.dataset, name=snakemake.wildcards.name, backbone=e["backbone"])  # noqa: F821
 log.info("cached: %s", stats)
 with open(snakemake.output.stats, "w") as fh:  # noqa: F821

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import h5py
+import hdf5plugin  # noqa: F401  (registers the Blosc filter the caches use)
 import numpy as np
 import pytest
 

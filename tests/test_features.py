@@ -252,6 +252,26 @@ def test_float16_option(cached, shapes_path, tmp_path):
     torch.testing.assert_close(got, ref.load("_blocks.7"), rtol=2e-3, atol=2e-3)
 
 
+def test_amp_is_a_no_op_on_the_cpu(cached, shapes_path, tmp_path):
+    """amp asks for bfloat16 autocast on CUDA only: on the CPU the cache is exact and records no amp."""
+    out = tmp_path / "amp.h5"
+    stats = cache_features(shapes_path, out, LITE, "paper", batch_size=4, device="cpu", progress=False, amp=True)
+    assert stats["amp"] is False
+    cache, ref = FeatureCache(out), FeatureCache(cached[0])
+    assert "amp" not in cache.meta and cache.meta["fingerprint"] == ref.meta["fingerprint"]
+    for tap in ref.taps:
+        torch.testing.assert_close(cache.load(tap), ref.load(tap), rtol=0, atol=0)
+
+
+def test_cuda_helpers_leave_the_cpu_path_alone():
+    model = nn.Conv2d(3, 4, 3)
+    assert features.to_device(model, torch.device("cpu")).weight.is_contiguous()
+    with features.autocast(torch.device("cpu"), True):
+        assert not torch.is_autocast_enabled("cpu")
+        y = model(torch.ones(1, 3, 8, 8))
+    assert y.dtype == torch.float32
+
+
 @pytest.mark.parametrize("compression, filter_name", [("none", None), ("lzf", "lzf"), ("gzip", "gzip"),
                                                       ("blosc-lz4", "32001")])
 def test_compression_options_are_readable(cached, shapes_path, tmp_path, compression, filter_name):
