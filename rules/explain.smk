@@ -1,48 +1,8 @@
 """Explanations: the classifier to explain, RISE-style components, the trained explainer, Grad-CAM, relevant
 channels, one evaluation, three figures. Everything per classifier under results/explain/{classifier}/."""
 
-EXPLAIN = config["explain"]
-EXPLAIN_CLASSIFIERS = {c["name"]: c for c in EXPLAIN["classifiers"]}
-EXPLAIN_FIRST = EXPLAIN["classifiers"][0]["name"]
-
-
 wildcard_constraints:
     classifier="|".join(EXPLAIN_CLASSIFIERS),
-
-
-def explain_entry(wildcards):
-    return EXPLAIN_CLASSIFIERS[wildcards.classifier]
-
-
-def explain_dataset(wildcards):
-    return dataset_file(explain_entry(wildcards)["dataset"])
-
-
-def explain_cache(wildcards):
-    e = explain_entry(wildcards)
-    return f"data/features/{e['dataset']}/{e['backbone']}.h5"
-
-
-def explain_cached_taps(wildcards):
-    from percept import backbones
-
-    e = explain_entry(wildcards)
-    entry = feature_entries()[(e["dataset"], e["backbone"])]
-    return backbones.resolve_taps(backbones.get(e["backbone"]), entry["taps"])
-
-
-def explain_dir(name="{classifier}"):
-    return f"results/explain/{name}"
-
-
-def baseline_inputs(wildcards):
-    d = explain_dir(wildcards.classifier)
-    out = {"dataset": explain_dataset(wildcards), "classifier": f"{d}/classifier.pt", "cache": explain_cache(wildcards)}
-    if EXPLAIN["explainer"]["enabled"]:
-        out["explainer"] = f"{d}/explainer.pt"
-    if EXPLAIN["channels"]["enabled"]:
-        out["channels"] = f"{d}/channels.csv"
-    return out
 
 
 FIGURES += figure_files("fig_saliency_examples") + figure_files("fig_rise_components") + figure_files(
@@ -55,8 +15,8 @@ rule train_classifier:
         dataset=explain_dataset,
         cache=explain_cache,
     output:
-        model=explain_dir() + "/classifier.pt",
-        metrics=explain_dir() + "/classifier.json",
+        model=explain_file("classifier.pt"),
+        metrics=explain_file("classifier.json"),
     params:
         entry=explain_entry,
         seed=config["seed"],
@@ -78,12 +38,12 @@ rule train_classifier:
 rule train_explainer:
     input:
         dataset=explain_dataset,
-        classifier=explain_dir() + "/classifier.pt",
+        classifier=explain_file("classifier.pt"),
     output:
-        model=explain_dir() + "/explainer.pt",
+        model=explain_file("explainer.pt"),
     params:
         options=EXPLAIN["explainer"],
-        resume=explain_dir() + "/explainer.resume.pt",
+        resume=explain_file("explainer.resume.pt"),
         seed=config["seed"],
         device=config["device"],
         progress=config["progress"],
@@ -105,8 +65,8 @@ rule select_channels:
         dataset=explain_dataset,
         cache=explain_cache,
     output:
-        table=explain_dir() + "/channels.csv",
-        crops=explain_dir() + "/channel_crops.h5",
+        table=explain_file("channels.csv"),
+        crops=explain_file("channel_crops.h5"),
     params:
         options=EXPLAIN["channels"],
         cached_taps=explain_cached_taps,
@@ -126,9 +86,9 @@ rule select_channels:
 rule explain_rise:
     input:
         dataset=explain_dataset,
-        classifier=explain_dir() + "/classifier.pt",
+        classifier=explain_file("classifier.pt"),
     output:
-        maps=explain_dir() + "/maps_rise.h5",
+        maps=explain_file("maps_rise.h5"),
     params:
         options=EXPLAIN["rise"],
         n_images=EXPLAIN["n_images"],
@@ -154,7 +114,7 @@ rule explain_baselines:
     input:
         unpack(baseline_inputs),
     output:
-        maps=explain_dir() + "/maps_baselines.h5",
+        maps=explain_file("maps_baselines.h5"),
     params:
         n_images=EXPLAIN["n_images"],
         seed=config["seed"],
@@ -175,11 +135,11 @@ rule explain_baselines:
 rule evaluate_explanations:
     input:
         dataset=explain_dataset,
-        classifier=explain_dir() + "/classifier.pt",
-        maps=[explain_dir() + "/maps_rise.h5", explain_dir() + "/maps_baselines.h5"],
+        classifier=explain_file("classifier.pt"),
+        maps=[explain_file("maps_rise.h5"), explain_file("maps_baselines.h5")],
     output:
-        scores=explain_dir() + "/scores.csv",
-        summary=explain_dir() + "/summary.csv",
+        scores=explain_file("scores.csv"),
+        summary=explain_file("summary.csv"),
     params:
         options=EXPLAIN["evaluation"],
         device=config["device"],
@@ -200,10 +160,10 @@ rule evaluate_explanations:
 rule render_fig_saliency_examples:
     input:
         dataset=dataset_file(EXPLAIN_CLASSIFIERS[EXPLAIN_FIRST]["dataset"]),
-        rise=explain_dir(EXPLAIN_FIRST) + "/maps_rise.h5",
-        baselines=explain_dir(EXPLAIN_FIRST) + "/maps_baselines.h5",
-        crops=explain_dir(EXPLAIN_FIRST) + "/channel_crops.h5",
-        channels=explain_dir(EXPLAIN_FIRST) + "/channels.csv",
+        rise=explain_file("maps_rise.h5", EXPLAIN_FIRST),
+        baselines=explain_file("maps_baselines.h5", EXPLAIN_FIRST),
+        crops=explain_file("channel_crops.h5", EXPLAIN_FIRST),
+        channels=explain_file("channels.csv", EXPLAIN_FIRST),
     output:
         png=report("results/figures/fig_saliency_examples.png", category="Explanations",
                    caption="../report/fig_saliency_examples.rst"),
@@ -222,7 +182,7 @@ rule render_fig_saliency_examples:
 
 rule render_fig_rise_components:
     input:
-        summary=explain_dir(EXPLAIN_FIRST) + "/summary.csv",
+        summary=explain_file("summary.csv", EXPLAIN_FIRST),
     output:
         png=report("results/figures/fig_rise_components.png", category="Explanations",
                    caption="../report/fig_rise_components.rst"),
@@ -241,7 +201,7 @@ rule render_fig_rise_components:
 
 rule render_fig_explainer_comparison:
     input:
-        summaries=[explain_dir(n) + "/summary.csv" for n in EXPLAIN_CLASSIFIERS],
+        summaries=[explain_file("summary.csv", n) for n in EXPLAIN_CLASSIFIERS],
     output:
         png=report("results/figures/fig_explainer_comparison.png", category="Explanations",
                    caption="../report/fig_explainer_comparison.rst"),
