@@ -65,6 +65,11 @@ def rise_settings(opts: Mapping[str, Any]) -> list[Setting]:
     return out
 
 
+def base_calculator(calculators: Sequence[str]) -> str:
+    """The base setting's calculator: RISE's weighted mean when it is computed, else the first listed."""
+    return "rise" if "rise" in calculators else calculators[0]
+
+
 def setting_id(method: str, components: Mapping[str, Any] | None = None) -> str:
     if not components:
         return method
@@ -99,6 +104,8 @@ def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts
     maps: dict[str, np.ndarray] = {}
     meta: dict[str, dict] = {}
     settings = rise_settings(opts)
+    base = {k: opts["base"][k] for k in COMPONENT_KEYS}
+    base["calculator"] = base_calculator(opts["calculators"])
     for st in tqdm(settings, desc="RISE settings", disable=not progress):
         explainer = PerturbationExplainer(f, st, bank, batch_size=opts["batch_size"], device=device)
         out = {c: np.zeros((len(positions), test.num_classes, *images.shape[2:]), np.float32)
@@ -117,7 +124,7 @@ def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts
                     "smoothing": st.smoothing, "calculator": c}
             key = setting_id("rise", comp)
             maps[key] = arr
-            meta[key] = {"method": "rise", **comp, "n_masks": st.n_masks, "model_calls": calls,
+            meta[key] = {"method": "rise", **comp, "base": comp == base, "n_masks": st.n_masks, "model_calls": calls,
                          "seconds": seconds, "mean_segments": float(np.mean(segs))}
         log.info("%s: %d model calls in %.1fs (%.0f img/s), %.1f segments", st.key(), calls, seconds,
                  calls / max(seconds, 1e-9), np.mean(segs))
@@ -175,7 +182,7 @@ def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequen
                     rows_out.append({"classifier": classifier_name, "image": int(r), "class": c,
                                      "class_name": full.class_names[c], "setting": key,
                                      "method": info["method"],
-                                     **{k: info.get(k, "") for k in COMPONENTS},
+                                     **{k: info.get(k, "") for k in COMPONENTS}, "base": bool(info.get("base")),
                                      "n_masks": info.get("n_masks", ""), **scores})
     return pd.DataFrame(rows_out)
 
@@ -185,7 +192,7 @@ METRICS = ("iou", "pointing", "mae", "saliency", "deletion", "insertion", "kept_
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean (and standard error) of every metric per classifier × method × setting."""
-    keys = ["classifier", "method", "setting", *COMPONENTS]
+    keys = ["classifier", "method", "setting", *COMPONENTS, "base"]
     g = scores.fillna({k: "" for k in COMPONENTS}).groupby(keys, sort=False)
     mean = g[list(METRICS)].mean()
     sem = g[list(METRICS)].sem().add_suffix("_sem")

@@ -21,9 +21,9 @@ def _component_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _base_rise(summary: pd.DataFrame) -> dict[str, str]:
-    """The base setting: the components shared by most RISE rows (one-at-a-time designs vary one each)."""
-    rise = summary[summary.method == "rise"]
-    return {c: rise[c].mode().iloc[0] for c in ("sampler", "segmenter", "perturbation", "smoothing", "calculator")}
+    """The components of the base RISE setting (flagged by explain_rise)."""
+    row = summary[(summary.method == "rise") & summary["base"].astype(bool)].iloc[0]
+    return {c: row[c] for c in ("sampler", "segmenter", "perturbation", "smoothing", "calculator")}
 
 
 @renderer("fig_saliency_examples")
@@ -39,19 +39,18 @@ def fig_saliency_examples(inputs: Mapping[str, Any], out: Sequence[str], n_image
     ds = ImageDataset(inputs["dataset"])
     rows, rise, rmeta = read_maps(inputs["rise"])
     _, base, _ = read_maps(inputs["baselines"])
-    b = {k: rmeta[k] for k in rise}
-    common = pd.DataFrame(b.values(), index=list(b)).astype(str)
-    mode = {c: common[c].mode().iloc[0] for c in ("sampler", "segmenter", "perturbation", "smoothing", "calculator")}
-    picks = {"RISE (original)": [k for k in rise if all(rmeta[k][c] == mode[c] for c in mode)]}
+    base_key = next(k for k in rise if rmeta[k].get("base"))
+    mode = {c: rmeta[base_key][c] for c in ("sampler", "segmenter", "perturbation", "smoothing", "calculator")}
+    picks = {"RISE\n(original)": [k for k in rise if all(rmeta[k][c] == mode[c] for c in mode)]}
     for comp, label in (("smoothing", "hard masks"), ("segmenter", "SLIC"), ("calculator", "kernel SHAP")):
         alt = [k for k in rise if rmeta[k][comp] != mode[comp] and
                all(rmeta[k][c] == mode[c] for c in mode if c != comp)]
         pref = [k for k in alt if rmeta[k][comp] in ("hard", "slic", "kernel_shap")]
         if pref or alt:
             key = (pref or alt)[0]
-            picks[f"RISE {comp}={rmeta[key][comp]}"] = [key]
+            picks[f"RISE\n{comp}={rmeta[key][comp]}"] = [key]
     columns = [(name, rise[keys[0]]) for name, keys in picks.items() if keys]
-    names = {"explainer": "explainer", "gradcam": "Grad-CAM", "channels": "relevant channels"}
+    names = {"explainer": "explainer", "gradcam": "Grad-CAM", "channels": "relevant\nchannels"}
     columns += [(names[k], base[k]) for k in ("explainer", "gradcam", "channels") if k in base]
     pos = rows[:n_images]
     images = ds.batch(pos).permute(0, 2, 3, 1).numpy()
@@ -78,7 +77,9 @@ def fig_saliency_examples(inputs: Mapping[str, Any], out: Sequence[str], n_image
                 m = (m - m.min()) / (m.max() - m.min() + 1e-12)
                 ax.imshow(images[i])
                 ax.imshow(m, cmap="jet", alpha=0.5, vmin=0, vmax=1)
-                plotting.image_axis(ax, name if i == 0 else None)
+                plotting.image_axis(ax, None)
+                if i == 0:
+                    ax.set_title(name, fontsize=7)
         sub = grid[len(pos), :].subgridspec(1, crops.shape[0] * crops.shape[1], wspace=0.05)
         for k in range(crops.shape[0]):
             for r in range(crops.shape[1]):
