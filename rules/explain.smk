@@ -2,12 +2,7 @@
 channels, one evaluation, three figures. Everything per classifier under results/explain/{classifier}/."""
 
 wildcard_constraints:
-    classifier="|".join(EXPLAIN_CLASSIFIERS),
-
-
-FIGURES += figure_files("fig_saliency_examples") + figure_files("fig_rise_components") + figure_files(
-    "fig_explainer_comparison"
-)
+    classifier="|".join(EXPLAIN_CLASSIFIERS) or "(?!)",
 
 
 rule train_classifier:
@@ -157,77 +152,83 @@ rule evaluate_explanations:
         "../scripts/evaluate_explanations.py"
 
 
-rule render_fig_saliency_examples:
-    input:
-        dataset=dataset_file(EXPLAIN_CLASSIFIERS[EXPLAIN_FIRST]["dataset"]),
-        rise=explain_file("maps_rise.h5", EXPLAIN_FIRST),
-        baselines=explain_file("maps_baselines.h5", EXPLAIN_FIRST),
-        crops=explain_file("channel_crops.h5", EXPLAIN_FIRST),
-        channels=explain_file("channels.csv", EXPLAIN_FIRST),
-    output:
-        png=report("results/figures/fig_saliency_examples.png", category="Explanations",
-                   caption="../report/fig_saliency_examples.rst"),
-        pdf="results/figures/fig_saliency_examples.pdf",
-    log:
-        "logs/render_fig_saliency_examples/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
+if EXPLAIN_FIRST:  # the figures exist when at least one classifier is configured
+
+    FIGURES += figure_files("fig_saliency_examples") + figure_files("fig_rise_components") + figure_files(
+        "fig_explainer_comparison"
+    )
+
+    rule render_fig_saliency_examples:
+        input:
+            dataset=dataset_file(EXPLAIN_CLASSIFIERS[EXPLAIN_FIRST]["dataset"]),
+            rise=explain_file("maps_rise.h5", EXPLAIN_FIRST),
+            baselines=explain_file("maps_baselines.h5", EXPLAIN_FIRST),
+            crops=explain_file("channel_crops.h5", EXPLAIN_FIRST),
+            channels=explain_file("channels.csv", EXPLAIN_FIRST),
+        output:
+            png=report("results/figures/fig_saliency_examples.png", category="Explanations",
+                       caption="../report/fig_saliency_examples.rst"),
+            pdf="results/figures/fig_saliency_examples.pdf",
+        log:
+            "logs/render_fig_saliency_examples/fig.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        conda:
+            "../envs/figures.yaml"
+        script:
+            "../scripts/render_figure.py"
 
 
-rule render_fig_rise_components:
-    input:
-        summary=explain_file("summary.csv", EXPLAIN_FIRST),
-    output:
-        png=report("results/figures/fig_rise_components.png", category="Explanations",
-                   caption="../report/fig_rise_components.rst"),
-        pdf="results/figures/fig_rise_components.pdf",
-    log:
-        "logs/render_fig_rise_components/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
+    rule render_fig_rise_components:
+        input:
+            summary=explain_file("summary.csv", EXPLAIN_FIRST),
+        output:
+            png=report("results/figures/fig_rise_components.png", category="Explanations",
+                       caption="../report/fig_rise_components.rst"),
+            pdf="results/figures/fig_rise_components.pdf",
+        log:
+            "logs/render_fig_rise_components/fig.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        conda:
+            "../envs/figures.yaml"
+        script:
+            "../scripts/render_figure.py"
 
 
-rule render_fig_explainer_comparison:
-    input:
-        summaries=[explain_file("summary.csv", n) for n in EXPLAIN_CLASSIFIERS],
-    output:
-        png=report("results/figures/fig_explainer_comparison.png", category="Explanations",
-                   caption="../report/fig_explainer_comparison.rst"),
-        pdf="results/figures/fig_explainer_comparison.pdf",
-    log:
-        "logs/render_fig_explainer_comparison/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
+    rule render_fig_explainer_comparison:
+        input:
+            summaries=[explain_file("summary.csv", n) for n in EXPLAIN_CLASSIFIERS],
+        output:
+            png=report("results/figures/fig_explainer_comparison.png", category="Explanations",
+                       caption="../report/fig_explainer_comparison.rst"),
+            pdf="results/figures/fig_explainer_comparison.pdf",
+        log:
+            "logs/render_fig_explainer_comparison/fig.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        conda:
+            "../envs/figures.yaml"
+        script:
+            "../scripts/render_figure.py"
 
 
-rule fig_saliency_examples:
-    input:
-        figure_files("fig_saliency_examples"),
+    rule fig_saliency_examples:
+        input:
+            figure_files("fig_saliency_examples"),
 
 
-rule fig_rise_components:
-    input:
-        figure_files("fig_rise_components"),
+    rule fig_rise_components:
+        input:
+            figure_files("fig_rise_components"),
 
 
-rule fig_explainer_comparison:
-    input:
-        figure_files("fig_explainer_comparison"),
+    rule fig_explainer_comparison:
+        input:
+            figure_files("fig_explainer_comparison"),
