@@ -292,3 +292,18 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
     assert load_checkpoint(path, {"backbone": "efficientnet_lite0"})["state"]["w"].sum() == 2
     with pytest.raises(CheckpointMismatch, match="backbone"):
         load_checkpoint(path, {"backbone": "vgg16"})
+
+
+def test_config_refuses_a_classifier_tap_that_is_not_cached():
+    import yaml
+
+    from conftest import TINY
+    from percept.config import ConfigError, validate_config
+
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["explain"]["classifiers"][0]["tap"] = "_blocks.9"
+    with pytest.raises(ConfigError, match=r"explain.classifiers\[0\].tap: '_blocks.9' is not cached"):
+        validate_config(cfg)
+    cfg["explain"]["classifiers"][0].update(tap="_blocks.7", dataset="photos")
+    with pytest.raises(ConfigError, match="allowed values: shapes, voc2007"):
+        validate_config(cfg)
