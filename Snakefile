@@ -33,6 +33,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/features.smk"
 include: "rules/figures.smk"
+include: "rules/explain.smk"
 
 
 rule all:

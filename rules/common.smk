@@ -38,3 +38,46 @@ def feature_stats():
 
 def figure_files(name):
     return [f"results/figures/{name}.png", f"results/figures/{name}.pdf"]
+
+
+# --- explanations (rules/explain.smk) ---
+EXPLAIN = config["explain"]
+EXPLAIN_CLASSIFIERS = {c["name"]: c for c in EXPLAIN["classifiers"]}
+EXPLAIN_FIRST = EXPLAIN["classifiers"][0]["name"] if EXPLAIN["classifiers"] else None  # the figures show it
+
+
+def explain_entry(wildcards):
+    return EXPLAIN_CLASSIFIERS[wildcards.classifier]
+
+
+def explain_dataset(wildcards):
+    return dataset_file(explain_entry(wildcards)["dataset"])
+
+
+def explain_cache(wildcards):
+    e = explain_entry(wildcards)
+    return f"data/features/{e['dataset']}/{e['backbone']}.h5"
+
+
+def explain_cached_taps(wildcards):
+    from percept import backbones
+
+    e = explain_entry(wildcards)
+    entry = feature_entries()[(e["dataset"], e["backbone"])]
+    return backbones.resolve_taps(backbones.get(e["backbone"]), entry["taps"])
+
+
+def explain_file(filename, name="{classifier}"):
+    """results/explain/{classifier}/<filename>: every output of the explanation stage."""
+    return f"results/explain/{name}/{filename}"
+
+
+def baseline_inputs(wildcards):
+    name = wildcards.classifier
+    out = {"dataset": explain_dataset(wildcards), "classifier": explain_file("classifier.pt", name),
+           "cache": explain_cache(wildcards)}
+    if EXPLAIN["explainer"]["enabled"]:
+        out["explainer"] = explain_file("explainer.pt", name)
+    if EXPLAIN["channels"]["enabled"]:
+        out["channels"] = explain_file("channels.csv", name)
+    return out

@@ -139,9 +139,56 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
             yield (f"{where}: writes the same file as features[{seen[key]}] "
                    f"(data/features/{key[0]}/{key[1]}.h5); give one of them a distinct name")
         seen[key] = i
+    yield from _explain_errors(config)
     unknown_prep = sorted(set(config["downloads"]["prepare"]) - set(downloadable_sources()))
     if unknown_prep:
         yield (f"downloads.prepare: unknown dataset(s) {unknown_prep}; allowed: {', '.join(downloadable_sources())}")
+
+
+EXPLAIN_DATASETS = ("shapes", "voc2007")  # multi-label, with per-class segmentation masks
+
+
+def _explain_errors(config: dict[str, Any]) -> Iterable[str]:
+    """Semantic checks of the ``explain`` section (the classifier's feature cache must be configured)."""
+    from percept import backbones
+
+    ex = config.get("explain", {})
+    if not ex:
+        return
+    entries = {(e["dataset"], feature_name(e)): e for e in config.get("features", [])}
+    names = [c["name"] for c in ex["classifiers"]]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        yield f"explain.classifiers: names {dup} are used more than once"
+    for i, clf in enumerate(ex["classifiers"]):
+        where = f"explain.classifiers[{i}]"
+        if clf["dataset"] not in EXPLAIN_DATASETS:
+            yield (f"{where}.dataset: {clf['dataset']!r} is not allowed; allowed values: {', '.join(EXPLAIN_DATASETS)} "
+                   "(multi-label datasets with segmentation masks)")
+            continue
+        entry = entries.get((clf["dataset"], clf["backbone"]))
+        if entry is None or entry.get("weights", "imagenet") != "imagenet":
+            yield (f"{where}: needs the feature cache data/features/{clf['dataset']}/{clf['backbone']}.h5 — add "
+                   f"{{dataset: {clf['dataset']}, backbone: {clf['backbone']}, taps: [{clf['tap']}]}} to features")
+            continue
+        try:
+            taps = backbones.resolve_taps(backbones.get(clf["backbone"]), entry["taps"])
+        except ValueError:
+            continue  # reported for the features entry
+        if clf["tap"] not in taps:
+            yield f"{where}.tap: {clf['tap']!r} is not cached by the features entry; cached taps: {', '.join(taps)}"
+        for t in ex["channels"]["taps"] or []:
+            if t not in taps:
+                yield f"explain.channels.taps: {t!r} is not cached for {clf['name']}; cached taps: {', '.join(taps)}"
+        if entry.get("resize") != clf["resize"]:
+            yield f"{where}.resize: {clf['resize']} differs from the cache's resize {entry.get('resize')}"
+    exp = ex["explainer"]
+    if exp["min_area"] > exp["max_area"]:
+        yield f"explain.explainer: min_area {exp['min_area']} must not exceed max_area {exp['max_area']}"
+    try:
+        backbones.resolve_taps(backbones.get(exp["encoder"]), exp["taps"])
+    except ValueError as exc:
+        yield f"explain.explainer.taps: {exc}"
 
 
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:

@@ -1,0 +1,208 @@
+"""Run every saliency method on the same held-out images and score them with one metrics module.
+
+Maps are stored in ``kind="saliency"`` HDF5 files: ``rows`` (dataset file rows of the explained images),
+``maps/<setting id>`` float16 ``(n_images, K, H, W)`` for every class, with the setting's components, model
+calls and seconds as JSON attributes. ``score_maps`` turns them into the tidy table (one row per image ×
+explained class × method × setting), ``summarise`` into means per method and setting.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from percept.data.store import ImageDataset
+from percept.explain import metrics as M
+from percept.explain.perturbation import (
+    COMPONENTS,
+    PerturbationExplainer,
+    SampleBank,
+    Setting,
+    probabilities,
+)
+from percept.h5io import atomic_h5, get_json_attr, open_h5, set_json_attr
+
+log = logging.getLogger(__name__)
+COMPONENT_KEYS = ("sampler", "segmenter", "perturbation", "smoothing")
+
+
+def evaluation_positions(dataset_path: str | Path, n_images: int, seed: int) -> tuple[ImageDataset, np.ndarray]:
+    """The explained images: ``n_images`` test-split positions drawn with the seed (sorted)."""
+    test = ImageDataset(dataset_path, split="test")
+    pool = np.arange(len(test))
+    if "has_segmentation" in test.meta_keys:  # VOC 2007: only images with a segmentation mask are scored
+        pool = pool[test.meta("has_segmentation").astype(bool)]
+    n = min(n_images, len(pool))
+    return test, np.sort(np.random.default_rng([seed, 41]).choice(pool, size=n, replace=False))
+
+
+def rise_settings(opts: Mapping[str, Any]) -> list[Setting]:
+    """The base setting and, per component, each listed alternative (``one_at_a_time``), or every
+    combination of base and alternatives (``full``)."""
+    common = {"n_masks": opts["n_masks"], "grid": opts["grid"], "p": opts["p"], "keep": opts["keep"],
+                  "gaussian_sigma": opts["gaussian_sigma"], "blur_sigma": opts["blur_sigma"]}
+    base = {k: opts["base"][k] for k in COMPONENT_KEYS}
+    if opts["design"] == "full":
+        choices = [[base[k], *opts["vary"].get(k, [])] for k in COMPONENT_KEYS]
+        combos = [dict(zip(COMPONENT_KEYS, c)) for c in itertools.product(*choices)]
+    else:
+        combos = [base] + [{**base, k: v} for k in COMPONENT_KEYS for v in opts["vary"].get(k, []) if v != base[k]]
+    out = []
+    for c in combos:
+        st = Setting(**c, **common)
+        if st not in out:
+            out.append(st)
+    return out
+
+
+def base_calculator(calculators: Sequence[str]) -> str:
+    """The base setting's calculator: RISE's weighted mean when it is computed, else the first listed."""
+    return "rise" if "rise" in calculators else calculators[0]
+
+
+def setting_id(method: str, components: Mapping[str, Any] | None = None) -> str:
+    if not components:
+        return method
+    return method + ":" + "-".join(str(components[k]) for k in COMPONENTS)
+
+
+def write_maps(path: str | Path, rows: np.ndarray, maps: Mapping[str, np.ndarray], meta: Mapping[str, dict],
+               attrs: Mapping[str, Any]) -> None:
+    with atomic_h5(path, kind="saliency", meta=attrs) as f:
+        f.create_dataset("rows", data=np.asarray(rows, np.int64))
+        for key, arr in maps.items():
+            ds = f.create_dataset(f"maps/{key}", data=arr.astype(np.float16), compression="gzip",
+                                  compression_opts=4)
+            set_json_attr(ds, "meta", meta[key])
+
+
+def read_maps(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, dict]]:
+    with open_h5(path, "saliency") as f:
+        rows = f["rows"][...]
+        maps = {k: f[f"maps/{k}"][...].astype(np.float32) for k in f["maps"]}
+        meta = {k: get_json_attr(f[f"maps/{k}"], "meta") for k in f["maps"]}
+    return rows, maps, meta
+
+
+def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts: Mapping[str, Any],
+             n_images: int, *, seed: int = 0, device: str | torch.device = "cpu", progress: bool = True) -> dict:
+    """Every RISE-component setting × calculator on the evaluation images."""
+    test, positions = evaluation_positions(dataset_path, n_images, seed)
+    f = probabilities(classifier.to(device).eval())
+    bank = SampleBank(seed)
+    images = test.batch(positions)
+    maps: dict[str, np.ndarray] = {}
+    meta: dict[str, dict] = {}
+    settings = rise_settings(opts)
+    base = {k: opts["base"][k] for k in COMPONENT_KEYS}
+    base["calculator"] = base_calculator(opts["calculators"])
+    for st in tqdm(settings, desc="RISE settings", disable=not progress):
+        explainer = PerturbationExplainer(f, st, bank, batch_size=opts["batch_size"], device=device)
+        out = {c: np.zeros((len(positions), test.num_classes, *images.shape[2:]), np.float32)
+               for c in opts["calculators"]}
+        t0 = time.perf_counter()
+        calls, segs = 0, []
+        for i, img in enumerate(images):
+            att = explainer.attribute(img, opts["calculators"])
+            calls += att.model_calls
+            segs.append(att.n_segments)
+            for c, m in att.maps.items():
+                out[c][i] = m.numpy()
+        seconds = time.perf_counter() - t0
+        for c, arr in out.items():
+            comp = {"sampler": st.sampler, "segmenter": st.segmenter, "perturbation": st.perturbation,
+                    "smoothing": st.smoothing, "calculator": c}
+            key = setting_id("rise", comp)
+            maps[key] = arr
+            meta[key] = {"method": "rise", **comp, "base": comp == base, "n_masks": st.n_masks, "model_calls": calls,
+                         "seconds": seconds, "mean_segments": float(np.mean(segs))}
+        log.info("%s: %d model calls in %.1fs (%.0f img/s), %.1f segments", st.key(), calls, seconds,
+                 calls / max(seconds, 1e-9), np.mean(segs))
+    write_maps(out_path, test.rows[positions], maps, meta, {"method": "rise", "dataset": test.name,
+                                                              "dataset_fingerprint": test.fingerprint})
+    return meta
+
+
+def run_baselines(dataset_path: str, classifier: torch.nn.Module, explainer: torch.nn.Module | None,
+                  channel_maps, out_path: str, n_images: int, *, seed: int = 0,
+                  device: str | torch.device = "cpu") -> dict:
+    """Grad-CAM, the trained explainer and the relevant-channel heatmaps on the evaluation images."""
+    from percept.explain.gradcam import GradCAM
+
+    test, positions = evaluation_positions(dataset_path, n_images, seed)
+    images = test.batch(positions)
+    classes = list(range(test.num_classes))
+    methods: dict[str, Any] = {"gradcam": GradCAM(classifier.to(device).eval(), classifier.gradcam_layer)}
+    if explainer is not None:
+        methods["explainer"] = explainer.to(device).eval()
+    maps, meta = {}, {}
+    for name, method in methods.items():
+        t0 = time.perf_counter()
+        maps[name] = np.stack([method.attribute(img.to(device), classes).cpu().numpy() for img in images])
+        meta[name] = {"method": name, "seconds": time.perf_counter() - t0}
+    if channel_maps is not None:
+        t0 = time.perf_counter()
+        maps["channels"] = np.stack([channel_maps.attribute(int(r), classes).numpy() for r in test.rows[positions]])
+        meta["channels"] = {"method": "channels", "seconds": time.perf_counter() - t0}
+    write_maps(out_path, test.rows[positions], maps, meta, {"method": "baselines", "dataset": test.name,
+                                                              "dataset_fingerprint": test.fingerprint})
+    return meta
+
+
+def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequence[str], opts: Mapping[str, Any],
+               *, classifier_name: str, device: str | torch.device = "cpu", progress: bool = True) -> pd.DataFrame:
+    """The tidy table: one row per image × present class × method × setting, every metric a column."""
+    full = ImageDataset(dataset_path)
+    f = probabilities(classifier.to(device).eval())
+    rows_out = []
+    for path in map_paths:
+        rows, maps, meta = read_maps(path)
+        pos = np.searchsorted(full.rows, rows)
+        images = full.batch(pos)
+        masks = full.masks(pos)
+        labels = full.labels()[pos]
+        for key in tqdm(sorted(maps), desc=f"scoring {Path(path).name}", disable=not progress):
+            info = meta[key]
+            for i, r in enumerate(rows):
+                for c in torch.nonzero(labels[i] > 0.5).flatten().tolist():
+                    sal = torch.from_numpy(maps[key][i, c])
+                    scores = M.score_map(f, images[i].to(device), sal.to(device), c, masks[i, c].to(device),
+                                         threshold=opts["threshold"], tolerance=opts["pointing_tolerance"],
+                                         steps=opts["steps"], blur_sigma=opts["insertion_blur_sigma"])
+                    rows_out.append({"classifier": classifier_name, "image": int(r), "class": c,
+                                     "class_name": full.class_names[c], "setting": key,
+                                     "method": info["method"],
+                                     **{k: info.get(k, "") for k in COMPONENTS}, "base": bool(info.get("base")),
+                                     "n_masks": info.get("n_masks", ""), **scores})
+    return pd.DataFrame(rows_out)
+
+
+METRICS = ("iou", "pointing", "mae", "saliency", "deletion", "insertion", "kept_probability")
+
+
+def summarise(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean (and standard error) of every metric per classifier × method × setting."""
+    keys = ["classifier", "method", "setting", *COMPONENTS, "base"]
+    g = scores.fillna({k: "" for k in COMPONENTS}).groupby(keys, sort=False)
+    mean = g[list(METRICS)].mean()
+    sem = g[list(METRICS)].sem().add_suffix("_sem")
+    out = mean.join(sem).join(g.size().rename("n")).reset_index()
+    return out
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
