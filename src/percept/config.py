@@ -139,6 +139,9 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
             yield (f"{where}: writes the same file as features[{seen[key]}] "
                    f"(data/features/{key[0]}/{key[1]}.h5); give one of them a distinct name")
         seen[key] = i
+    from percept.loss_networks.grid import semantic_errors as perceptual_loss_errors
+
+    yield from perceptual_loss_errors(config)  # the autoencoders and loss_networks sections
     unknown_prep = sorted(set(config["downloads"]["prepare"]) - set(downloadable_sources()))
     if unknown_prep:
         yield (f"downloads.prepare: unknown dataset(s) {unknown_prep}; allowed: {', '.join(downloadable_sources())}")
