@@ -37,7 +37,7 @@ rule train_autoencoder:
         targets=autoencoder_targets_input(config),
     output:
         model="results/autoencoders/{dataset}/{loss}-z{z}/model.pt",
-        epochs="results/autoencoders/{dataset}/{loss}-z{z}/epochs.csv",
+        epochs="results/autoencoders/{dataset}/{loss}-z{z}/epochs.json",
         embeddings="data/embeddings/{dataset}/{loss}-z{z}.h5",
     params:
         options={k: v for k, v in config.get("autoencoders", {}).items() if k != "predictors"},
@@ -84,11 +84,11 @@ rule train_predictors:
 rule summarize_autoencoders:
     input:
         predictors=[f"{autoencoder_dir(r)}/predictors.csv" for r in AE_RUNS],
-        epochs=[f"{autoencoder_dir(r)}/epochs.csv" for r in AE_RUNS],
+        epochs=[f"{autoencoder_dir(r)}/epochs.json" for r in AE_RUNS],
     output:
         runs="results/autoencoders/predictors.csv",
         summary="results/autoencoders/summary.csv",
-        speed="results/autoencoders/speed.csv",
+        speed="results/autoencoders/speed.json",
     log:
         "logs/summarize_autoencoders/summary.log",
     threads: 1
@@ -175,7 +175,7 @@ rule render_fig_perceptual_autoencoders:
 
 rule render_fig_feature_prediction_speed:
     input:
-        speed="results/autoencoders/speed.csv",
+        speed="results/autoencoders/speed.json",
         summary="results/autoencoders/summary.csv",
     output:
         png=report("results/figures/fig_feature_prediction_speed.png", category="Perceptual loss",

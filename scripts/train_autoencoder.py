@@ -1,9 +1,7 @@
 """Train one autoencoder (dataset, loss, embedding size), time its epochs, cache its embeddings
 (percept.autoencoders.training)."""
 
-import pandas as pd
-
-from percept.autoencoders.predictors import write_csv
+from percept.autoencoders.summary import write_json
 from percept.autoencoders.training import embed_dataset, train_autoencoder
 from percept.workflow import setup_script
 
@@ -13,10 +11,9 @@ cache = inp.targets[0] if inp.targets else None
 model, history, info = train_autoencoder(
     inp.dataset, out.model, loss=wc.loss, embedding_size=int(wc.z), options=params.options, feature_cache=cache,
     seed=params.seed, device=params.device, progress=params.progress, allow_download=params.allow_download)
-epochs = pd.DataFrame(history).rename(columns={"loss": "train_loss"})
-for key, value in {"dataset": wc.dataset, "loss": wc.loss, "embedding_size": int(wc.z), **info}.items():
-    epochs[key] = value
-write_csv(epochs, out.epochs)
+run = {"dataset": wc.dataset, "loss": wc.loss, "embedding_size": int(wc.z), **info}
+write_json([{**run, "epoch": h["epoch"], "train_loss": h["loss"], "seconds": h["seconds"]} for h in history],
+           out.epochs)
 embed_dataset(model, inp.dataset, out.embeddings, meta={"loss": wc.loss, "embedding_size": int(wc.z)},
               device=params.device, feature_cache=cache, loss_network=params.options["loss_network"],
               seed=params.seed)

@@ -33,13 +33,13 @@ def test_autoencoder_tables(tiny_run):
     err = runs[runs["metric"] == "position_error"]["value"]
     assert acc.between(0, 1).all() and (err > 0).all() and (err < 1.5).all()
     assert (runs["test_size"] == 16).all()
-    speed = pd.read_csv(res / "speed.csv").set_index("loss")
+    speed = pd.read_json(res / "speed.json").set_index("loss")
     assert (speed["seconds_per_epoch"] > 0).all() and (speed["epochs"] == cfg["epochs"]).all()
     assert speed.loc["feature_prediction", "relative_to_feature_prediction"] == pytest.approx(1.0)
     # feature prediction never runs the loss network: faster per epoch than the perceptual loss
     assert speed.loc["feature_prediction", "seconds_per_epoch"] < speed.loc["perceptual", "seconds_per_epoch"]
     assert speed.loc["feature_prediction", "target_load_seconds"] > 0 == speed.loc["pixel", "target_load_seconds"]
-    epochs = pd.read_csv(res / "shapes" / "pixel-z8" / "epochs.csv")
+    epochs = pd.read_json(res / "shapes" / "pixel-z8" / "epochs.json")
     assert list(epochs["epoch"]) == [1, 2] and np.isfinite(epochs["train_loss"]).all()
 
 

@@ -1,8 +1,13 @@
-"""The stage's result tables: every predictor run, their per-loss summary, and time per epoch per loss."""
+"""The stage's result tables: every predictor run, their per-loss summary (tidy CSV), and time per epoch per
+loss (JSON: wall-clock timings differ from run to run, so they stay out of the tables that a rerun of the same
+config must reproduce bit for bit)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -15,7 +20,7 @@ def summarize(predictor_tables: Sequence[str], epoch_tables: Sequence[str]) -> d
     keys = ["dataset", "loss", "embedding_size", "task", "metric", "predictor"]
     summary = (runs.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
                .rename(columns={"count": "seeds"}))
-    epochs = pd.concat([pd.read_csv(p) for p in epoch_tables], ignore_index=True)
+    epochs = pd.DataFrame([row for p in epoch_tables for row in json.loads(Path(p).read_text())])
 
     rows = []
     for (dataset, z, loss), g in epochs.groupby(["dataset", "embedding_size", "loss"], sort=False):
@@ -33,3 +38,12 @@ def summarize(predictor_tables: Sequence[str], epoch_tables: Sequence[str]) -> d
     speed["relative_to_feature_prediction"] = [
         r.seconds_per_epoch / fp.get((r.dataset, r.embedding_size), float("nan")) for r in speed.itertuples()]
     return {"runs": runs, "summary": summary, "speed": speed}
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    """JSON written through a temporary name and renamed into place."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=float))
+    os.replace(tmp, p)

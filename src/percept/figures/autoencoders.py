@@ -86,7 +86,7 @@ def fig_feature_prediction_speed(speed: str, summary: str, out: Sequence[str]) -
     """Seconds per training epoch per loss, and the final predictor quality per loss (best predictor)."""
     import matplotlib.pyplot as plt
 
-    sp = pd.read_csv(speed)
+    sp = pd.read_json(speed)
     su = pd.read_csv(summary)
     metrics = list(dict.fromkeys(su["metric"]))
     with plotting.style():

@@ -10,8 +10,8 @@ adding one entry here (plus its options under ``loss_networks.tasks.<name>`` in 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,6 @@ class Task:
     scores: Mapping[str, bool]  # score column → higher is better
     needs_features: bool = False  # the cell reads data/features/{dataset}/{network}.h5 (feature prediction)
     description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def runner(self) -> Callable[..., dict[str, float]]:
         module, fn = self.run.split(":")
