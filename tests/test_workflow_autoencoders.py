@@ -8,6 +8,8 @@ import pytest
 import torch
 import yaml
 
+from percept.data.store import ImageDataset
+from percept.features import FeatureCache
 from percept.h5io import open_h5
 
 from conftest import TINY, assert_figure
@@ -49,6 +51,13 @@ def test_embeddings_and_checkpoints(tiny_run):
         emb = f["embeddings"][...]
         assert emb.shape == (56, 8) and np.isfinite(emb).all() and emb.std() > 0
         assert f["examples/predicted_features"].shape == f["examples/target_features"].shape
+        target = f["examples/target_features"][...]
+    # the feature-prediction targets are the cached loss-network features of the images (first test images)
+    test = ImageDataset(workdir / "data/datasets/shapes.h5", split="test")
+    cache = FeatureCache(workdir / "data/features/shapes/efficientnet_lite0.h5")
+    rows = np.searchsorted(cache.rows, test.rows[: len(target)])
+    np.testing.assert_allclose(cache.load("_blocks.7", rows).mean(1).numpy(), target, rtol=1e-5, atol=1e-6)
+    assert target.shape[1:] == (4, 4)  # Lite0 _blocks.7 at 64x64: stride 16
     with open_h5(workdir / "data/embeddings/shapes/pixel-z8.h5", "embeddings") as f:
         rec = f["examples/reconstructions"][...]
         assert rec.shape[1:] == (3, 64, 64) and 0 <= rec.min() and rec.max() <= 1

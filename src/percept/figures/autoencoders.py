@@ -37,6 +37,9 @@ def fig_perceptual_autoencoders(summary: str, embeddings: Sequence[str], out: Se
             decoded = (f["examples/reconstructions"][...] if "examples/reconstructions" in f
                        else f["examples/predicted_features"][...])
             examples.append((get_json_attr(f, "dataset"), get_json_attr(f, "embedding_size"), loss, images, decoded))
+    if examples:  # the strip shows one dataset at one embedding size: a row per loss
+        first = examples[0][:2]
+        examples = [e for e in examples if e[:2] == first]
     n_img = min(6, min((len(e[3]) for e in examples), default=0))
     rows_img = 1 + len(examples)
     with plotting.style():
@@ -77,8 +80,9 @@ def fig_perceptual_autoencoders(summary: str, embeddings: Sequence[str], out: Se
                 if k == 0:
                     label = f"{loss.replace('_', ' ')}\n(z={z})" + ("\nfeature mean" if decoded.ndim == 3 else "")
                     ax.set_ylabel(label, fontsize=7)
-        fig.suptitle("Perceptual autoencoders: predictors on frozen embeddings (top), test images and what "
-                     "each decoder outputs (bottom)", fontsize=10)
+        where = f" ({examples[0][0]}, z={examples[0][1]})" if examples else ""
+        fig.suptitle("Perceptual autoencoders: predictors on frozen embeddings (top); test images and what each "
+                     f"decoder outputs{where} (bottom)", fontsize=10)
         plotting.save(fig, *out)
 
 
