@@ -34,6 +34,7 @@ include: "rules/data.smk"
 include: "rules/features.smk"
 include: "rules/figures.smk"
 include: "rules/explain.smk"
+include: "rules/autoencoders.smk"
 
 
 rule all:

@@ -140,6 +140,9 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
                    f"(data/features/{key[0]}/{key[1]}.h5); give one of them a distinct name")
         seen[key] = i
     yield from _explain_errors(config)
+    from percept.loss_networks.grid import semantic_errors as perceptual_loss_errors
+
+    yield from perceptual_loss_errors(config)  # the autoencoders and loss_networks sections
     unknown_prep = sorted(set(config["downloads"]["prepare"]) - set(downloadable_sources()))
     if unknown_prep:
         yield (f"downloads.prepare: unknown dataset(s) {unknown_prep}; allowed: {', '.join(downloadable_sources())}")

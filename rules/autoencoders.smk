@@ -1,0 +1,229 @@
+"""Deep perceptual loss: autoencoders trained with pixel, perceptual or feature-prediction loss and the
+predictors judging their embeddings; the loss-network x extraction-point grid (one job per cell, the
+tasks from percept.loss_networks.registry) and its analysis."""
+
+from percept.loss_networks.grid import (
+    autoencoder_dir,
+    autoencoder_runs,
+    autoencoder_targets_input,
+    cell_inputs,
+    cell_param,
+    cell_path,
+    grid_cells,
+)
+from percept.loss_networks.registry import TASKS as LOSS_NETWORK_TASKS
+
+AE_RUNS = autoencoder_runs(config)
+GRID_CELLS = grid_cells(config)
+
+
+wildcard_constraints:
+    loss="pixel|perceptual|feature_prediction",
+    z=r"\d+",
+    network=r"[A-Za-z0-9_.-]+",
+    tap=r"[A-Za-z0-9_.]+",
+
+
+if AE_RUNS:
+    FIGURES += figure_files("fig_perceptual_autoencoders") + figure_files("fig_feature_prediction_speed")
+
+if GRID_CELLS:
+    FIGURES += figure_files("fig_loss_networks")
+
+
+rule train_autoencoder:
+    input:
+        dataset=dataset_file("{dataset}"),
+        targets=autoencoder_targets_input(config),
+    output:
+        model="results/autoencoders/{dataset}/{loss}-z{z}/model.pt",
+        epochs="results/autoencoders/{dataset}/{loss}-z{z}/epochs.json",
+        embeddings="data/embeddings/{dataset}/{loss}-z{z}.h5",
+    params:
+        options={k: v for k, v in config.get("autoencoders", {}).items() if k != "predictors"},
+        device=config["device"],
+        seed=config["seed"],
+        allow_download=config["allow_download"],
+        progress=config["progress"],
+    log:
+        "logs/train_autoencoder/{dataset}/{loss}-z{z}.log",
+    benchmark:
+        "benchmarks/train_autoencoder/{dataset}/{loss}-z{z}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train_autoencoder.py"
+
+
+rule train_predictors:
+    input:
+        dataset=dataset_file("{dataset}"),
+        embeddings="data/embeddings/{dataset}/{loss}-z{z}.h5",
+    output:
+        "results/autoencoders/{dataset}/{loss}-z{z}/predictors.csv",
+    params:
+        options=config.get("autoencoders", {}).get("predictors"),
+        seed=config["seed"],
+    log:
+        "logs/train_predictors/{dataset}/{loss}-z{z}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train_predictors.py"
+
+
+rule summarize_autoencoders:
+    input:
+        predictors=[f"{autoencoder_dir(r)}/predictors.csv" for r in AE_RUNS],
+        epochs=[f"{autoencoder_dir(r)}/epochs.json" for r in AE_RUNS],
+    output:
+        runs="results/autoencoders/predictors.csv",
+        summary="results/autoencoders/summary.csv",
+        speed="results/autoencoders/speed.json",
+    log:
+        "logs/summarize_autoencoders/summary.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/summarize_autoencoders.py"
+
+
+# One rule per registered task (loss_network_dimensionality_reduction, …), one job per grid cell.
+for _task in LOSS_NETWORK_TASKS:
+
+    rule:
+        name:
+            f"loss_network_{_task}"
+        input:
+            unpack(cell_inputs(config, _task)),
+        output:
+            f"results/loss_networks/{_task}/{{dataset}}/{{network}}/{{tap}}.csv",
+        params:
+            task=_task,
+            cell=cell_param(config, _task),
+            options=config.get("loss_networks", {}).get("tasks", {}).get(_task),
+            device=config["device"],
+            seed=config["seed"],
+            allow_download=config["allow_download"],
+            progress=config["progress"],
+        log:
+            f"logs/loss_network_{_task}/{{dataset}}/{{network}}/{{tap}}.log",
+        benchmark:
+            f"benchmarks/loss_network_{_task}/{{dataset}}/{{network}}/{{tap}}.tsv"
+        threads: 2
+        resources:
+            gpu=1,
+            mem_mb=8000,
+            runtime=240,
+        conda:
+            "../envs/torch.yaml"
+        script:
+            "../scripts/run_loss_network_cell.py"
+
+
+rule analyze_loss_networks:
+    input:
+        [cell_path(c) for c in GRID_CELLS],
+    output:
+        scores="results/loss_networks/scores.csv",
+        ranks="results/loss_networks/ranks.csv",
+        correlation="results/loss_networks/imagenet_correlation.csv",
+    log:
+        "logs/analyze_loss_networks/analysis.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/analyze_loss_networks.py"
+
+
+rule render_fig_perceptual_autoencoders:
+    input:
+        summary="results/autoencoders/summary.csv",
+        embeddings=[f"data/embeddings/{r['dataset']}/{r['loss']}-z{r['embedding_size']}.h5" for r in AE_RUNS],
+    output:
+        png=report("results/figures/fig_perceptual_autoencoders.png", category="Perceptual loss",
+                   caption="../report/fig_perceptual_autoencoders.rst"),
+        pdf="results/figures/fig_perceptual_autoencoders.pdf",
+    log:
+        "logs/render_fig_perceptual_autoencoders/fig.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/render_figure.py"
+
+
+rule render_fig_feature_prediction_speed:
+    input:
+        speed="results/autoencoders/speed.json",
+        summary="results/autoencoders/summary.csv",
+    output:
+        png=report("results/figures/fig_feature_prediction_speed.png", category="Perceptual loss",
+                   caption="../report/fig_feature_prediction_speed.rst"),
+        pdf="results/figures/fig_feature_prediction_speed.pdf",
+    log:
+        "logs/render_fig_feature_prediction_speed/fig.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/render_figure.py"
+
+
+rule render_fig_loss_networks:
+    input:
+        scores="results/loss_networks/scores.csv",
+        ranks="results/loss_networks/ranks.csv",
+        correlation="results/loss_networks/imagenet_correlation.csv",
+    output:
+        png=report("results/figures/fig_loss_networks.png", category="Perceptual loss",
+                   caption="../report/fig_loss_networks.rst"),
+        pdf="results/figures/fig_loss_networks.pdf",
+    log:
+        "logs/render_fig_loss_networks/fig.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/render_figure.py"
+
+
+rule fig_perceptual_autoencoders:
+    input:
+        figure_files("fig_perceptual_autoencoders"),
+
+
+rule fig_feature_prediction_speed:
+    input:
+        figure_files("fig_feature_prediction_speed"),
+
+
+rule fig_loss_networks:
+    input:
+        figure_files("fig_loss_networks"),

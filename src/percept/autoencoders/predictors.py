@@ -1,0 +1,197 @@
+"""Predictors on frozen embeddings: linear and small MLPs, trained for classification and object
+positioning (early stopping on a validation part of the train split), several seeds; one tidy row per
+(predictor, seed, task).
+
+Classification: single-label data → softmax, top-1 accuracy; multi-label data (``shapes``) → sigmoid per
+class, ``accuracy`` = exact-match (every class right). Positioning: the normalised (x, y) centre of each
+class's object (``positions``; absent objects are masked out), ``position_error`` = mean Euclidean
+distance in units of the image side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from percept.data.store import ImageDataset
+from percept.h5io import get_json_attr, open_h5
+
+TASK_METRICS = {"classification": "accuracy", "position": "position_error"}
+
+
+def predictor_name(hidden: Sequence[int]) -> str:
+    return "linear" if not hidden else "mlp" + "x".join(str(int(h)) for h in hidden)
+
+
+def make_predictor(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, int(h)), nn.ReLU()]
+        in_dim = int(h)
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class Target:
+    """One prediction target: its loss and its test metric (lower or higher is better)."""
+
+    def __init__(self, task: str, y: torch.Tensor, label_kind: str = "single"):
+        self.task, self.y, self.label_kind = task, y, label_kind
+        if task == "classification":
+            self.out_dim = int(y.max()) + 1 if label_kind == "single" else y.shape[1]
+        else:
+            self.out_dim = y.shape[1] * 2
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "classification":
+            if self.label_kind == "single":
+                return F.cross_entropy(out, y)
+            return F.binary_cross_entropy_with_logits(out, y)
+        present = torch.isfinite(y)
+        return F.mse_loss(out.view_as(y)[present], y[present])
+
+    def metric(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        if self.task == "classification":
+            if self.label_kind == "single":
+                return float((out.argmax(1) == y).float().mean())
+            return float(((out > 0) == (y > 0.5)).all(1).float().mean())
+        present = torch.isfinite(y[..., 0])
+        dist = (out.view_as(y) - torch.nan_to_num(y)).norm(dim=-1)
+        return float(dist[present].mean())
+
+
+def targets(ds: ImageDataset) -> dict[str, Target]:
+    """The prediction targets the dataset supports, one entry per image of ``ds`` (in its row order)."""
+    out = {}
+    labels = ds.labels()
+    if labels is not None and ds.label_kind in ("single", "multi"):
+        out["classification"] = Target("classification", labels.long() if ds.label_kind == "single"
+                                       else labels.float(), ds.label_kind)
+    if ds.has_positions:
+        out["position"] = Target("position", ds.positions().float())
+    return out
+
+
+def train_predictor(x: torch.Tensor, target: Target, train: np.ndarray, val: np.ndarray, hidden: Sequence[int], *,
+                    seed: int, epochs: int, lr: float, weight_decay: float, batch_size: int,
+                    patience: int) -> tuple[nn.Module, int]:
+    """Adam with early stopping on the validation loss; returns the best model and the epochs trained."""
+    torch.manual_seed(seed)
+    model = make_predictor(x.shape[1], target.out_dim, hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    y = target.y
+    best, best_state, since, epoch = float("inf"), None, 0, 0
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.from_numpy(train)[torch.randperm(len(train), generator=gen)]
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            loss = target.loss(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.inference_mode():
+            v = float(target.loss(model(x[val]), y[val]))
+        if v < best - 1e-6:
+            best, best_state, since = v, copy.deepcopy(model.state_dict()), 0
+        else:
+            since += 1
+            if since >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model.eval(), epoch
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Predictors are tiny MLPs: intra-op threads only add synchronisation (several times slower on a busy CPU)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def evaluate_embeddings(embeddings: np.ndarray, ds: ImageDataset, split_codes: np.ndarray,
+                        hidden_list: Iterable[Sequence[int]], seeds: Iterable[int], options: Mapping[str, Any],
+                        tasks: Sequence[str] | None = None) -> pd.DataFrame:
+    """Train every predictor for every seed and target on the train split; score on the test split.
+
+    ``embeddings`` and ``split_codes`` are per image of ``ds`` (opened without a split); embeddings are
+    standardised with the train split's statistics; a seeded ``val_fraction`` of train is validation.
+    """
+    train_code, test_code = ds.split_names.index("train"), ds.split_names.index("test")
+    rows = np.arange(len(embeddings))
+    x = torch.from_numpy(np.asarray(embeddings, np.float32))
+    tr_all = rows[split_codes == train_code]
+    te = rows[split_codes == test_code]
+    mean, std = x[tr_all].mean(0), x[tr_all].std(0)
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # a constant dimension stays as it is
+    x = (x - mean) / std
+    found = targets(ds)
+    with single_thread():
+        records = _train_all(x, found, tr_all, te, hidden_list, seeds, options, tasks)
+    return pd.DataFrame.from_records(records)
+
+
+def _train_all(x, found, tr_all, te, hidden_list, seeds, options, tasks) -> list[dict[str, Any]]:
+    records = []
+    for name, target in found.items():
+        if tasks is not None and name not in tasks:
+            continue
+        for seed in seeds:
+            perm = np.random.default_rng(seed).permutation(tr_all)
+            n_val = max(1, int(round(len(perm) * float(options["val_fraction"]))))
+            train, val = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+            for hidden in hidden_list:
+                model, trained = train_predictor(
+                    x, target, train, val, hidden, seed=int(seed), epochs=int(options["epochs"]),
+                    lr=float(options["lr"]), weight_decay=float(options["weight_decay"]),
+                    batch_size=int(options["batch_size"]), patience=int(options["patience"]))
+                with torch.inference_mode():
+                    value = target.metric(model(x[te]), target.y[te])
+                records.append({"task": name, "metric": TASK_METRICS[name], "predictor": predictor_name(hidden),
+                                "seed": int(seed), "value": value, "epochs_trained": trained,
+                                "train_size": len(train), "test_size": len(te)})
+    return records
+
+
+def evaluate_embedding_file(embeddings_path: str, dataset_path: str, hidden_list: Iterable[Sequence[int]],
+                            seeds: Iterable[int], options: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`evaluate_embeddings` on a cached embeddings file, with its recorded metadata as columns."""
+    ds = ImageDataset(dataset_path)
+    with open_h5(embeddings_path, "embeddings", expect={"dataset_fingerprint": ds.fingerprint}) as f:
+        emb = f["embeddings"][...]
+        file_rows = f["rows"][...]
+        meta = {k: get_json_attr(f, k) for k in ("loss", "embedding_size", "dataset")}
+    if not np.array_equal(file_rows, np.arange(len(ds))):
+        raise ValueError(f"{embeddings_path}: embeddings do not cover every row of {dataset_path}")
+    with open_h5(dataset_path, "dataset") as f:
+        codes = f["split"][...]
+    df = evaluate_embeddings(emb, ds, codes, hidden_list, seeds, options)
+    for k, v in reversed(list(meta.items())):
+        df.insert(0, k, v)
+    return df
+
+
+def write_csv(df: pd.DataFrame, path: str) -> None:
+    """A tidy CSV written through a temporary name and renamed into place."""
+    import os
+    from pathlib import Path
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, p)

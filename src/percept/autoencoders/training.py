@@ -1,0 +1,261 @@
+"""Training with checkpoints (atomic, ``weights_only`` loading, resumable) and the autoencoder stage:
+train with one of the three losses, time every epoch, cache the frozen encoder's embeddings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from percept import backbones
+from percept.autoencoders import LOSSES
+from percept.autoencoders.losses import (LossNetwork, PerceptualLoss, feature_prediction_loss, kl_divergence,
+                                         pixel_loss)
+from percept.autoencoders.models import Autoencoder
+from percept.data.store import ImageDataset
+from percept.features import FeatureCache, resolve_device
+from percept.h5io import CacheError, atomic_h5
+
+log = logging.getLogger(__name__)
+
+
+# -- checkpoints --------------------------------------------------------------------------------------
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint written for another configuration or loss network."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
+    """torch.save through a temporary name beside ``path`` and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(dict(state), tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Load with ``weights_only=True``; refuse one whose recorded ``meta`` differs from ``meta``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    have = state.get("meta", {})
+    diff = sorted(k for k in set(have) | set(meta) if have.get(k) != meta.get(k))
+    if diff:
+        details = "; ".join(f"{k}: checkpoint {have.get(k)!r} vs config {meta.get(k)!r}" for k in diff)
+        raise CheckpointMismatch(f"{path} was written for another configuration ({details}). Delete it and "
+                                 "rerun to train from scratch.")
+    return state
+
+
+def fit(model: torch.nn.Module, step: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, epochs: int,
+        batch_size: int, lr: float, seed: int, checkpoint: str | os.PathLike, meta: Mapping[str, Any],
+        progress: bool = True, desc: str = "train") -> list[dict[str, float]]:
+    """Adam on ``step(batch indices) -> loss`` for ``epochs``, checkpointing after every epoch.
+
+    A checkpoint left by an interrupted run (same ``meta``) is resumed from its last finished epoch; the
+    shuffling and sampling noise of epoch e are seeded by (seed, e), so a resumed run equals an
+    uninterrupted one. Returns one record per epoch: epoch, loss (mean over batches), seconds (the
+    training steps alone, without checkpointing).
+    """
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    history: list[dict[str, float]] = []
+    start = 0
+    checkpoint = Path(checkpoint)
+    meta = dict(meta)
+    if checkpoint.exists():
+        state = load_checkpoint(checkpoint, meta)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history, start = list(state["history"]), int(state["epoch"])
+        log.info("resuming %s from epoch %d of %d (%s)", desc, start, epochs, checkpoint)
+    for epoch in range(start, epochs):
+        torch.manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(n_items)
+        model.train()
+        total, batches = 0.0, 0
+        t0 = time.perf_counter()
+        bar = tqdm(range(0, n_items, batch_size), desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress)
+        for start_i in bar:
+            loss = step(order[start_i:start_i + batch_size])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+            batches += 1
+        seconds = time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "loss": total / max(batches, 1), "seconds": seconds})
+        log.info("%s epoch %d: loss %.5f, %.2f s", desc, epoch + 1, history[-1]["loss"], seconds)
+        save_checkpoint(checkpoint, {"meta": meta, "epoch": epoch + 1, "model": model.state_dict(),
+                                     "optimizer": opt.state_dict(), "history": history})
+    return history
+
+
+# -- data ---------------------------------------------------------------------------------------------
+def load_images(ds: ImageDataset, chunk: int = 512) -> torch.Tensor:
+    """Every image of the split as uint8 (N, 3, H, W) (a quarter of the float32 memory)."""
+    parts = [ds.batch(slice(i, min(i + chunk, len(ds)))).mul_(255).round_().to(torch.uint8)
+             for i in range(0, len(ds), chunk)]
+    return torch.cat(parts)
+
+
+def as_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return images.to(device, non_blocking=True).float().div_(255.0)
+
+
+def cached_targets(cache_path: str | os.PathLike, ds: ImageDataset, loss_network: Mapping[str, Any],
+                   seed: int) -> torch.Tensor:
+    """The loss network's features of every image of ``ds`` at the tap, read from the HDF5 feature cache.
+
+    The cache must hold this dataset (fingerprint), backbone, weights, preprocessing and tap.
+    """
+    spec = backbones.get(loss_network["backbone"])
+    weights = loss_network.get("weights", "imagenet")
+    expect = {"backbone": spec.name, "dataset_fingerprint": ds.fingerprint,
+              "weights": "random" if weights == "random" else spec.weights_name,
+              "preprocessing": spec.preprocessing(loss_network.get("resize"))}
+    if weights == "random":
+        expect["weights_seed"] = seed
+    cache = FeatureCache(cache_path, expect=expect)
+    tap = loss_network["tap"]
+    if tap not in cache.taps:
+        raise CacheError(f"{cache_path}: tap {tap!r} is not cached (cached taps: {cache.taps}); add it to the "
+                         "features entry's taps")
+    where = np.searchsorted(cache.rows, ds.rows)
+    if (where >= len(cache.rows)).any() or (cache.rows[np.minimum(where, len(cache.rows) - 1)] != ds.rows).any():
+        raise CacheError(f"{cache_path}: does not hold every image of {ds.name} split {ds.split!r}")
+    contiguous = len(where) and where[-1] - where[0] + 1 == len(where)
+    return cache.load(tap, slice(int(where[0]), int(where[-1]) + 1) if contiguous else where)
+
+
+# -- the autoencoder stage ----------------------------------------------------------------------------
+def autoencoder_meta(options: Mapping[str, Any], loss: str, embedding_size: int, dataset: ImageDataset,
+                     seed: int) -> dict[str, Any]:
+    """What a checkpoint is identified by (the loss network only for the losses that use it)."""
+    net = dict(options["loss_network"]) if loss != "pixel" else None
+    return {"dataset_fingerprint": dataset.fingerprint, "loss": loss, "embedding_size": int(embedding_size),
+            "width": int(options["width"]), "variational": bool(options["variational"]),
+            "kl_weight": float(options["kl_weight"]), "batch_size": int(options["batch_size"]),
+            "lr": float(options["lr"]), "max_train": options.get("max_train"), "seed": int(seed),
+            "loss_network": repr(sorted(net.items())) if net else "none"}
+
+
+def train_autoencoder(dataset_path: str | os.PathLike, model_path: str | os.PathLike, *, loss: str,
+                      embedding_size: int, options: Mapping[str, Any], feature_cache: str | None = None,
+                      seed: int = 0, device: str = "auto", progress: bool = True,
+                      allow_download: bool = False) -> tuple[Autoencoder, list[dict[str, float]], dict[str, Any]]:
+    """Train one autoencoder on the train split; write the final checkpoint to ``model_path``.
+
+    ``options``: width, variational, kl_weight, epochs, batch_size, lr, max_train and loss_network
+    (backbone, weights, tap, resize). The resumable checkpoint lives beside ``model_path`` until done.
+    Returns the model, the per-epoch history and facts about the run (e.g. seconds spent reading targets).
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    dev = resolve_device(device)
+    ds = ImageDataset(dataset_path, split="train")
+    if options.get("max_train"):
+        ds.rows = ds.rows[: int(options["max_train"])]
+    images = load_images(ds)
+    side = images.shape[-1]
+    info: dict[str, Any] = {"device": str(dev), "train_images": len(ds), "target_load_seconds": 0.0}
+    torch.manual_seed(seed)
+    net = options["loss_network"]
+    if loss == "feature_prediction":
+        if feature_cache is None:
+            raise ValueError("feature prediction loss reads its targets from a feature cache; none was given")
+        t0 = time.perf_counter()
+        targets = cached_targets(feature_cache, ds, net, seed)
+        info["target_load_seconds"] = time.perf_counter() - t0
+        target_shape = tuple(targets.shape[1:])
+    else:
+        target_shape = (3, side, side)
+    model = Autoencoder(side, embedding_size, target_shape, width=options["width"],
+                        variational=options["variational"], decodes_image=loss != "feature_prediction").to(dev)
+    perceptual = None
+    if loss == "perceptual":
+        perceptual = PerceptualLoss(LossNetwork(net["backbone"], net["tap"], net.get("weights", "imagenet"),
+                                                net.get("resize"), seed=seed, allow_download=allow_download)).to(dev)
+    beta = float(options["kl_weight"])
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        x = as_float(images[idx], dev)
+        out, mu, logvar = model(x)
+        if loss == "pixel":
+            rec = pixel_loss(out, x)
+        elif loss == "perceptual":
+            rec = perceptual(out, x)
+        else:
+            rec = feature_prediction_loss(out, targets[idx].to(dev, non_blocking=True))
+        return rec + beta * kl_divergence(mu, logvar)
+
+    meta = autoencoder_meta(options, loss, embedding_size, ds, seed)
+    model_path = Path(model_path)
+    partial = model_path.with_name(model_path.name + ".partial")
+    history = fit(model, step, len(ds), epochs=int(options["epochs"]), batch_size=int(options["batch_size"]),
+                  lr=float(options["lr"]), seed=seed, checkpoint=partial, meta=meta, progress=progress,
+                  desc=f"{ds.name}/{loss}/z{embedding_size}")
+    save_checkpoint(model_path, {"meta": meta, "model": model.state_dict(), "history": history,
+                                 "target_shape": list(target_shape), "image_size": side})
+    partial.unlink(missing_ok=True)
+    return model.eval(), history, info
+
+
+def load_autoencoder(model_path: str | os.PathLike, options: Mapping[str, Any],
+                     meta: Mapping[str, Any] | None = None) -> Autoencoder:
+    state = torch.load(model_path, map_location="cpu", weights_only=True)
+    if meta is not None:
+        load_checkpoint(model_path, meta)
+    m = state["meta"]
+    model = Autoencoder(int(state["image_size"]), int(m["embedding_size"]), state["target_shape"],
+                        width=int(m["width"]), variational=bool(m["variational"]),
+                        decodes_image=m["loss"] != "feature_prediction")
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def encode(model: Autoencoder, ds: ImageDataset, device: str = "auto", batch_size: int = 256) -> np.ndarray:
+    """Embeddings (the mean of q(z|x)) of every image of ``ds``, in its row order, as float32 (N, z)."""
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(ds), batch_size):
+            x = ds.batch(slice(i, min(i + batch_size, len(ds)))).to(dev)
+            out.append(model.encoder(x)[0].float().cpu())
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def embed_dataset(model: Autoencoder, dataset_path: str | os.PathLike, out_path: str | os.PathLike, *,
+                  meta: Mapping[str, Any], device: str = "auto", batch_size: int = 256, n_examples: int = 6,
+                  feature_cache: str | None = None, loss_network: Mapping[str, Any] | None = None,
+                  seed: int = 0) -> None:
+    """Cache the frozen encoder's embeddings (the mean of q(z|x)) of every image of the dataset, plus a
+    few test images with the decoder's output (reconstructions, or predicted vs cached feature maps)."""
+    dev = resolve_device(device)
+    ds = ImageDataset(dataset_path)
+    emb = encode(model, ds, device=device, batch_size=batch_size)
+    model = model.to(dev).eval()
+    with torch.inference_mode():
+        test = ImageDataset(dataset_path, split="test") if "test" in ds.split_names else ds
+        test.rows = test.rows[:n_examples]
+        x = test.batch(slice(0, len(test)))
+        decoded = model(x.to(dev))[0].float().cpu()
+    meta = {**meta, "dataset": ds.name, "dataset_fingerprint": ds.fingerprint, "split_names": ds.split_names}
+    with atomic_h5(out_path, kind="embeddings", meta=meta) as f:
+        f.create_dataset("embeddings", data=emb.astype(np.float32))
+        f.create_dataset("rows", data=ds.rows.astype(np.int64))
+        f.create_dataset("examples/images", data=x.numpy())
+        if decoded.shape[1:] == x.shape[1:] and meta.get("loss") != "feature_prediction":
+            f.create_dataset("examples/reconstructions", data=decoded.clamp(0, 1).numpy())
+        else:  # feature prediction: the channel-mean of the predicted and of the cached feature maps
+            f.create_dataset("examples/predicted_features", data=decoded.mean(1).numpy())
+            if feature_cache is not None and loss_network is not None:
+                target = cached_targets(feature_cache, test, loss_network, seed)
+                f.create_dataset("examples/target_features", data=target.mean(1).numpy())

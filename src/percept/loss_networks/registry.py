@@ -1,0 +1,52 @@
+"""The task registry of the loss-network grid (torch-free, so planning the workflow stays fast).
+
+A task is one entry of :data:`TASKS`: its cell runner (``"module:function"``, called as
+``run(inputs, cell, options, work=…, seed=…, device=…, progress=…, allow_download=…)`` → scores), its score
+columns (name → higher is better) and whether a cell reads the loss network's feature cache. The rule
+``loss_network_<task>`` and one job per grid cell are generated from this registry, so adding a task is
+adding one entry here (plus its options under ``loss_networks.tasks.<name>`` in the config schema).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    run: str  # "module:function" computing a cell's scores
+    scores: Mapping[str, bool]  # score column → higher is better
+    needs_features: bool = False  # the cell reads data/features/{dataset}/{network}.h5 (feature prediction)
+    description: str = ""
+
+    def runner(self) -> Callable[..., dict[str, float]]:
+        module, fn = self.run.split(":")
+        return getattr(importlib.import_module(module), fn)
+
+
+# NOTE (lead engineer): the paper's fourth task, perceptual similarity (the DPS metric's 2AFC / ordering
+# score on BAPPS), is deliberately not here: it belongs to the similarity module (issue 4), built on another
+# branch. Wire it after merging by adding one entry, e.g.
+#   "perceptual_similarity": Task("perceptual_similarity", "percept.similarity.<module>:<score_cell>",
+#                                 {"two_afc": True}),
+# whose runner takes (inputs, cell, options, **common) like the ones below, and its options
+# (datasets: [bapps_2afc_val], …) under loss_networks.tasks.perceptual_similarity in the schema.
+TASKS: dict[str, Task] = {
+    "dimensionality_reduction": Task(
+        "dimensionality_reduction", "percept.loss_networks.tasks:dimensionality_reduction",
+        {"accuracy": True, "position_error": False}, needs_features=True,
+        description="feature-prediction autoencoder on the tap; its embeddings judged by predictors"),
+    "super_resolution": Task(
+        "super_resolution", "percept.loss_networks.tasks:super_resolution", {"psnr": True, "ssim": True},
+        description="x4 super-resolution network trained with the perceptual loss; PSNR / SSIM on test"),
+    "segmentation": Task(
+        "segmentation", "percept.loss_networks.tasks:segmentation",
+        {"iou": True, "completeness": True, "correctness": True},
+        description="foreground segmentation of shapes trained with the perceptual loss; IoU, completeness, "
+                    "correctness on test"),
+}
+
+

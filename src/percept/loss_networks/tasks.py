@@ -1,0 +1,212 @@
+"""The cell runners of the loss-network grid's offline tasks (registered in
+:mod:`percept.loss_networks.registry`): each trains a small network with the cell's loss network and
+extraction point and returns its scores."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from percept.autoencoders.losses import LossNetwork, PerceptualLoss
+from percept.autoencoders.models import Segmenter, SuperResolver
+from percept.autoencoders.training import as_float, fit, load_images
+from percept.data.store import ImageDataset
+from percept.features import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def loss_network(cell: Mapping[str, Any], seed: int, allow_download: bool) -> LossNetwork:
+    return LossNetwork(cell["backbone"], cell["tap"], cell.get("weights", "imagenet"), cell.get("resize"),
+                       seed=seed, allow_download=allow_download)
+
+
+def _train_split(path: str, options: Mapping[str, Any]) -> ImageDataset:
+    ds = ImageDataset(path, split="train")
+    if options.get("max_train"):
+        ds.rows = ds.rows[: int(options["max_train"])]
+    return ds
+
+
+def _checkpoint(work: str | os.PathLike) -> Path:
+    return Path(str(work) + ".partial")
+
+
+def _cell_meta(cell: Mapping[str, Any], options: Mapping[str, Any], ds: ImageDataset, seed: int) -> dict[str, Any]:
+    return {"cell": repr(sorted(cell.items())), "options": repr(sorted(options.items())),
+            "dataset_fingerprint": ds.fingerprint, "seed": int(seed)}
+
+
+# -- super-resolution ---------------------------------------------------------------------------------
+def downsample(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """The low-resolution input: antialiased bicubic downsampling by ``scale``, clamped to [0, 1]."""
+    return F.interpolate(x, scale_factor=1 / scale, mode="bicubic", antialias=True,
+                         align_corners=False).clamp(0, 1)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio (dB) of images in [0, 1]."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def sr_scores(outputs: torch.Tensor, images: torch.Tensor) -> dict[str, float]:
+    """Mean PSNR and SSIM (scikit-image, RGB, data range 1) over images (B, 3, H, W) in [0, 1]."""
+    from skimage.metrics import structural_similarity
+
+    out = outputs.clamp(0, 1).permute(0, 2, 3, 1).numpy().astype(np.float64)
+    ref = images.permute(0, 2, 3, 1).numpy().astype(np.float64)
+    return {"psnr": float(np.mean([psnr(o, r) for o, r in zip(out, ref)])),
+            "ssim": float(np.mean([structural_similarity(o, r, channel_axis=2, data_range=1.0)
+                                   for o, r in zip(out, ref)]))}
+
+
+def super_resolution(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any], *,
+                     work: str, seed: int = 0, device: str = "auto", progress: bool = True,
+                     allow_download: bool = False) -> dict[str, float]:
+    """Train the ×scale super-resolver with the cell's perceptual loss (plus ``pixel_weight`` × MSE);
+    PSNR / SSIM of its test outputs, and of bilinear upsampling as a reference."""
+    dev = resolve_device(device)
+    ds = _train_split(inputs["dataset"], options)
+    images = load_images(ds)
+    scale = int(options["scale"])
+    torch.manual_seed(seed)
+    model = SuperResolver(scale, int(options["width"])).to(dev)
+    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download)).to(dev)
+    pixel_weight = float(options["pixel_weight"])
+
+    def step(idx):
+        x = as_float(images[idx], dev)
+        out = model(downsample(x, scale))
+        loss = perceptual(out, x)
+        return loss + pixel_weight * F.mse_loss(out, x) if pixel_weight else loss
+
+    history = fit(model, step, len(ds), epochs=int(options["epochs"]), batch_size=int(options["batch_size"]),
+                  lr=float(options["lr"]), seed=seed, checkpoint=_checkpoint(work),
+                  meta=_cell_meta(cell, options, ds, seed), progress=progress, desc=f"sr {cell['network']}")
+    test = ImageDataset(inputs["dataset"], split="test")
+    outs, refs, base = [], [], []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(test), 64):
+            x = test.batch(slice(i, min(i + 64, len(test))))
+            lr_img = downsample(x, scale)
+            outs.append(model(lr_img.to(dev)).float().cpu())
+            base.append(F.interpolate(lr_img, scale_factor=scale, mode="bilinear", align_corners=False))
+            refs.append(x)
+    scores = sr_scores(torch.cat(outs), torch.cat(refs))
+    ref = sr_scores(torch.cat(base), torch.cat(refs))
+    scores.update(psnr_bilinear=ref["psnr"], ssim_bilinear=ref["ssim"])
+    log.info("trained in %.1f s", sum(h["seconds"] for h in history))
+    _checkpoint(work).unlink(missing_ok=True)
+    return scores
+
+
+# -- segmentation -------------------------------------------------------------------------------------
+def foreground(ds: ImageDataset, positions) -> torch.Tensor:
+    """(B, 1, H, W) float mask of every object's pixels (the roads of the paper's task)."""
+    return ds.masks(positions).any(1, keepdim=True).float()
+
+
+def segmentation_scores(prob: torch.Tensor, truth: torch.Tensor, threshold: float = 0.5) -> dict[str, float]:
+    """Pixel counts pooled over the test set (Wiedemann et al.'s road-extraction measures):
+    completeness = TP/(TP+FN), correctness = TP/(TP+FP), IoU (their "quality") = TP/(TP+FP+FN)."""
+    pred, true = prob > threshold, truth > 0.5
+    tp = float((pred & true).sum())
+    fp = float((pred & ~true).sum())
+    fn = float((~pred & true).sum())
+    return {"iou": tp / max(tp + fp + fn, 1.0), "completeness": tp / max(tp + fn, 1.0),
+            "correctness": tp / max(tp + fp, 1.0)}
+
+
+def segmentation(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any], *, work: str,
+                 seed: int = 0, device: str = "auto", progress: bool = True,
+                 allow_download: bool = False) -> dict[str, float]:
+    """Train the segmenter with the perceptual loss between the loss network's features of the predicted
+    and of the true mask (both as grey RGB images), plus ``pixel_weight`` × BCE; score on test."""
+    dev = resolve_device(device)
+    ds = _train_split(inputs["dataset"], options)
+    images = load_images(ds)
+    masks = foreground(ds, slice(0, len(ds)))
+    torch.manual_seed(seed)
+    model = Segmenter(int(options["width"])).to(dev)
+    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download)).to(dev)
+    pixel_weight = float(options["pixel_weight"])
+
+    def step(idx):
+        x = as_float(images[idx], dev)
+        m = masks[idx].to(dev)
+        prob = model(x)
+        loss = perceptual(prob.expand(-1, 3, -1, -1), m.expand(-1, 3, -1, -1))
+        return loss + pixel_weight * F.binary_cross_entropy(prob, m) if pixel_weight else loss
+
+    history = fit(model, step, len(ds), epochs=int(options["epochs"]), batch_size=int(options["batch_size"]),
+                  lr=float(options["lr"]), seed=seed, checkpoint=_checkpoint(work),
+                  meta=_cell_meta(cell, options, ds, seed), progress=progress, desc=f"seg {cell['network']}")
+    test = ImageDataset(inputs["dataset"], split="test")
+    probs, truth = [], []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(test), 64):
+            sl = slice(i, min(i + 64, len(test)))
+            probs.append(model(test.batch(sl).to(dev)).float().cpu())
+            truth.append(foreground(test, sl))
+    scores = segmentation_scores(torch.cat(probs), torch.cat(truth))
+    log.info("trained in %.1f s", sum(h["seconds"] for h in history))
+    _checkpoint(work).unlink(missing_ok=True)
+    return scores
+
+
+# -- dimensionality reduction -------------------------------------------------------------------------
+def dimensionality_reduction(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any], *,
+                             work: str, seed: int = 0, device: str = "auto", progress: bool = True,
+                             allow_download: bool = False) -> dict[str, float]:
+    """A feature-prediction autoencoder whose targets are the cell's tap features (from the feature cache);
+    its frozen embeddings are judged by the configured predictors (mean over predictors and seeds)."""
+    from percept.autoencoders.predictors import evaluate_embeddings
+    from percept.autoencoders.training import encode, train_autoencoder
+    from percept.h5io import open_h5
+
+    net = {k: cell[k] for k in ("backbone", "weights", "tap", "resize")}
+    ae_options = {**options, "loss_network": net}
+    model, history, _ = train_autoencoder(inputs["dataset"], str(work) + ".model", loss="feature_prediction",
+                                          embedding_size=int(options["embedding_size"]), options=ae_options,
+                                          feature_cache=inputs["features"], seed=seed, device=device,
+                                          progress=progress, allow_download=allow_download)
+    Path(str(work) + ".model").unlink(missing_ok=True)
+    ds = ImageDataset(inputs["dataset"])
+    emb = encode(model, ds, device=device)
+    with open_h5(inputs["dataset"], "dataset") as f:
+        codes = f["split"][...]
+    pred = options["predictors"]
+    runs = evaluate_embeddings(emb, ds, codes, pred["hidden"], [seed + s for s in range(int(pred["seeds"]))], pred)
+    scores = {metric: float(v) for metric, v in runs.groupby("metric")["value"].mean().items()}
+    log.info("autoencoder trained in %.1f s", sum(h["seconds"] for h in history))
+    return scores
+
+
+def run_cell(task: str, inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any],
+             **common) -> Any:
+    """Run one grid cell and return its tidy table: one row per score (extra measurements as columns)."""
+    import pandas as pd
+
+    from percept import backbones
+
+    from percept.loss_networks.registry import TASKS
+
+    spec = TASKS[task]
+    scores = spec.runner()(inputs, cell, options, **common)
+    extra = {k: v for k, v in scores.items() if k not in spec.scores}
+    acc = backbones.get(cell["backbone"]).imagenet_acc1 if cell.get("weights", "imagenet") == "imagenet" else None
+    rows = [{"task": task, "dataset": cell["dataset"], "network": cell["network"], "backbone": cell["backbone"],
+             "weights": cell.get("weights", "imagenet"), "tap": cell["tap"], "tap_index": cell["tap_index"],
+             "imagenet_acc1": acc, "metric": metric, "value": scores[metric],
+             "higher_is_better": higher, **extra}
+            for metric, higher in spec.scores.items() if metric in scores]
+    return pd.DataFrame(rows)

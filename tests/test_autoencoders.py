@@ -1,0 +1,334 @@
+"""Perceptual autoencoders and the loss-network grid: the three losses on tiny tensors, the models' shapes,
+checkpoints (resume, refusal), the predictors and their metrics, the grid's task scores and analysis, and
+the config checks of the autoencoders / loss_networks sections."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from percept import backbones
+from percept.autoencoders.losses import (LossNetwork, PerceptualLoss, feature_prediction_loss, kl_divergence,
+                                         pixel_loss)
+from percept.autoencoders.models import Autoencoder, Decoder, Encoder, Segmenter, SuperResolver
+from percept.autoencoders.predictors import Target, evaluate_embeddings, predictor_name
+from percept.autoencoders.training import (CheckpointMismatch, cached_targets, fit, load_checkpoint,
+                                           save_checkpoint, train_autoencoder)
+from percept.config import ConfigError, validate_config
+from percept.data.embedded import make_shapes
+from percept.data.store import ImageDataset
+from percept.features import TapExtractor, cache_features, prepare_input
+from percept.loss_networks import analysis
+from percept.loss_networks.grid import grid_cells
+from percept.loss_networks.registry import TASKS
+from percept.loss_networks.tasks import psnr, segmentation_scores, sr_scores
+
+from conftest import REPO, TINY
+
+LITE = "efficientnet_lite0"
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ae") / "shapes.h5"
+    make_shapes(str(path), n_train=24, n_test=8, image_size=32, classes=["circle", "square", "star"],
+                objects_per_image=[1, 2], object_size=[0.3, 0.5], backgrounds=["brick"], seed=0, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cache(shapes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ae-features") / "lite0-random.h5"
+    cache_features(shapes, out, LITE, ["_blocks.0", "_blocks.7"], weights="random", seed=3, batch_size=5,
+                   device="cpu", progress=False)
+    return out
+
+
+NET = {"backbone": LITE, "weights": "random", "tap": "_blocks.0", "resize": None}
+OPTIONS = {"width": 4, "variational": True, "kl_weight": 1e-3, "epochs": 2, "batch_size": 8, "lr": 1e-3,
+           "max_train": None, "loss_network": NET}
+
+
+# -- losses on tiny tensors -----------------------------------------------------------------------------------
+def test_pixel_loss_is_the_mean_squared_error():
+    a, b = torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    b[0, 0, 0, 0] = 2.0  # one element off by 2 among 96 → 4 / 96
+    assert pixel_loss(a, b).item() == pytest.approx(4 / 96)
+    assert pixel_loss(a, a).item() == 0
+
+
+def test_kl_divergence_hand_values():
+    assert kl_divergence(torch.zeros(3, 5), torch.zeros(3, 5)).item() == 0  # q = prior
+    # mu = 1, var = 1: 0.5 * mu^2 per dimension, summed over 5 dimensions
+    assert kl_divergence(torch.ones(3, 5), torch.zeros(3, 5)).item() == pytest.approx(2.5)
+    # var = e: 0.5 * (e - 1 - 1) per dimension
+    assert kl_divergence(torch.zeros(1, 2), torch.ones(1, 2)).item() == pytest.approx(math.e - 2)
+    assert kl_divergence(torch.ones(2, 2), None).item() == 0  # deterministic encoder
+
+
+def test_feature_prediction_loss_is_zero_when_the_decoder_outputs_the_cached_targets(shapes, cache):
+    ds = ImageDataset(shapes, split="train")
+    targets = cached_targets(cache, ds, NET, seed=3)
+    spec = backbones.get(LITE)
+    with torch.inference_mode():  # the cache holds exactly the loss network's features of the inputs
+        direct = TapExtractor(spec.build("random", seed=3), ["_blocks.0"])(prepare_input(ds.batch(slice(0, 24)), spec,
+                                                                                          None))
+    assert torch.allclose(targets, direct["_blocks.0"], atol=1e-5)
+    assert feature_prediction_loss(targets.clone(), targets).item() == 0
+    off = targets.clone()
+    off[0].add_(1.0)
+    assert feature_prediction_loss(off, targets).item() == pytest.approx(1 / len(targets), rel=1e-4)
+
+
+def test_cached_targets_refuse_another_loss_network(shapes, cache):
+    from percept.h5io import CacheError
+
+    ds = ImageDataset(shapes, split="train")
+    with pytest.raises(CacheError, match="weights_seed"):
+        cached_targets(cache, ds, NET, seed=4)  # the cache was made with seed 3
+    with pytest.raises(CacheError, match="not cached"):
+        cached_targets(cache, ds, {**NET, "tap": "_stem_act"}, seed=3)
+
+
+def test_perceptual_loss_compares_loss_network_features():
+    net = LossNetwork(LITE, "_blocks.0", "random", seed=0)
+    loss = PerceptualLoss(net)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    assert loss(x, x).item() == 0
+    with torch.no_grad():
+        want = torch.mean((net(x) - net(y)) ** 2)
+    assert loss(x, y).item() == pytest.approx(want.item(), rel=1e-5) and want > 0
+    y.requires_grad_(True)
+    loss(y, x).backward()  # gradients reach the output image, never the frozen network
+    assert y.grad is not None and y.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())
+    net.train()
+    assert not net.extractor.training  # the loss network stays in eval mode
+
+
+# -- models ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(3, 96, 96), (80, 6, 6), (320, 3, 3), (16, 47, 47), (8, 1, 1)])
+def test_decoder_outputs_the_target_shape(shape):
+    dec = Decoder(16, shape, width=4)
+    assert dec(torch.zeros(2, 16)).shape == (2, *shape)
+
+
+def test_encoder_and_autoencoder_shapes():
+    enc = Encoder(96, 12, width=4, variational=True)
+    mu, logvar = enc(torch.rand(3, 3, 96, 96))
+    assert mu.shape == logvar.shape == (3, 12)
+    ae = Autoencoder(64, 12, (3, 64, 64), width=4, variational=False).eval()
+    out, mu, logvar = ae(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 3, 64, 64) and logvar is None and 0 <= out.min() and out.max() <= 1
+    assert SuperResolver(4, 4)(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+    assert Segmenter(4)(torch.rand(1, 3, 30, 30)).shape == (1, 1, 30, 30)
+
+
+# -- checkpoints ----------------------------------------------------------------------------------------------
+def _toy(tmp_path, epochs, ckpt="c.pt"):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    x = torch.randn(10, 3)
+    y = x.sum(1, keepdim=True)
+
+    def step(idx):
+        return torch.mean((model(x[idx]) - y[idx]) ** 2)
+
+    hist = fit(model, step, 10, epochs=epochs, batch_size=4, lr=0.05, seed=1, checkpoint=tmp_path / ckpt,
+               meta={"what": "toy"}, progress=False)
+    return model, hist
+
+
+def test_training_resumes_from_its_checkpoint_and_equals_an_uninterrupted_run(tmp_path):
+    full, hist_full = _toy(tmp_path, 4, "full.pt")
+    _toy(tmp_path, 2, "part.pt")  # "interrupted" after 2 epochs …
+    resumed, hist = _toy(tmp_path, 4, "part.pt")  # … and resumed to 4
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
+    assert torch.allclose(full.weight, resumed.weight) and hist[-1]["loss"] == pytest.approx(hist_full[-1]["loss"])
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", {"meta": {"loss": "pixel"}, "x": torch.zeros(1)})
+    assert not list(tmp_path.glob(".*tmp"))  # written through a temporary name
+    with pytest.raises(CheckpointMismatch, match="loss: checkpoint 'pixel' vs config 'perceptual'"):
+        load_checkpoint(tmp_path / "c.pt", {"loss": "perceptual"})
+
+
+def test_train_autoencoder_each_loss_runs_and_feature_prediction_needs_no_loss_network(shapes, cache, tmp_path,
+                                                                                       monkeypatch):
+    for loss in ("pixel", "perceptual"):
+        model, hist, info = train_autoencoder(shapes, tmp_path / f"{loss}.pt", loss=loss, embedding_size=4,
+                                              options=OPTIONS, seed=3, device="cpu", progress=False)
+        assert len(hist) == 2 and all(np.isfinite(h["loss"]) for h in hist)
+        assert not (tmp_path / f"{loss}.pt.partial").exists() and (tmp_path / f"{loss}.pt").exists()
+
+    def no_network(*a, **k):
+        raise AssertionError("feature prediction must not build the loss network")
+
+    monkeypatch.setattr(backbones.Backbone, "build", no_network)
+    model, hist, info = train_autoencoder(shapes, tmp_path / "fp.pt", loss="feature_prediction", embedding_size=4,
+                                          options=OPTIONS, feature_cache=str(cache), seed=3, device="cpu",
+                                          progress=False)
+    assert model.decoder.out_shape == (16, 16, 16)  # _blocks.0 of Lite0 at 32x32: 16 channels, stride 2
+    assert hist[-1]["loss"] < hist[0]["loss"] * 1.5 and info["target_load_seconds"] >= 0
+
+
+# -- predictors -----------------------------------------------------------------------------------------------
+def test_predictor_names():
+    assert predictor_name([]) == "linear" and predictor_name([64]) == "mlp64" and predictor_name([8, 4]) == "mlp8x4"
+
+
+def test_position_error_is_the_mean_distance_over_present_objects():
+    y = torch.tensor([[[0.5, 0.5], [float("nan"), float("nan")]], [[0.1, 0.2], [0.9, 0.9]]])
+    out = (torch.nan_to_num(y) + torch.tensor([0.3, 0.4])).view(2, 4)  # every present object off by 0.5
+    t = Target("position", y)
+    assert t.metric(out, y) == pytest.approx(0.5)
+    assert torch.isfinite(t.loss(out, y)) and t.loss(out, y).item() == pytest.approx((0.09 + 0.16) / 2)
+
+
+def test_multilabel_accuracy_is_exact_match():
+    y = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    out = torch.tensor([[2.0, -1.0], [2.0, -1.0]])  # first right, second misses a label
+    assert Target("classification", y, "multi").metric(out, y) == 0.5
+
+
+def test_predictors_learn_a_separable_embedding(shapes):
+    ds = ImageDataset(shapes)
+    labels = ds.labels().numpy()
+    pos = np.nan_to_num(ds.positions().numpy()).reshape(len(ds), -1)
+    emb = np.concatenate([labels * 4, pos * 4], 1) + np.random.default_rng(0).normal(0, 0.01, (len(ds), 9))
+    assert len(ds) == 32
+    codes = np.r_[np.zeros(24), np.ones(8)].astype(np.uint8)
+    opts = {"val_fraction": 0.25, "epochs": 300, "lr": 0.05, "weight_decay": 0.0, "batch_size": 18, "patience": 300}
+    runs = evaluate_embeddings(emb, ds, codes, [[]], [0, 1], opts)
+    assert set(runs["task"]) == {"classification", "position"} and len(runs) == 4
+    assert (runs[runs.task == "classification"]["value"] == 1.0).all()
+    assert (runs[runs.task == "position"]["value"] < 0.2).all()  # guessing the centre: ~0.3
+    assert (runs["test_size"] == 8).all() and (runs["train_size"] == 18).all()
+
+
+# -- grid tasks and analysis ----------------------------------------------------------------------------------
+def test_segmentation_scores_hand_case():
+    truth = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    prob = torch.tensor([[0.9, 0.2, 0.8, 0.1]])  # TP 1, FN 1, FP 1
+    s = segmentation_scores(prob, truth)
+    assert s == {"iou": pytest.approx(1 / 3), "completeness": 0.5, "correctness": 0.5}
+
+
+def test_psnr_and_ssim():
+    a = np.zeros((4, 4, 3))
+    assert psnr(a, a + 0.1) == pytest.approx(20.0)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    same = sr_scores(x, x)
+    assert same["ssim"] == pytest.approx(1.0) and same["psnr"] == float("inf")
+    assert sr_scores((x + 0.2).clamp(0, 1), x)["ssim"] < 0.99
+
+
+def _scores():
+    rows = []
+    for net, acc, base in (("a", 70.0, 1.0), ("b", 75.0, 2.0), ("c", 80.0, 3.0), ("r", None, 0.5)):
+        for tap in (0, 1):
+            rows.append({"task": "super_resolution", "dataset": "shapes", "network": net,
+                         "weights": "random" if acc is None else "imagenet", "tap": f"t{tap}", "tap_index": tap,
+                         "imagenet_acc1": acc, "metric": "psnr", "value": base + tap, "higher_is_better": True})
+    return pd.DataFrame(rows)
+
+
+def test_ranks_of_networks_and_taps():
+    r = analysis.ranks(_scores())
+    nets = r[r.factor == "network"].set_index("level")["rank"]
+    assert nets.to_dict() == {"a": 3, "b": 2, "c": 1, "r": 4}
+    taps = r[r.factor == "tap"].set_index("level")["rank"]
+    assert taps.to_dict() == {"0": 2, "1": 1}
+
+
+def test_correlation_with_imagenet_accuracy_uses_pretrained_networks_only():
+    c = analysis.correlations(_scores())
+    best = c[c["aggregate"] == "best tap"].iloc[0]
+    assert best["networks"] == 3 and best["spearman"] == pytest.approx(1.0) and best["pearson"] == pytest.approx(1.0)
+
+
+def test_task_registry_and_grid_cells():
+    assert set(TASKS) == {"dimensionality_reduction", "super_resolution", "segmentation"}
+    assert TASKS["dimensionality_reduction"].needs_features and not TASKS["segmentation"].needs_features
+    assert TASKS["super_resolution"].runner().__name__ == "super_resolution"
+    cfg = validate_config(yaml.safe_load(TINY.read_text()))
+    cells = grid_cells(cfg)
+    assert len(cells) == len(cfg["loss_networks"]["tasks"]) * len(cfg["loss_networks"]["taps"])
+    assert {c["tap"] for c in cells} == {"_stem_act", "_blocks.7"}
+
+
+def test_paper_grid_is_14_networks_by_4_taps():
+    from snakemake.utils import update_config
+
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    update_config(base, yaml.safe_load((REPO / "configs" / "paper.yaml").read_text()))  # as --configfile merges
+    cfg = validate_config(base)
+    assert cfg["autoencoders"]["max_train"] is None
+    assert cfg["loss_networks"]["tasks"]["segmentation"]["max_train"] is None
+    cells = grid_cells(cfg)
+    nets = {c["network"] for c in cells}
+    assert len(cells) == 14 * 4 * 4  # dimensionality reduction on STL-10 and SVHN, super-resolution, segmentation
+    assert len(nets) == 14 and all(len({c["tap"] for c in cells if c["network"] == n and c["task"] == "segmentation"})
+                                   == 4 for n in nets)
+
+
+# -- config checks --------------------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_cfg():
+    return yaml.safe_load(TINY.read_text())
+
+
+def test_feature_prediction_without_a_matching_cache_is_refused(tiny_cfg):
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["autoencoders"]["loss_network"]["tap"] = "_blocks.3"  # not among the cached taps
+    with pytest.raises(ConfigError, match=r"autoencoders.loss_network: feature prediction .* tap '_blocks.3'"):
+        validate_config(cfg)
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["loss_networks"]["networks"].append({"backbone": "efficientnet_lite1"})
+    with pytest.raises(ConfigError, match="no features entry holds efficientnet_lite1"):
+        validate_config(cfg)
+
+
+def test_unknown_task_and_bad_tap_index_are_refused(tiny_cfg):
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["loss_networks"]["tasks"]["perceptual_similarity"] = {}
+    with pytest.raises(ConfigError, match="perceptual_similarity"):
+        validate_config(cfg)
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["loss_networks"]["taps"] = [0, 7]
+    with pytest.raises(ConfigError, match=r"indices \[7\] out of range"):
+        validate_config(cfg)
+
+
+def test_sections_are_optional(tiny_cfg):
+    cfg = copy.deepcopy(tiny_cfg)
+    del cfg["autoencoders"], cfg["loss_networks"]
+    cfg = validate_config(cfg)
+    assert grid_cells(cfg) == [] and "autoencoders" not in cfg
+
+
+def test_cell_inputs_read_the_feature_cache_only_for_feature_prediction(tiny_cfg):
+    from types import SimpleNamespace
+
+    from percept.loss_networks.grid import autoencoder_targets_input, cell_inputs, cell_param
+
+    cfg = validate_config(tiny_cfg)
+    wc = SimpleNamespace(dataset="shapes", network="efficientnet_lite0", tap="_blocks.7")
+    assert cell_inputs(cfg, "dimensionality_reduction")(wc) == {
+        "dataset": "data/datasets/shapes.h5", "features": "data/features/shapes/efficientnet_lite0.h5"}
+    assert cell_inputs(cfg, "segmentation")(wc) == {"dataset": "data/datasets/shapes.h5"}
+    assert cell_param(cfg, "segmentation")(wc)["tap_index"] == 2
+    with pytest.raises(ValueError, match="no loss_networks cell"):
+        cell_param(cfg, "segmentation")(SimpleNamespace(dataset="shapes", network="vgg16", tap="features.3"))
+    targets = autoencoder_targets_input(cfg)
+    assert targets(SimpleNamespace(dataset="shapes", loss="pixel")) == []
+    assert targets(SimpleNamespace(dataset="shapes", loss="feature_prediction")) == [
+        "data/features/shapes/efficientnet_lite0.h5"]

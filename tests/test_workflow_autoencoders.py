@@ -1,0 +1,87 @@
+"""End-to-end: the perceptual-loss stage on the tiny config (tables with real, sane content; figures)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from percept.data.store import ImageDataset
+from percept.features import FeatureCache
+from percept.h5io import open_h5
+
+from conftest import TINY, assert_figure
+
+pytestmark = pytest.mark.e2e
+
+
+def test_autoencoder_figures_exist(tiny_run):
+    workdir, _, _ = tiny_run
+    for name in ("fig_perceptual_autoencoders", "fig_feature_prediction_speed", "fig_loss_networks"):
+        assert_figure(workdir, name)
+
+
+def test_autoencoder_tables(tiny_run):
+    workdir, _, _ = tiny_run
+    cfg = yaml.safe_load(TINY.read_text())["autoencoders"]
+    res = workdir / "results" / "autoencoders"
+    runs = pd.read_csv(res / "predictors.csv")
+    n_pred, n_seeds = len(cfg["predictors"]["hidden"]), cfg["predictors"]["seeds"]
+    assert len(runs) == 3 * 2 * n_pred * n_seeds  # losses x tasks x predictors x seeds
+    assert set(runs["loss"]) == {"pixel", "perceptual", "feature_prediction"}
+    acc = runs[runs["metric"] == "accuracy"]["value"]
+    err = runs[runs["metric"] == "position_error"]["value"]
+    assert acc.between(0, 1).all() and (err > 0).all() and (err < 1.5).all()
+    assert (runs["test_size"] == 16).all()
+    speed = pd.read_json(res / "speed.json").set_index("loss")
+    assert (speed["seconds_per_epoch"] > 0).all() and (speed["epochs"] == cfg["epochs"]).all()
+    assert speed.loc["feature_prediction", "relative_to_feature_prediction"] == pytest.approx(1.0)
+    # feature prediction never runs the loss network: faster per epoch than the perceptual loss
+    assert speed.loc["feature_prediction", "seconds_per_epoch"] < speed.loc["perceptual", "seconds_per_epoch"]
+    assert speed.loc["feature_prediction", "target_load_seconds"] > 0 == speed.loc["pixel", "target_load_seconds"]
+    epochs = pd.read_json(res / "shapes" / "pixel-z8" / "epochs.json")
+    assert list(epochs["epoch"]) == [1, 2] and np.isfinite(epochs["train_loss"]).all()
+
+
+def test_embeddings_and_checkpoints(tiny_run):
+    workdir, _, _ = tiny_run
+    with open_h5(workdir / "data/embeddings/shapes/feature_prediction-z8.h5", "embeddings") as f:
+        emb = f["embeddings"][...]
+        assert emb.shape == (56, 8) and np.isfinite(emb).all() and emb.std() > 0
+        assert f["examples/predicted_features"].shape == f["examples/target_features"].shape
+        target = f["examples/target_features"][...]
+    # the feature-prediction targets are the cached loss-network features of the images (first test images)
+    test = ImageDataset(workdir / "data/datasets/shapes.h5", split="test")
+    cache = FeatureCache(workdir / "data/features/shapes/efficientnet_lite0.h5")
+    rows = np.searchsorted(cache.rows, test.rows[: len(target)])
+    np.testing.assert_allclose(cache.load("_blocks.7", rows).mean(1).numpy(), target, rtol=1e-5, atol=1e-6)
+    assert target.shape[1:] == (4, 4)  # Lite0 _blocks.7 at 64x64: stride 16
+    with open_h5(workdir / "data/embeddings/shapes/pixel-z8.h5", "embeddings") as f:
+        rec = f["examples/reconstructions"][...]
+        assert rec.shape[1:] == (3, 64, 64) and 0 <= rec.min() and rec.max() <= 1
+    state = torch.load(workdir / "results/autoencoders/shapes/perceptual-z8/model.pt", weights_only=True)
+    assert state["meta"]["loss"] == "perceptual" and "_blocks.7" in state["meta"]["loss_network"]
+    assert not list((workdir / "results/autoencoders").rglob("*.partial"))  # resumable checkpoints removed when done
+
+
+def test_loss_network_grid_tables(tiny_run):
+    workdir, _, _ = tiny_run
+    res = workdir / "results" / "loss_networks"
+    scores = pd.read_csv(res / "scores.csv")
+    assert set(scores["task"]) == {"dimensionality_reduction", "super_resolution", "segmentation"}
+    assert set(scores["tap"]) == {"_stem_act", "_blocks.7"} and (scores["imagenet_acc1"] == 75.1).all()
+    for task, metrics in {"dimensionality_reduction": {"accuracy", "position_error"},
+                          "super_resolution": {"psnr", "ssim"},
+                          "segmentation": {"iou", "completeness", "correctness"}}.items():
+        sub = scores[scores["task"] == task]
+        assert set(sub["metric"]) == metrics and len(sub) == 2 * len(metrics)  # two taps
+    v = scores.set_index("metric")["value"]
+    assert v["psnr"].between(10, 40).all() and v["ssim"].between(0, 1).all() and v["iou"].between(0, 1).all()
+    assert scores["psnr_bilinear"].dropna().between(10, 40).all()
+    ranks = pd.read_csv(res / "ranks.csv")
+    taps = ranks[ranks["factor"] == "tap"]
+    assert set(taps.groupby(["task", "metric"])["rank"].min()) == {1} and taps["levels"].eq(2).all()
+    corr = pd.read_csv(res / "imagenet_correlation.csv")
+    assert (corr["networks"] == 1).all() and corr["spearman"].isna().all()  # one network: no correlation
