@@ -211,6 +211,19 @@ def test_hue_shift_and_blur_by_hand():
     assert out.sum().item() == pytest.approx(3.0, rel=1e-5) and out[0, 0, 4, 4] < 0.2
 
 
+def test_batchnorm_recalibration_gives_the_exact_statistics():
+    from torch import nn
+
+    from percept.mpcs.model import recalibrate_batchnorm
+
+    net = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.BatchNorm2d(2, momentum=0.01))
+    images = torch.randint(0, 256, (9, 3, 4, 4), dtype=torch.uint8)
+    recalibrate_batchnorm(net.eval(), images, batch_size=4)
+    feats = net[0](images.float() / 255)
+    assert torch.allclose(net[1].running_mean, feats.mean((0, 2, 3)), atol=1e-5)
+    assert not net.training and net[1].momentum == 0.01
+
+
 # ---------------------------------------------------------------------------------------------- checkpoints
 
 def test_checkpoint_roundtrip_and_refusal(tmp_path):

@@ -26,7 +26,7 @@ from percept.mpcs.metrics import (
     label_subsets,
     patient_level_accuracy,
 )
-from percept.mpcs.model import Classifier, Encoder
+from percept.mpcs.model import Classifier, Encoder, recalibrate_batchnorm
 from percept.mpcs.pretrain import load_uint8
 from percept.mpcs.splits import fold_rows
 
@@ -208,4 +208,5 @@ def _full_finetune(model: Classifier, initial: Mapping[str, torch.Tensor], train
             loss.backward()
             opt.step()
         on_epoch({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict()})
+    recalibrate_batchnorm(model, train_img[subset], bs)
     return predict(model, test_img, bs)

@@ -46,3 +46,29 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: int, transform=None) -> None:
+    """Re-estimate every BatchNorm's running statistics as the exact average over ``images`` (uint8).
+
+    Training updates the running statistics slowly (EfficientNet-Lite's momentum is 0.01), so after a few
+    hundred steps they still describe ImageNet while the training batches were normalised with their own
+    statistics; evaluating with them would score a network the training never saw.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: the exact mean over the batches
+    model.train()
+    # equal-sized chunks: a last batch of one image would break BatchNorm on 1x1 feature maps
+    for chunk in torch.tensor_split(images, max(1, -(-len(images) // batch_size))):
+        x = chunk.float() / 255
+        model(transform(x) if transform is not None else x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)

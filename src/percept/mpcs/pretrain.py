@@ -19,7 +19,7 @@ from percept.mpcs import STRATEGIES
 from percept.mpcs.augment import Augment
 from percept.mpcs.checkpoint import load_checkpoint, save_checkpoint
 from percept.mpcs.loss import nt_xent, pair_accuracy
-from percept.mpcs.model import Encoder, ProjectionHead
+from percept.mpcs.model import Encoder, ProjectionHead, recalibrate_batchnorm
 from percept.mpcs.pairs import PairSampler
 from percept.mpcs.splits import fold_rows
 
@@ -146,6 +146,7 @@ def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, f
                  history[-1]["pair_accuracy"])
         save_checkpoint(checkpoint, meta, epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
                         history=history)
+    recalibrate_batchnorm(model["encoder"], images, bs)  # statistics of the (unaugmented) training images
     save_checkpoint(out_path, meta, encoder=model["encoder"].state_dict(), history=history)
     out = pd.DataFrame(history)
     out.insert(0, "backbone", backbone)
