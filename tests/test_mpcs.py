@@ -389,3 +389,45 @@ def test_paper_config_runs_mpcs_on_breakhis():
     assert merged["mpcs"]["dataset"] == "breakhis" and merged["mpcs"]["folds"] == 5
     assert merged["mpcs"]["finetune"]["fractions"] == [0.2, 0.4, 0.6, 0.8, 1.0]
     assert merged["mpcs"]["pretrain"]["temperature"] == 0.1
+
+
+# ----------------------------------------------------------------------------- fine-tuning: resume, determinism
+
+FT_OPTIONS = {"protocols": ["linear", "full"], "fractions": [0.5, 1.0], "seeds": 1, "batch_size": 16,
+              "weight_decay": 0.0, "flip": True, "image_size": None, "linear": {"epochs": 5, "lr": 0.01},
+              "full": {"epochs": 2, "lr": 0.001}}
+
+
+def run_finetune(magnification, tmp_path, name):
+    from percept.mpcs.finetune import evaluate_encoder
+
+    return evaluate_encoder(magnification, encoder="baseline_random", pretrained=None, fold=0, folds=1,
+                            backbone="efficientnet_lite0", seed=0, options=FT_OPTIONS,
+                            checkpoint=tmp_path / f"{name}.ckpt", device="cpu", progress=False)
+
+
+def test_finetuning_is_deterministic_and_resumes_mid_run(magnification, tmp_path, monkeypatch):
+    from percept.mpcs import finetune as finetune_mod
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    straight = run_finetune(magnification, tmp_path, "straight")
+    assert len(straight) == 4 and list(straight["protocol"]) == ["linear", "linear", "full", "full"]
+    assert straight.groupby("protocol")["n_labels"].apply(lambda s: s.is_monotonic_increasing).all()
+    real = finetune_mod.save_checkpoint
+    calls = []
+
+    def killed_in_the_full_finetune(path, meta, **state):
+        real(path, meta, **state)
+        running = state.get("running")
+        if running is not None and running["epoch"] == 1 and running["key"]["fraction"] == 1.0:
+            calls.append(path)
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(finetune_mod, "save_checkpoint", killed_in_the_full_finetune)
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(magnification, tmp_path, "resumed")
+    saved = load_checkpoint(tmp_path / "resumed.ckpt", {"encoder": "baseline_random"})
+    assert len(saved["rows"]) == 3 and saved["running"]["epoch"] == 1  # 3 runs done, the 4th half way
+    monkeypatch.setattr(finetune_mod, "save_checkpoint", real)
+    resumed = run_finetune(magnification, tmp_path, "resumed")
+    assert resumed[["ila", "pla", "n_labels"]].values.tolist() == straight[["ila", "pla", "n_labels"]].values.tolist()

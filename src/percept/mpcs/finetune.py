@@ -168,10 +168,9 @@ def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str 
                 pla = patient_level_accuracy(pred, labels[test], patients[test])
                 rows.append({"backbone": backbone, "encoder": encoder, "protocol": protocol, "fraction": fraction, "seed": replicate,
                              "fold": fold, "n_labels": int(len(subset)), "n_test": int(len(test)),
-                             "n_test_patients": int(len(np.unique(patients[test]))), "ila": ila, "pla": pla,
-                             "seconds": time.perf_counter() - t0})
-                log.info("%s %s %.0f%% labels seed %d: ILA %.4f PLA %.4f", encoder, protocol, 100 * fraction,
-                         replicate, ila, pla)
+                             "n_test_patients": int(len(np.unique(patients[test]))), "ila": ila, "pla": pla})
+                log.info("%s %s %.0f%% labels seed %d: ILA %.4f PLA %.4f (%.1f s)", encoder, protocol, 100 * fraction,
+                         replicate, ila, pla, time.perf_counter() - t0)
                 save_checkpoint(checkpoint, meta, rows=rows, running=None)
     order = {p: i for i, p in enumerate(options["protocols"])}
     out = pd.DataFrame(rows)
