@@ -35,6 +35,7 @@ include: "rules/features.smk"
 include: "rules/figures.smk"
 include: "rules/explain.smk"
 include: "rules/autoencoders.smk"
+include: "rules/ssl.smk"
 
 
 rule all:

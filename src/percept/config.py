@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
-EMBEDDED_DATASETS = ("shapes", "photos")
+EMBEDDED_DATASETS = ("shapes", "photos", "magnification")
 LOCAL_DATASETS = ("imagenet_val",)
 
 
@@ -95,7 +95,9 @@ def feature_name(entry: dict[str, Any]) -> str:
 
 def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     from percept import backbones
+    from percept.mpcs.checks import config_errors as mpcs_errors
 
+    yield from mpcs_errors(config)
     shapes = config["datasets"]["shapes"]
     lo, hi = shapes["objects_per_image"]
     if lo > hi or hi > len(shapes["classes"]):
@@ -112,7 +114,8 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     both = sorted(set(photos["train_photos"]) & set(photos["test_photos"]))
     if both:
         yield f"datasets.photos: photos {both} are in both train_photos and test_photos"
-    sizes = {"shapes": shapes["image_size"], "photos": photos["crop_size"]}
+    sizes = {"shapes": shapes["image_size"], "photos": photos["crop_size"],
+             "magnification": config["datasets"]["magnification"]["image_size"]}
     seen: dict[tuple[str, str], int] = {}
     for i, entry in enumerate(config.get("features", [])):
         where = f"features[{i}]"

@@ -226,6 +226,8 @@ _BUILDERS: dict[str, Callable[[], Backbone]] = {
     "inception_v3": lambda: _tv("inception_v3", ["Conv2d_2b_3x3", "Mixed_5b", "Mixed_5d", "Mixed_6e"],
                                 input_size=299, gradcam="Mixed_7c", min_size=75),
     "efficientnet_b0": lambda: _tv("efficientnet_b0", _features([0, 1, 4, 7]), gradcam="features.8"),
+    "efficientnet_b2": lambda: _tv("efficientnet_b2", _features([0, 1, 4, 7]), input_size=288,
+                                   gradcam="features.8"),  # MPCS's EfficientNet
     "efficientnet_b7": lambda: _tv("efficientnet_b7", _features([0, 1, 4, 7]), input_size=600,
                                    gradcam="features.8"),
     **{name: (lambda n=name: _lite(n)) for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")},

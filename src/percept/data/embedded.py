@@ -10,13 +10,17 @@ Object centres (``positions``) serve as the object-positioning target of the aut
 
 ``photos``: square crops of the shipped photographs at random positions and scales, split by source
 photo (no photo contributes to both splits), used as reference images by the similarity experiments.
+
+``magnification``: an offline stand-in for BreakHis: fields of view of the shipped photos imaged at four
+zoom levels (40x/100x/200x/400x analogues) by nested crops, with photos as tissue subtypes grouped into
+classes and disjoint photo regions as patients (:func:`make_magnification`).
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -237,3 +241,101 @@ def make_photos(path: str, *, crop_size: int, crops_per_photo: int, train_photos
                         meta={"photo": np.array(source, np.int64)}, label_kind="none",
                         source="crops of the photographs shipped by scikit-image and scikit-learn",
                         extra_attrs={"params": params, "photo_names": names})
+
+
+MAGNIFICATIONS = (40, 100, 200, 400)
+
+
+def patient_cells(height: int, width: int, n: int) -> list[tuple[int, int, int, int]]:
+    """``n`` disjoint cells ``(y0, x0, y1, x1)`` of a grid over an image; cell k is "patient" k's tissue."""
+    rows = max(1, int(math.floor(math.sqrt(n))))
+    cols = int(math.ceil(n / rows))
+    ys = np.linspace(0, height, rows + 1).round().astype(int)
+    xs = np.linspace(0, width, cols + 1).round().astype(int)
+    cells = [(ys[r], xs[c], ys[r + 1], xs[c + 1]) for r in range(rows) for c in range(cols)]
+    return cells[:n]
+
+
+def magnification_field(img: np.ndarray, cell: tuple[int, int, int, int], size: int, magnifications: Sequence[int],
+                        field_scale: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One field of view seen at every magnification: nested square crops, each inside the previous one.
+
+    The lowest magnification covers ``field_scale`` of the cell's shorter side; magnification m covers
+    ``lowest / m`` of that side (40x → 100x is a 2.5x zoom, as on a microscope). Every crop is resized to
+    ``size``; returns the images ``(M, size, size, 3)`` and the crop boxes ``(M, 4)`` as (y, x, side, side).
+    """
+    from PIL import Image
+
+    y0, x0, y1, x1 = cell
+    side = max(4.0, field_scale * min(y1 - y0, x1 - x0))
+    y, x = y0 + rng.uniform(0, y1 - y0 - side), x0 + rng.uniform(0, x1 - x0 - side)
+    out, boxes = [], []
+    for m in magnifications:
+        new = max(2.0, side * magnifications[0] / m) if boxes else side
+        if boxes:  # a zoom into the previous field: the new crop lies inside the previous crop
+            py, px, pside, _ = boxes[-1]
+            y, x = py + rng.uniform(0, pside - new), px + rng.uniform(0, pside - new)
+        boxes.append((y, x, new, new))
+        crop = Image.fromarray(np.ascontiguousarray(img)).resize(
+            (size, size), Image.Resampling.BICUBIC, box=(x, y, x + new, y + new), reducing_gap=2.0)
+        out.append(np.asarray(crop))
+    return np.stack(out), np.array(boxes, np.float32)
+
+
+def make_magnification(path: str, *, image_size: int, classes: Mapping[str, Sequence[str]], patients_per_photo: int,
+                       fields_per_patient: Sequence[int], field_scale: float, stain_jitter: float, test_fraction: float,
+                       seed: int) -> None:
+    """Generate the ``magnification`` dataset: an offline stand-in for BreakHis (see the README).
+
+    Each shipped photo plays one tissue *subtype*; ``classes`` groups the subtypes into the classes
+    (as BreakHis groups 4 benign and 4 malignant subtypes). A photo is cut into ``patients_per_photo``
+    disjoint grid cells, one per *patient*, and each patient gets a stain-like colour cast of its own
+    (per-channel gain ``1 ± stain_jitter``), as slides from different patients differ in staining. Per
+    patient, a number of fields of view drawn from ``fields_per_patient`` ``[min, max]`` (patients differ in
+    their image counts, as in BreakHis, so patient- and image-level accuracy differ) are imaged at
+    40x/100x/200x/400x analogues by nested crops (:func:`magnification_field`). Train/test is split by patient within each subtype
+    (:func:`percept.data.prepare.patient_split`), so no patient is on both sides.
+    """
+    from percept.data.prepare import patient_split
+    from percept.data.store import fingerprint as make_fingerprint
+    from percept.data.store import write_image_dataset
+
+    subtypes = [p for names in classes.values() for p in names]
+    if len(set(subtypes)) != len(subtypes):
+        raise ValueError(f"a photo is listed under two classes: {subtypes}")
+    lo, hi = int(fields_per_patient[0]), int(fields_per_patient[1])
+    if patients_per_photo < 1 or not 1 <= lo <= hi:
+        raise ValueError(f"need patients_per_photo >= 1 and 1 <= fields_per_patient[0] <= fields_per_patient[1], got "
+                         f"{patients_per_photo} and {list(fields_per_patient)}")
+    params = dict(image_size=image_size, classes={k: list(v) for k, v in classes.items()},
+                  patients_per_photo=patients_per_photo, fields_per_patient=[lo, hi],
+                  field_scale=field_scale, stain_jitter=stain_jitter, test_fraction=test_fraction, seed=seed,
+                  magnifications=list(MAGNIFICATIONS), generator=1)
+    images, label, subtype, patient, field, mag = [], [], [], [], [], []
+    for s, name in enumerate(subtypes):
+        cls = next(c for c, (_, names) in enumerate(classes.items()) if name in names)
+        photo = load_photo(name)
+        for p, cell in enumerate(patient_cells(photo.shape[0], photo.shape[1], patients_per_photo)):
+            pid = s * patients_per_photo + p
+            rng = np.random.default_rng([seed, 3, s, p])
+            gain = 1.0 + rng.uniform(-stain_jitter, stain_jitter, size=3)
+            for _ in range(int(rng.integers(lo, hi + 1))):
+                views, _ = magnification_field(photo, cell, image_size, MAGNIFICATIONS, field_scale, rng)
+                views = np.clip(np.round(views * gain), 0, 255).astype(np.uint8)
+                images.append(views)
+                n = len(MAGNIFICATIONS)
+                label += [cls] * n
+                subtype += [s] * n
+                patient += [pid] * n
+                field += [len(images) - 1] * n
+                mag += list(MAGNIFICATIONS)
+    patient_arr = np.array(patient, np.int64)
+    split = patient_split(patient_arr, test_fraction, seed, strata=np.array(subtype))
+    write_image_dataset(path, name="magnification", images=np.concatenate(images), split=split,
+                        split_names=["train", "test"], fingerprint=make_fingerprint(params),
+                        labels=np.array(label, np.int64), class_names=list(classes), label_kind="single",
+                        meta={"subtype": np.array(subtype, np.int64), "magnification": np.array(mag, np.int64),
+                              "patient": patient_arr, "field": np.array(field, np.int64)},
+                        source="nested crops (4 zoom levels) of photographs shipped by scikit-image/scikit-learn, "
+                               "a BreakHis stand-in with subtypes = photos and patients = disjoint photo regions",
+                        extra_attrs={"params": params, "subtype_names": subtypes})

@@ -1,0 +1,142 @@
+"""Self-supervised stage: MPCS (magnification prior contrastive similarity) pretraining and its
+label-efficiency evaluation; the embedded multi-magnification dataset."""
+
+from percept.mpcs import encoder_ids, pretrained_input
+
+MPCS = config["mpcs"]
+MPCS_DATASET = MPCS["dataset"]
+MPCS_FOLDS = list(range(MPCS["folds"]))
+MPCS_ENCODERS = encoder_ids(MPCS["pretrain"]["strategies"], MPCS["finetune"]["baselines"])
+FIGURES += figure_files("fig_mpcs")
+
+
+rule make_magnification:
+    output:
+        dataset_file("magnification"),
+    params:
+        options=config["datasets"]["magnification"],
+        seed=config["seed"],
+    log:
+        "logs/make_magnification/magnification.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/make_magnification.py"
+
+
+rule pretrain_mpcs:
+    input:
+        dataset=dataset_file("{dataset}"),
+    output:
+        model="data/models/mpcs/{dataset}/{backbone}/fold{fold}/{strategy}.pt",
+        history="results/mpcs/{dataset}/{backbone}/fold{fold}/pretrain_{strategy}.csv",
+    wildcard_constraints:
+        backbone="|".join(MPCS["backbones"]),
+        strategy="ordered|random|fixed",
+        fold=r"\d+",
+    params:
+        checkpoint="data/checkpoints/mpcs/{dataset}/{backbone}/fold{fold}/pretrain_{strategy}.ckpt",
+        folds=MPCS["folds"],
+        init=MPCS["pretrain"]["init"],
+        options=lambda wc: {**{k: v for k, v in MPCS["pretrain"].items() if k not in ("strategies", "init")},
+                            "image_size": MPCS["image_size"]},
+        seed=config["seed"],
+        device=config["device"],
+        allow_download=config["allow_download"],
+        progress=config["progress"],
+    log:
+        "logs/pretrain_mpcs/{dataset}/{backbone}/fold{fold}/{strategy}.log",
+    benchmark:
+        "benchmarks/pretrain_mpcs/{dataset}/{backbone}/fold{fold}/{strategy}.tsv"
+    threads: 1  # one thread per job, two jobs side by side: OpenMP threads spin badly on a busy CPU
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=1440,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/pretrain_mpcs.py"
+
+
+rule finetune_mpcs:
+    input:
+        unpack(lambda wc: pretrained_input(wc.dataset, wc.backbone, wc.fold, wc.encoder)),
+        dataset=dataset_file("{dataset}"),
+    output:
+        "results/mpcs/{dataset}/{backbone}/fold{fold}/{encoder}.csv",
+    wildcard_constraints:
+        backbone="|".join(MPCS["backbones"]),
+        encoder="mpcs_(ordered|random|fixed)|baseline_(imagenet|random)",
+        fold=r"\d+",
+    params:
+        checkpoint="data/checkpoints/mpcs/{dataset}/{backbone}/fold{fold}/{encoder}.ckpt",
+        folds=MPCS["folds"],
+        options=lambda wc: {**MPCS["finetune"], "image_size": MPCS["image_size"]},
+        seed=config["seed"],
+        device=config["device"],
+        allow_download=config["allow_download"],
+        progress=config["progress"],
+    log:
+        "logs/finetune_mpcs/{dataset}/{backbone}/fold{fold}/{encoder}.log",
+    benchmark:
+        "benchmarks/finetune_mpcs/{dataset}/{backbone}/fold{fold}/{encoder}.tsv"
+    threads: 1  # one thread per job, two jobs side by side: OpenMP threads spin badly on a busy CPU
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=1440,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/finetune_mpcs.py"
+
+
+rule summarize_mpcs:
+    input:
+        runs=expand("results/mpcs/{{dataset}}/{backbone}/fold{fold}/{encoder}.csv", backbone=MPCS["backbones"],
+                      fold=MPCS_FOLDS, encoder=MPCS_ENCODERS),
+        pretrain=expand("results/mpcs/{{dataset}}/{backbone}/fold{fold}/pretrain_{strategy}.csv",
+                        backbone=MPCS["backbones"], fold=MPCS_FOLDS, strategy=MPCS["pretrain"]["strategies"]),
+    output:
+        runs="results/mpcs/{dataset}/runs.csv",
+        accuracy="results/mpcs/{dataset}/accuracy.csv",
+        pretrain="results/mpcs/{dataset}/pretrain.csv",
+    log:
+        "logs/summarize_mpcs/{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/summarize_mpcs.py"
+
+
+rule render_fig_mpcs:
+    input:
+        accuracy=f"results/mpcs/{MPCS_DATASET}/accuracy.csv",
+        pretrain=f"results/mpcs/{MPCS_DATASET}/pretrain.csv",
+    output:
+        png=report("results/figures/fig_mpcs.png", category="Self-supervised (MPCS)", caption="../report/fig_mpcs.rst"),
+        pdf="results/figures/fig_mpcs.pdf",
+    log:
+        "logs/render_fig_mpcs/fig.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/render_figure.py"
+
+
+rule fig_mpcs:
+    input:
+        figure_files("fig_mpcs"),
