@@ -296,8 +296,8 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
 
 def test_config_refuses_a_classifier_tap_that_is_not_cached():
     import yaml
-
     from conftest import TINY
+
     from percept.config import ConfigError, validate_config
 
     cfg = yaml.safe_load(TINY.read_text())
