@@ -262,7 +262,7 @@ def test_task_registry_and_grid_cells():
     cfg = validate_config(yaml.safe_load(TINY.read_text()))
     cells = grid_cells(cfg)
     assert len(cells) == len(cfg["loss_networks"]["tasks"]) * len(cfg["loss_networks"]["taps"])
-    assert {c["tap"] for c in cells} == {"_stem_act", "_blocks.7"}
+    assert {c["tap"] for c in cells} == {"_stem_act", "_blocks.0"}
 
 
 def test_paper_grid_is_14_networks_by_4_taps():
@@ -321,11 +321,11 @@ def test_cell_inputs_read_the_feature_cache_only_for_feature_prediction(tiny_cfg
     from percept.loss_networks.grid import autoencoder_targets_input, cell_inputs, cell_param
 
     cfg = validate_config(tiny_cfg)
-    wc = SimpleNamespace(dataset="shapes", network="efficientnet_lite0", tap="_blocks.7")
+    wc = SimpleNamespace(dataset="shapes", network="efficientnet_lite0", tap="_blocks.0")
     assert cell_inputs(cfg, "dimensionality_reduction")(wc) == {
         "dataset": "data/datasets/shapes.h5", "features": "data/features/shapes/efficientnet_lite0.h5"}
     assert cell_inputs(cfg, "segmentation")(wc) == {"dataset": "data/datasets/shapes.h5"}
-    assert cell_param(cfg, "segmentation")(wc)["tap_index"] == 2
+    assert cell_param(cfg, "segmentation")(wc)["tap_index"] == 1
     with pytest.raises(ValueError, match="no loss_networks cell"):
         cell_param(cfg, "segmentation")(SimpleNamespace(dataset="shapes", network="vgg16", tap="features.3"))
     targets = autoencoder_targets_input(cfg)

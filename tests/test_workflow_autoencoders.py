@@ -56,13 +56,13 @@ def test_embeddings_and_checkpoints(tiny_run):
     test = ImageDataset(workdir / "data/datasets/shapes.h5", split="test")
     cache = FeatureCache(workdir / "data/features/shapes/efficientnet_lite0.h5")
     rows = np.searchsorted(cache.rows, test.rows[: len(target)])
-    np.testing.assert_allclose(cache.load("_blocks.7", rows).mean(1).numpy(), target, rtol=1e-5, atol=1e-6)
-    assert target.shape[1:] == (4, 4)  # Lite0 _blocks.7 at 64x64: stride 16
+    np.testing.assert_allclose(cache.load("_blocks.0", rows).mean(1).numpy(), target, rtol=1e-5, atol=1e-6)
+    assert target.shape[1:] == (32, 32)  # Lite0 _blocks.0 at 64x64: stride 2
     with open_h5(workdir / "data/embeddings/shapes/pixel-z8.h5", "embeddings") as f:
         rec = f["examples/reconstructions"][...]
         assert rec.shape[1:] == (3, 64, 64) and 0 <= rec.min() and rec.max() <= 1
     state = torch.load(workdir / "results/autoencoders/shapes/perceptual-z8/model.pt", weights_only=True)
-    assert state["meta"]["loss"] == "perceptual" and "_blocks.7" in state["meta"]["loss_network"]
+    assert state["meta"]["loss"] == "perceptual" and "_blocks.0" in state["meta"]["loss_network"]
     assert not list((workdir / "results/autoencoders").rglob("*.partial"))  # resumable checkpoints removed when done
 
 
@@ -71,7 +71,7 @@ def test_loss_network_grid_tables(tiny_run):
     res = workdir / "results" / "loss_networks"
     scores = pd.read_csv(res / "scores.csv")
     assert set(scores["task"]) == {"dimensionality_reduction", "super_resolution", "segmentation"}
-    assert set(scores["tap"]) == {"_stem_act", "_blocks.7"} and (scores["imagenet_acc1"] == 75.1).all()
+    assert set(scores["tap"]) == {"_stem_act", "_blocks.0"} and (scores["imagenet_acc1"] == 75.1).all()
     for task, metrics in {"dimensionality_reduction": {"accuracy", "position_error"},
                           "super_resolution": {"psnr", "ssim"},
                           "segmentation": {"iou", "completeness", "correctness"}}.items():
