@@ -23,6 +23,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/features.smk"
 include: "rules/figures.smk"
+include: "rules/similarity.smk"
 
 
 rule all:

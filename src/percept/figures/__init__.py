@@ -17,6 +17,7 @@ def renderer(name: str):
 
 def render(name: str, inputs: Mapping[str, Any], out: Sequence[str]) -> None:
     from percept.figures import foundation  # noqa: F401  (registers its figures)
+    from percept.figures import similarity  # noqa: F401
 
     if name not in _RENDERERS:
         raise KeyError(f"no renderer for figure {name!r}; known: {sorted(_RENDERERS)}")
