@@ -350,7 +350,7 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
     contexts = sample_contexts(options["contexts"], seed)
     names = ["<".join(dist.DISTORTIONS[k] for k in c) for c in contexts]
     test_labels = [np.tile(context_labels(c, pairs), len(test_idx)) for c in contexts]
-    fp = {**(fingerprint or {}), "contexts": names}
+    fp = dict(fingerprint or {})  # the contexts follow from the seed and options.contexts
     done: list[dict] = []
     weights: list[torch.Tensor] = []
     if checkpoint is not None:
@@ -422,7 +422,7 @@ def adapt_backbone(cache_path: str, dataset_path: str, entry: Mapping[str, Any],
         retained["jnd"] = (sj, data.same)
     label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
     fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed,
-          "options": dict(options), "cache": cache.meta.get("fingerprint")}
+          "options": {k: v for k, v in options.items() if k != "backbones"}, "cache": cache.meta.get("fingerprint")}
     table = adapt_contexts(s, split, options=options, seed=seed, retained=retained, backbone=label,
                            checkpoint=checkpoint, fingerprint=fp, progress=progress)
     if checkpoint is not None:
