@@ -38,3 +38,19 @@ def feature_stats():
 
 def figure_files(name):
     return [f"results/figures/{name}.png", f"results/figures/{name}.pdf"]
+
+
+# Similarity stage (rules/similarity.smk)
+def two_afc_file(key):
+    """The 2AFC/JND set of similarity.two_afc.<key>: built from the reference set, or a downloaded BAPPS set."""
+    value = config["similarity"]["two_afc"][key]
+    if value == "synthetic":
+        return f"data/similarity/{'synthetic_jnd' if key == 'jnd' else 'synthetic_2afc_' + key}.h5"
+    return dataset_file(value)
+
+
+def two_afc_inputs():
+    out = {"two_afc": two_afc_file("val")}
+    if config["similarity"]["two_afc"]["jnd"]:
+        out["jnd"] = two_afc_file("jnd")
+    return out

@@ -14,21 +14,6 @@ wildcard_constraints:
     synthetic="synthetic_2afc_train|synthetic_2afc_val|synthetic_jnd",
 
 
-def two_afc_file(key):
-    """The 2AFC/JND set of similarity.two_afc.<key>: built from the reference set, or a downloaded BAPPS set."""
-    value = SIM["two_afc"][key]
-    if value == "synthetic":
-        return f"data/similarity/{'synthetic_jnd' if key == 'jnd' else 'synthetic_2afc_' + key}.h5"
-    return dataset_file(value)
-
-
-def two_afc_inputs():
-    out = {"two_afc": two_afc_file("val")}
-    if SIM["two_afc"]["jnd"]:
-        out["jnd"] = two_afc_file("jnd")
-    return out
-
-
 FIGURES += figure_files("fig_2afc") + figure_files("fig_dps_flaws") + figure_files("fig_dps_adaptation")
 
 
