@@ -36,6 +36,7 @@ include: "rules/figures.smk"
 include: "rules/explain.smk"
 include: "rules/autoencoders.smk"
 include: "rules/ssl.smk"
+include: "rules/similarity.smk"
 
 
 rule all:

@@ -80,4 +80,17 @@ def baseline_inputs(wildcards):
         out["explainer"] = explain_file("explainer.pt", name)
     if EXPLAIN["channels"]["enabled"]:
         out["channels"] = explain_file("channels.csv", name)
+# Similarity stage (rules/similarity.smk)
+def two_afc_file(key):
+    """The 2AFC/JND set of similarity.two_afc.<key>: built from the reference set, or a downloaded BAPPS set."""
+    value = config["similarity"]["two_afc"][key]
+    if value == "synthetic":
+        return f"data/similarity/{'synthetic_jnd' if key == 'jnd' else 'synthetic_2afc_' + key}.h5"
+    return dataset_file(value)
+
+
+def two_afc_inputs():
+    out = {"two_afc": two_afc_file("val")}
+    if config["similarity"]["two_afc"]["jnd"]:
+        out["jnd"] = two_afc_file("jnd")
     return out

@@ -149,6 +149,71 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     unknown_prep = sorted(set(config["downloads"]["prepare"]) - set(downloadable_sources()))
     if unknown_prep:
         yield (f"downloads.prepare: unknown dataset(s) {unknown_prep}; allowed: {', '.join(downloadable_sources())}")
+    yield from _similarity_errors(config)
+
+
+def dps_entry_name(entry: dict[str, Any]) -> str:
+    """File stem of a similarity backbone entry: the backbone, '-random' appended for random weights."""
+    return entry["backbone"] + ("-random" if entry.get("weights", "imagenet") == "random" else "")
+
+
+def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
+    """Checks of the ``similarity`` section the schema cannot express."""
+    from percept import backbones
+
+    sim = config.get("similarity", {})
+    if not sim:
+        return
+    sources = config["downloads"]["sources"]
+    allowed = {"train": "bapps_2afc_train", "val": "bapps_2afc_val", "jnd": "bapps_jnd"}
+    for key, source in allowed.items():
+        value = sim["two_afc"][key]
+        if value in (None, "synthetic") and not (value is None and key != "jnd"):
+            continue
+        if value != source:
+            yield (f"similarity.two_afc.{key}: {value!r} is not allowed; allowed values: synthetic, {source}"
+                   + (", null" if key == "jnd" else ""))
+        elif source not in sources:
+            yield f"similarity.two_afc.{key}: {source!r} must be downloaded first; add it to downloads.sources"
+    ref = sim["reference_set"]
+    if ref in downloadable_sources() and ref not in sources:
+        yield f"similarity.reference_set: {ref!r} must be downloaded first; add it to downloads.sources"
+    if ref in ("shapes", *LOCAL_DATASETS):
+        yield f"similarity.reference_set: {ref!r} has no train/test reference images; use photos, stl10 or svhn"
+    names = [m["name"] for m in sim["metrics"]]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        yield f"similarity.metrics: names {dupes} are used more than once; give every metric a distinct name"
+    from percept.similarity_names import LPIPS_NETS  # torch-free
+    for i, m in enumerate(sim["metrics"]):
+        where = f"similarity.metrics[{i}]"
+        spec = backbones.get(m["backbone"])
+        try:
+            backbones.resolve_taps(spec, m["taps"])
+        except ValueError as exc:
+            yield f"{where}.taps: {exc}"
+        if m["linear"] == "lpips" and (m["backbone"] not in LPIPS_NETS or m["taps"] != "lpips"):
+            yield (f"{where}.linear: the official LPIPS weights exist for backbones {sorted(LPIPS_NETS)} at taps "
+                   f"'lpips' only, not {m['backbone']!r} at {m['taps']!r}")
+        side = m["resize"] or sim["image_size"]
+        if side < spec.min_input_size:
+            yield f"{where}: {side}x{side} inputs are too small for {spec.name} (needs {spec.min_input_size}); set resize"
+    for part in ("flaws", "adaptation"):
+        seen = set()
+        for i, e in enumerate(sim[part]["backbones"]):
+            where = f"similarity.{part}.backbones[{i}]"
+            spec = backbones.get(e["backbone"])
+            try:
+                backbones.resolve_taps(spec, e.get("taps", "paper"))
+            except ValueError as exc:
+                yield f"{where}.taps: {exc}"
+            if sim["image_size"] < spec.min_input_size:
+                yield (f"{where}: similarity.image_size {sim['image_size']} is too small for {spec.name} (needs "
+                       f"{spec.min_input_size})")
+            name = dps_entry_name(e)
+            if name in seen:
+                yield f"{where}: {name!r} is listed twice"
+            seen.add(name)
 
 
 EXPLAIN_DATASETS = ("shapes", "voc2007")  # multi-label, with per-class segmentation masks

@@ -1,0 +1,289 @@
+"""Similarity stage (percept.similarity): DPS metrics scored on 2AFC/JND sets, LPIPS-style calibration, the flaw
+analysis and the adaptation to contexts; figures fig_2afc, fig_dps_flaws, fig_dps_adaptation."""
+
+from percept.config import dps_entry_name
+
+SIM = config["similarity"]
+SIM_ADAPT = {dps_entry_name(e): e for e in SIM["adaptation"]["backbones"]}
+SIM_CALIBRATED = [m["name"] for m in SIM["metrics"] if m["linear"] == "calibrated"]
+
+
+wildcard_constraints:
+    adapt="|".join(SIM_ADAPT) or "none",
+    metric="|".join(SIM_CALIBRATED) or "none",
+    synthetic="synthetic_2afc_train|synthetic_2afc_val|synthetic_jnd",
+
+
+FIGURES += figure_files("fig_2afc") + figure_files("fig_dps_flaws") + figure_files("fig_dps_adaptation")
+
+
+rule make_dps_synthetic:
+    input:
+        reference=dataset_file(SIM["reference_set"]),
+    output:
+        "data/similarity/{synthetic}.h5",
+    params:
+        per_image=SIM["two_afc"]["per_image"],
+        image_size=SIM["image_size"],
+        seed=config["seed"],
+    log:
+        "logs/make_dps_synthetic/{synthetic}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/make_dps_synthetic.py"
+
+
+rule calibrate_dps:
+    input:
+        train=two_afc_file("train"),
+    output:
+        weights="results/similarity/calibration/{metric}.pt",
+        history="results/similarity/calibration/{metric}.csv",
+    params:
+        spec=lambda wc: next(m for m in SIM["metrics"] if m["name"] == wc.metric),
+        options=SIM["calibration"],
+        batch_size=SIM["batch_size"],
+        device=config["device"],
+        seed=config["seed"],
+        allow_download=config["allow_download"],
+        progress=config["progress"],
+    log:
+        "logs/calibrate_dps/{metric}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/calibrate_dps.py"
+
+
+rule evaluate_dps_2afc:
+    input:
+        **two_afc_inputs(),
+        calibrations=expand("results/similarity/calibration/{metric}.pt", metric=SIM_CALIBRATED),
+    output:
+        table="results/similarity/two_afc.csv",
+    params:
+        metrics=SIM["metrics"],
+        pixel_metrics=SIM["two_afc"]["pixel_metrics"],
+        calibrated=SIM_CALIBRATED,
+        batch_size=SIM["batch_size"],
+        device=config["device"],
+        seed=config["seed"],
+        allow_download=config["allow_download"],
+        progress=config["progress"],
+    log:
+        "logs/evaluate_dps_2afc/two_afc.log",
+    benchmark:
+        "benchmarks/evaluate_dps_2afc/two_afc.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/evaluate_dps_2afc.py"
+
+
+rule make_dps_challenges:
+    output:
+        "data/similarity/challenges.h5",
+    params:
+        photos=SIM["flaws"]["photos"],
+        crops_per_photo=SIM["flaws"]["crops_per_photo"],
+        image_size=SIM["image_size"],
+        seed=config["seed"],
+    log:
+        "logs/make_dps_challenges/challenges.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/make_dps_challenges.py"
+
+
+rule evaluate_dps_flaws:
+    input:
+        challenges="data/similarity/challenges.h5",
+    output:
+        table="results/similarity/flaws.csv",
+        summary="results/similarity/flaws_summary.csv",
+    params:
+        options=SIM["flaws"],
+        batch_size=SIM["batch_size"],
+        device=config["device"],
+        seed=config["seed"],
+        allow_download=config["allow_download"],
+        progress=config["progress"],
+    log:
+        "logs/evaluate_dps_flaws/flaws.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/evaluate_dps_flaws.py"
+
+
+rule make_dps_distortions:
+    input:
+        reference=dataset_file(SIM["reference_set"]),
+    output:
+        "data/similarity/distortions.h5",
+    params:
+        max_images=SIM["adaptation"]["max_images"],
+        image_size=SIM["image_size"],
+        seed=config["seed"],
+    log:
+        "logs/make_dps_distortions/distortions.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/make_dps_distortions.py"
+
+
+# Features of the distorted images, cached once per backbone (the foundation's cache format); the adaptation
+# trains on them without running the backbone per epoch.
+rule cache_dps_distortion_features:
+    input:
+        dataset="data/similarity/distortions.h5",
+    output:
+        cache="data/features/similarity/distortions/{adapt}.h5",
+    params:
+        entry=lambda wc: SIM_ADAPT[wc.adapt],
+        batch_size=SIM["batch_size"],
+        device=config["device"],
+        seed=config["seed"],
+        allow_download=config["allow_download"],
+        progress=config["progress"],
+    log:
+        "logs/cache_dps_distortion_features/{adapt}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/cache_dps_distortion_features.py"
+
+
+rule adapt_dps:
+    input:
+        dataset="data/similarity/distortions.h5",
+        cache="data/features/similarity/distortions/{adapt}.h5",
+        **two_afc_inputs(),
+    output:
+        table="results/similarity/adaptation/{adapt}.csv",
+    params:
+        entry=lambda wc: SIM_ADAPT[wc.adapt],
+        options=SIM["adaptation"],
+        batch_size=SIM["batch_size"],
+        checkpoint="results/similarity/adaptation/{adapt}.ckpt",
+        device=config["device"],
+        seed=config["seed"],
+        allow_download=config["allow_download"],
+        progress=config["progress"],
+    log:
+        "logs/adapt_dps/{adapt}.log",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/adapt_dps.py"
+
+
+rule render_fig_2afc:
+    input:
+        table="results/similarity/two_afc.csv",
+    output:
+        png=report("results/figures/fig_2afc.png", category="Similarity", caption="../report/fig_2afc.rst"),
+        pdf="results/figures/fig_2afc.pdf",
+    log:
+        "logs/render_fig_2afc/fig.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/render_figure.py"
+
+
+rule render_fig_dps_flaws:
+    input:
+        summary="results/similarity/flaws_summary.csv",
+        challenges="data/similarity/challenges.h5",
+    output:
+        png=report("results/figures/fig_dps_flaws.png", category="Similarity", caption="../report/fig_dps_flaws.rst"),
+        pdf="results/figures/fig_dps_flaws.pdf",
+    log:
+        "logs/render_fig_dps_flaws/fig.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/render_figure.py"
+
+
+rule render_fig_dps_adaptation:
+    input:
+        tables=expand("results/similarity/adaptation/{adapt}.csv", adapt=list(SIM_ADAPT)),
+    output:
+        png=report("results/figures/fig_dps_adaptation.png", category="Similarity",
+                   caption="../report/fig_dps_adaptation.rst"),
+        pdf="results/figures/fig_dps_adaptation.pdf",
+    log:
+        "logs/render_fig_dps_adaptation/fig.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/render_figure.py"
+
+
+rule fig_2afc:
+    input:
+        figure_files("fig_2afc"),
+
+
+rule fig_dps_flaws:
+    input:
+        figure_files("fig_dps_flaws"),
+
+
+rule fig_dps_adaptation:
+    input:
+        figure_files("fig_dps_adaptation"),

@@ -1,0 +1,14 @@
+"""The flaw analysis: pass/fail of every challenge per backbone x mode x normalisation, and the pass rates."""
+
+from percept.similarity.experiments import evaluate_flaws, flaw_summary, write_csv
+from percept.workflow import setup_script
+
+log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)
+p, o = snakemake.params, snakemake.params.options  # noqa: F821
+table = evaluate_flaws(snakemake.input.challenges, o["backbones"], modes=o["modes"], normalize=o["normalize"],  # noqa: F821
+                       seed=p.seed, device=p.device, batch_size=p.batch_size, allow_download=p.allow_download,
+                       progress=p.progress)
+summary = flaw_summary(table)
+write_csv(table, snakemake.output.table)  # noqa: F821
+write_csv(summary, snakemake.output.summary)  # noqa: F821
+log.info("\n%s", summary[summary.group == "all"].to_string())

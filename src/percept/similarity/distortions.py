@@ -1,0 +1,342 @@
+"""Image sets of the similarity experiments, generated offline from the shipped photos.
+
+- The six distortions of "Deep Perceptual Similarity is Adaptable to Ambiguous Contexts" (Sjögren et al.):
+  rotate (30–330°), translate (up to 0.5 of the side), darken (brightness 0.1–0.5), colour (hue ±0.5),
+  blur (Gaussian kernel 11–21, σ 4–10), zoom in (1.1–2x); ``sample_params`` draws the paper's ranges,
+  ``strength_params`` a strength u ∈ [0, 1] from identity (0) to the strongest setting (1).
+- The flaw challenge sets of "Identifying and Mitigating Flaws of DPS Metrics" (Sjögren et al., NLDL 2023):
+  translations, rotations (22–180°), flips/inversion and colour stains of photo crops, with the plain
+  references (black, white, grey, red, green, blue, noise).
+- A synthetic 2AFC/JND set in the BAPPS file format (read by ``TwoAFCData``/``JNDData``): a photo crop and
+  two strengths of one distortion (category = distortion); the "judgement" is a soft preference for the
+  weaker one, j = σ((u0 - u1) / 0.1). It stands in for BAPPS offline and serves as the distortion-strength
+  monotonicity set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+DISTORTIONS = ("rotate", "translate", "darken", "colour", "blur", "zoom")
+REFERENCES = ("black", "white", "grey", "red", "green", "blue", "noise")
+TRANSLATIONS = (0.03, 0.06, 0.125, 0.25, 0.5)  # shift as a fraction of the crop side
+ROTATIONS = (22, 45, 67, 90, 180)
+FLIPS = ("hflip", "vflip", "invert")
+JUDGE_TEMPERATURE = 0.1
+JND_THRESHOLD, JND_WIDTH = 0.2, 0.05
+
+
+def sample_params(kind: str, rng: np.random.Generator) -> dict[str, float]:
+    """A random setting of distortion ``kind`` in the paper's range."""
+    if kind == "rotate":
+        return {"angle": float(rng.uniform(30, 330))}
+    if kind == "translate":
+        return {"dx": float(rng.uniform(-0.5, 0.5)), "dy": float(rng.uniform(-0.5, 0.5))}
+    if kind == "darken":
+        return {"brightness": float(rng.uniform(0.1, 0.5))}
+    if kind == "colour":
+        return {"hue": float(rng.uniform(-0.5, 0.5))}
+    if kind == "blur":
+        return {"kernel": float(2 * rng.integers(5, 11) + 1), "sigma": float(rng.uniform(4, 10))}
+    if kind == "zoom":
+        return {"scale": float(rng.uniform(1.1, 2.0))}
+    raise ValueError(f"unknown distortion {kind!r}; known: {DISTORTIONS}")
+
+
+def strength_params(kind: str, u: float, direction: float) -> dict[str, float]:
+    """Distortion ``kind`` at strength ``u`` ∈ [0, 1] (0 = identity); ``direction`` ∈ [0, 1) picks the sign /
+    orientation so that two strengths of one triplet differ only in magnitude."""
+    sign = 1.0 if direction < 0.5 else -1.0
+    if kind == "rotate":
+        return {"angle": sign * 180.0 * u}
+    if kind == "translate":
+        a = 2 * math.pi * direction
+        return {"dx": 0.5 * u * math.cos(a), "dy": 0.5 * u * math.sin(a)}
+    if kind == "darken":
+        return {"brightness": 1.0 - 0.9 * u}
+    if kind == "colour":
+        return {"hue": sign * 0.5 * u}
+    if kind == "blur":
+        return {"kernel": 21.0, "sigma": 10.0 * u}
+    if kind == "zoom":
+        return {"scale": 1.0 + u}
+    raise ValueError(f"unknown distortion {kind!r}; known: {DISTORTIONS}")
+
+
+def distort(img: torch.Tensor, kind: str, params: dict[str, float]) -> torch.Tensor:
+    """Apply distortion ``kind`` to one image ``(3, H, W)`` in [0, 1] (black fill outside the image)."""
+    h, w = img.shape[-2:]
+    bil = InterpolationMode.BILINEAR
+    if kind == "rotate":
+        out = TF.rotate(img, params["angle"], interpolation=bil, fill=0.0)
+    elif kind == "translate":
+        out = TF.affine(img, angle=0.0, translate=[params["dx"] * w, params["dy"] * h], scale=1.0, shear=[0.0, 0.0],
+                        interpolation=bil, fill=0.0)
+    elif kind == "darken":
+        out = TF.adjust_brightness(img, params["brightness"])
+    elif kind == "colour":
+        out = TF.adjust_hue(img, params["hue"])
+    elif kind == "blur":
+        k = int(params["kernel"])
+        out = img if params["sigma"] < 1e-3 else TF.gaussian_blur(img, [k, k], [params["sigma"]] * 2)
+    elif kind == "zoom":
+        out = TF.affine(img, angle=0.0, translate=[0.0, 0.0], scale=params["scale"], shear=[0.0, 0.0],
+                        interpolation=bil, fill=0.0)
+    else:
+        raise ValueError(f"unknown distortion {kind!r}; known: {DISTORTIONS}")
+    return out.clamp(0, 1)
+
+
+def _reference_images(photos, size: int | None, positions=slice(None)) -> torch.Tensor:
+    """Images of the reference set in one read (rows are stored in gzip chunks of 64 images), resized to
+    ``size`` (antialiased bilinear)."""
+    import torch.nn.functional as F
+
+    x = photos.batch(positions)
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    return x
+
+
+def _u8(t: torch.Tensor) -> np.ndarray:
+    """(…, 3, H, W) float in [0, 1] → (…, H, W, 3) uint8."""
+    return (t.clamp(0, 1) * 255).round().to(torch.uint8).movedim(-3, -1).numpy()
+
+
+# ------------------------------------------------------------------------------------ adaptation image set
+
+def make_distortion_set(photos_path: str | Path, out: str | Path, *, seed: int, max_images: int | None = None,
+                        image_size: int | None = None) -> Path:
+    """Every reference crop of ``photos`` followed by its six distortions (paper ranges), as one dataset file.
+
+    Rows come in blocks of 7 (original, then ``DISTORTIONS`` in order); ``meta/ref`` is the row of the block's
+    original, ``meta/distortion`` the code (-1 original), ``meta/photo_row`` the reference's row in ``photos``;
+    ``split`` keeps the reference set's split (for ``photos``: by source photograph).
+    """
+    from percept.data.store import ImageDataset, fingerprint, write_image_dataset
+
+    photos = ImageDataset(photos_path)
+    split_codes = np.asarray(photos._h5()["split"][...])[photos.rows]
+    n = len(photos) if max_images is None else min(len(photos), max_images)
+    # Spread a capped selection over both splits (every k-th crop) rather than the first photos only.
+    pick = np.linspace(0, len(photos) - 1, n).round().astype(int) if n < len(photos) else np.arange(n)
+    images, split, ref, code = [], [], [], []
+    crops = _reference_images(photos, image_size, pick)
+    for x, i in zip(crops, pick):
+        rng = np.random.default_rng([seed, 41, int(i)])
+        block = [x] + [distort(x, kind, p) for kind in DISTORTIONS for p in [sample_params(kind, rng)]]
+        start = len(images)
+        images += block
+        split += [int(split_codes[i])] * len(block)
+        ref += [start] * len(block)
+        code += [-1, *range(len(DISTORTIONS))]
+    imgs = _u8(torch.stack(images))
+    meta = {"ref": np.array(ref, np.int64), "distortion": np.array(code, np.int64),
+            "photo_row": np.repeat(pick, 1 + len(DISTORTIONS)).astype(np.int64)}
+    write_image_dataset(out, name="dps_distortions", images=imgs, split=np.array(split),
+                        split_names=photos.split_names, fingerprint=fingerprint(
+                            {"photos": photos.fingerprint, "seed": seed, "max_images": max_images, "size": image_size,
+                             "v": 1}),
+                        source="photo crops and their six distortions (DPS adaptation, Sjögren et al.)",
+                        meta=meta, extra_attrs={"distortions": list(DISTORTIONS)})
+    return Path(out)
+
+
+# --------------------------------------------------------------------------------------- synthetic 2AFC / JND
+
+def _write_patch_set(out: Path, *, name: str, kind: str, split_name: str, arrays: dict[str, np.ndarray],
+                     score_key: str, scores: np.ndarray, category: np.ndarray, categories: Sequence[str],
+                     fp: str, description: str, alias: dict[str, str] | None = None) -> Path:
+    import h5py
+
+    from percept.h5io import atomic_h5, chunked_dataset
+
+    n = len(scores)
+    attrs = {"name": name, "fingerprint": fp, "source": description, "split_names": [split_name],
+             "label_kind": "none", "class_names": [], "categories": list(categories), "bapps_kind": kind}
+    with atomic_h5(out, kind="dataset", meta=attrs) as f:
+        for key, arr in arrays.items():
+            chunked_dataset(f, key, arr.shape, np.uint8, 64, compression="gzip")[...] = arr
+        for key, target in (alias or {}).items():
+            f[key] = h5py.SoftLink(f"/{target}")
+        f.create_dataset("split", data=np.zeros(n, np.uint8))
+        f.create_dataset(f"meta/{score_key}", data=scores.astype(np.float32))
+        f.create_dataset("meta/category", data=category.astype(np.int64))
+    return out
+
+
+def make_synthetic_two_afc(photos_path: str | Path, out: str | Path, *, split: str, per_image: int, seed: int,
+                           min_gap: float = 0.1, image_size: int | None = None) -> Path:
+    """Synthetic 2AFC triplets in the BAPPS format: for each crop of ``split`` and each distortion,
+    ``per_image`` pairs of strengths (u0, u1) at least ``min_gap`` apart; judge = σ((u0 - u1) / 0.1)."""
+    from percept.data.store import ImageDataset, fingerprint
+
+    photos = ImageDataset(photos_path, split=split)
+    refs, p0s, p1s, judge, cat = [], [], [], [], []
+    crops = _reference_images(photos, image_size)
+    for i in range(len(photos)):
+        x = crops[i]
+        for c, kind in enumerate(DISTORTIONS):
+            rng = np.random.default_rng([seed, 43, int(photos.rows[i]), c])
+            for _ in range(per_image):
+                u0, u1 = rng.uniform(0, 1, 2)
+                while abs(u0 - u1) < min_gap:
+                    u0, u1 = rng.uniform(0, 1, 2)
+                direction = float(rng.uniform())
+                refs.append(x)
+                p0s.append(distort(x, kind, strength_params(kind, u0, direction)))
+                p1s.append(distort(x, kind, strength_params(kind, u1, direction)))
+                judge.append(1 / (1 + math.exp(-(u0 - u1) / JUDGE_TEMPERATURE)))
+                cat.append(c)
+    fp = fingerprint({"photos": photos.fingerprint, "split": split, "per_image": per_image, "seed": seed,
+                      "min_gap": min_gap, "size": image_size, "v": 1})
+    return _write_patch_set(Path(out), name=f"synthetic_2afc_{split}", kind="2afc", split_name=split,
+                            arrays={"images": _u8(torch.stack(refs)), "p0": _u8(torch.stack(p0s)),
+                                    "p1": _u8(torch.stack(p1s))}, score_key="judge", scores=np.array(judge),
+                            category=np.array(cat), categories=DISTORTIONS, fp=fp,
+                            description="synthetic 2AFC: two strengths of one distortion of a photo crop")
+
+
+def make_synthetic_jnd(photos_path: str | Path, out: str | Path, *, split: str, per_image: int, seed: int,
+                       image_size: int | None = None) -> Path:
+    """Synthetic JND pairs in the BAPPS format: a crop and one distortion of it at strength u ~ U(0, 1);
+    same = σ((0.2 - u) / 0.05) (weak distortions count as unnoticed)."""
+    from percept.data.store import ImageDataset, fingerprint
+
+    photos = ImageDataset(photos_path, split=split)
+    p0s, p1s, same, cat = [], [], [], []
+    crops = _reference_images(photos, image_size)
+    for i in range(len(photos)):
+        x = crops[i]
+        for c, kind in enumerate(DISTORTIONS):
+            rng = np.random.default_rng([seed, 47, int(photos.rows[i]), c])
+            for _ in range(per_image):
+                u = float(rng.uniform(0, 1))
+                p0s.append(x)
+                p1s.append(distort(x, kind, strength_params(kind, u, float(rng.uniform()))))
+                same.append(1 / (1 + math.exp(-(JND_THRESHOLD - u) / JND_WIDTH)))
+                cat.append(c)
+    fp = fingerprint({"photos": photos.fingerprint, "split": split, "per_image": per_image, "seed": seed, "size": image_size,
+                      "v": 1})
+    return _write_patch_set(Path(out), name="synthetic_jnd", kind="jnd", split_name=split,
+                            arrays={"images": _u8(torch.stack(p0s)), "p1": _u8(torch.stack(p1s))}, alias={"p0": "images"},
+                            score_key="same", scores=np.array(same), category=np.array(cat), categories=DISTORTIONS,
+                            fp=fp, description="synthetic JND: a photo crop and one distortion of it")
+
+
+# --------------------------------------------------------------------------------------- flaw challenge sets
+
+def challenge_names() -> list[tuple[str, str]]:
+    """(challenge, group) in row order after the original; the stain block and references follow."""
+    out = [(f"translate_{t:g}", "translate") for t in TRANSLATIONS]
+    out += [(f"rotate_{a}", "rotate") for a in ROTATIONS]
+    out += [(f, "flip/invert") for f in FLIPS]
+    return out
+
+
+ROLES = ["original", *[c for c, _ in challenge_names()], "stain_clean", "stain", *[f"ref_{r}" for r in REFERENCES]]
+
+
+def _region(photo, cx: float, cy: float, side: float, size: int, angle: float = 0.0) -> np.ndarray:
+    """The square of ``side`` centred at (cx, cy) of a photo (PIL image), rotated by ``angle`` about its
+    centre, resized to ``size`` — rotations read the photo around the square, so no black corners."""
+    from PIL import Image
+
+    half = side * 0.75 if angle else side / 2
+    box = (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+    crop = photo.crop(box)
+    if angle:
+        crop = crop.rotate(angle, resample=Image.Resampling.BILINEAR)
+        m = (crop.size[0] - side) / 2
+        crop = crop.crop((round(m), round(m), round(m + side), round(m + side)))
+    return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def make_challenges(out: str | Path, *, photos: Sequence[str], crops_per_photo: int, size: int, seed: int) -> Path:
+    """The flaw challenge set: per crop, the rows of :data:`ROLES` (``meta/role`` codes, ``meta/item``).
+
+    Translations shift the crop window over the photo by a fraction of its side; rotations turn the photo
+    about the window's centre; the stain block is a slightly shifted clean crop (``stain_clean``, 0.06 of the
+    side) and the original with an opaque coloured disc (``stain``).
+    """
+    from PIL import Image
+
+    from percept.data.embedded import load_photo
+    from percept.data.store import fingerprint, write_image_dataset
+
+    images, role, item, src = [], [], [], []
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255], [0, 255, 255]])
+    plain = {"black": 0, "white": 255, "grey": 128}
+    k = 0
+    for p, name in enumerate(photos):
+        arr = load_photo(name)
+        photo = Image.fromarray(np.ascontiguousarray(arr))
+        h, w = arr.shape[:2]
+        for _ in range(crops_per_photo):
+            rng = np.random.default_rng([seed, 53, p, k])
+            side = min(h, w) * rng.uniform(0.22, 0.32)
+            margin_x = side * (0.5 + max(TRANSLATIONS)) + 2
+            margin_y = side * 0.75 + 2
+            cx, cy = rng.uniform(margin_x, w - margin_x), rng.uniform(margin_y, h - margin_y)
+            rows = [_region(photo, cx, cy, side, size)]
+            rows += [_region(photo, cx + t * side, cy, side, size) for t in TRANSLATIONS]
+            rows += [_region(photo, cx, cy, side, size, angle=float(a)) for a in ROTATIONS]
+            orig = rows[0]
+            rows += [orig[:, ::-1], orig[::-1], 255 - orig]
+            rows.append(_region(photo, cx + 0.06 * side, cy, side, size))
+            stained = orig.copy()
+            yy, xx = np.mgrid[:size, :size]
+            r = rng.uniform(0.1, 0.18) * size
+            sx, sy = rng.uniform(r, size - r, 2)
+            stained[(yy - sy) ** 2 + (xx - sx) ** 2 <= r * r] = colours[rng.integers(len(colours))]
+            rows.append(stained)
+            for ref in REFERENCES:
+                if ref in plain:
+                    rows.append(np.full((size, size, 3), plain[ref], np.uint8))
+                elif ref == "noise":
+                    rows.append(rng.integers(0, 256, (size, size, 3)).astype(np.uint8))
+                else:
+                    img = np.zeros((size, size, 3), np.uint8)
+                    img[..., ("red", "green", "blue").index(ref)] = 255
+                    rows.append(img)
+            assert len(rows) == len(ROLES)
+            images += [np.ascontiguousarray(r_) for r_ in rows]
+            role += list(range(len(ROLES)))
+            item += [k] * len(ROLES)
+            src += [p] * len(ROLES)
+            k += 1
+    params = {"photos": list(photos), "crops_per_photo": crops_per_photo, "size": size, "seed": seed, "v": 1}
+    write_image_dataset(out, name="dps_challenges", images=np.stack(images), split=np.zeros(len(images), np.uint8),
+                        split_names=["test"], fingerprint=fingerprint(params),
+                        source="flaw challenge set from the shipped photos (Sjögren et al., NLDL 2023)",
+                        meta={"role": np.array(role, np.int64), "item": np.array(item, np.int64),
+                              "photo": np.array(src, np.int64)},
+                        extra_attrs={"roles": ROLES, "groups": dict(challenge_names()),
+                                     "photo_names": list(photos), "params": params})
+    return Path(out)
+
+
+def challenge_passes(d: np.ndarray) -> list[dict[str, Any]]:
+    """Pass/fail per challenge from distances ``d[item, role]`` to each item's original (``ROLES`` order).
+
+    A transformed image passes when it is closer to its original than every reference; the stain passes when
+    the clean (shifted) crop is closer to the original than the stained one.
+    """
+    col = {r: i for i, r in enumerate(ROLES)}
+    refs = d[:, [col[f"ref_{r}"] for r in REFERENCES]].min(1)
+    out = []
+    for item in range(d.shape[0]):
+        for name, group in challenge_names():
+            out.append({"item": item, "challenge": name, "group": group,
+                        "passed": bool(d[item, col[name]] < refs[item])})
+        out.append({"item": item, "challenge": "stain", "group": "stain",
+                    "passed": bool(d[item, col["stain_clean"]] < d[item, col["stain"]])})
+    return out

@@ -1,0 +1,445 @@
+"""The similarity experiments the workflow runs: 2AFC/JND evaluation, LPIPS-style calibration, the flaw
+analysis and the adaptation to contexts. Scripts under ``scripts/`` call these and write their outputs."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from percept.data.prepare import JNDData, TwoAFCData
+from percept.data.store import ImageDataset
+from percept.features import FeatureCache, resolve_device
+from percept.similarity import distortions as dist
+from percept.similarity.calibration import (
+    load_checkpoint,
+    save_checkpoint,
+    train_channel_weights,
+)
+from percept.similarity.metric import DPS, MODES, channel_distances
+from percept.similarity.scoring import (
+    PIXEL_METRICS,
+    category_rows,
+    jnd_average_precision,
+    two_afc,
+    two_afc_scores,
+)
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+def metric_fingerprint(spec: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    keys = ("backbone", "weights", "taps", "mode", "normalize", "scaling", "resize")
+    return {**{k: spec.get(k) for k in keys}, "seed": seed}
+
+
+def spec_weights(spec: Mapping[str, Any], trunk: DPS, *, seed: int, calibration: str | Path | None = None
+                 ) -> torch.Tensor | None:
+    """The channel weights of ``spec`` (all taps of ``trunk`` concatenated), ``None`` when uncalibrated."""
+    if spec["linear"] == "none":
+        return None
+    if spec["linear"] == "lpips":
+        from percept.similarity.metric import (
+            LinearWeights,
+            load_linear_state,
+            lpips_weights_file,
+        )
+
+        lin = LinearWeights(tap_channels(trunk), trunk.taps)
+        path = lpips_weights_file(spec["backbone"])
+        load_linear_state(lin, torch.load(path, map_location="cpu", weights_only=True), path)
+        weights = lin.weights()
+    else:
+        if calibration is None:
+            raise ValueError(f"metric {spec['name']!r} needs its calibration file")
+        ckpt = load_checkpoint(calibration, {"metric": metric_fingerprint(spec, seed)})
+        if ckpt is None:
+            raise FileNotFoundError(f"{calibration}: no calibration; run snakemake to train it")
+        weights = ckpt["weights"]
+    return torch.cat([weights[t].detach().cpu().reshape(-1) for t in trunk.taps])
+
+
+def json_key(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def build_metric(spec: Mapping[str, Any], *, seed: int, allow_download: bool = False,
+                 calibration: str | Path | None = None) -> DPS:
+    """A :class:`DPS` from one ``similarity.metrics`` entry; ``linear: calibrated`` reads ``calibration``."""
+    linear: Any = None
+    if spec["linear"] == "lpips":
+        linear = "lpips"
+    elif spec["linear"] == "calibrated":
+        if calibration is None:
+            raise ValueError(f"metric {spec['name']!r} needs its calibration file")
+        ckpt = load_checkpoint(calibration, {"metric": metric_fingerprint(spec, seed)})
+        if ckpt is None:
+            raise FileNotFoundError(f"{calibration}: no calibration; run snakemake to train it")
+        linear = ckpt["weights"]
+    return DPS(spec["backbone"], weights=spec["weights"], taps=spec["taps"], mode=spec["mode"],
+               normalize=spec["normalize"], linear=linear, scaling=spec["scaling"], resize=spec.get("resize"),
+               seed=seed, allow_download=allow_download)
+
+
+def _batches(n: int, batch_size: int) -> Iterable[slice]:
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def pair_channels(metric: DPS, data: TwoAFCData | JNDData, *, batch_size: int, device: torch.device,
+                  progress: bool = False, settings: Sequence[tuple[str, bool]] | None = None
+                  ) -> tuple[torch.Tensor, ...] | dict[tuple[str, bool], tuple[torch.Tensor, ...]]:
+    """Per-channel comparisons (all taps concatenated) of every triplet (→ ``s0``, ``s1``: (ref, p0), (ref, p1))
+    or pair (→ ``s``: (p0, p1)), one forward pass per batch with shared reference features.
+
+    With ``settings`` (a list of (mode, normalize)), the comparisons of every setting from the same forward
+    passes, as ``{setting: tuple}``; otherwise the metric's own setting's tuple.
+    """
+    wanted = [(metric.mode, metric.normalize)] if settings is None else list(dict.fromkeys(settings))
+    outs: dict[tuple[str, bool], list[list[torch.Tensor]]] = {k: [] for k in wanted}
+    metric = metric.to(device)
+    with torch.inference_mode():
+        for sl in tqdm(list(_batches(len(data), batch_size)), desc=f"features {data.name}", disable=not progress):
+            imgs = [x.to(device) for x in data.batch(sl)]
+            n = imgs[0].shape[0]
+            feats = metric.features(torch.cat(imgs))
+            parts = [{t: v[k * n:(k + 1) * n] for t, v in feats.items()} for k in range(len(imgs))]
+            for mode, normalize in wanted:
+                outs[(mode, normalize)].append(
+                    [torch.cat([channel_distances(parts[0][t], p[t], mode, normalize) for t in metric.taps], 1).cpu()
+                     for p in parts[1:]])
+    result = {k: tuple(torch.cat([o[i] for o in v]) for i in range(len(v[0]))) for k, v in outs.items()}
+    return result[wanted[0]] if settings is None else result
+
+
+def weight_vector(metric: DPS) -> torch.Tensor | None:
+    w = metric.weights()
+    return None if w is None else torch.cat([w[t].detach().cpu().reshape(-1) for t in metric.taps])
+
+
+def split_weights(vector: torch.Tensor, channels: Sequence[int], taps: Sequence[str]) -> dict[str, torch.Tensor]:
+    parts = vector.split(list(channels))
+    return {t: p.clone() for t, p in zip(taps, parts)}
+
+
+def tap_channels(metric: DPS, size: int = 64) -> list[int]:
+    with torch.inference_mode():
+        feats = metric.features(torch.zeros(1, 3, size, size, device=metric._a.device))
+    return [feats[t].shape[1] for t in metric.taps]
+
+
+def _dist(s: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    return s.sum(1) if w is None else s @ w
+
+
+# ------------------------------------------------------------------------------------ 2AFC / JND evaluation
+
+def evaluate_two_afc(two_afc_path: str, jnd_path: str | None, metrics: Sequence[Mapping[str, Any]],
+                     pixel_metrics: Sequence[str], *, calibrations: Mapping[str, str], seed: int, device: str,
+                     batch_size: int, allow_download: bool = False, progress: bool = False) -> pd.DataFrame:
+    """2AFC per category and JND average precision per category of every method; tidy rows
+    (method, kind, category, score, n) with the weighted and unweighted means over categories."""
+    dev = resolve_device(device)
+    sets: list[tuple[str, Any]] = [("2afc", TwoAFCData(two_afc_path))]
+    if jnd_path:
+        sets.append(("jnd", JNDData(jnd_path)))
+    rows: list[dict] = []
+    for kind, data in sets:
+        cats = data.categories
+        for name in pixel_metrics:
+            fn = PIXEL_METRICS[name]
+            ds = [[] for _ in range(2 if kind == "2afc" else 1)]
+            for sl in _batches(len(data), batch_size):
+                imgs = data.batch(sl)
+                for k in range(len(ds)):
+                    ds[k].append(fn(imgs[0], imgs[k + 1] if kind == "2afc" else imgs[1]))
+            rows += _score_rows(kind, [torch.cat(d) for d in ds], data, cats, method=name, family="pixel")
+        # Metrics on the same trunk (backbone, weights, taps, input scaling) share its forward passes.
+        groups: dict[tuple, list[Mapping[str, Any]]] = {}
+        for spec in metrics:
+            key = tuple(json_key(spec.get(k)) for k in ("backbone", "weights", "taps", "scaling", "resize"))
+            groups.setdefault(key, []).append(spec)
+        for specs in groups.values():
+            trunk = build_metric(dict(specs[0], linear="none"), seed=seed, allow_download=allow_download)
+            s_all = pair_channels(trunk, data, batch_size=batch_size, device=dev, progress=progress,
+                                  settings=[(sp["mode"], sp["normalize"]) for sp in specs])
+            for spec in specs:
+                w = spec_weights(spec, trunk, seed=seed, calibration=calibrations.get(spec["name"]))
+                s = s_all[(spec["mode"], spec["normalize"])]
+                rows += _score_rows(kind, [_dist(x, w) for x in s], data, cats, method=spec["name"], family="dps")
+                log.info("%s on %s: %s", spec["name"], data.name, rows[-1])
+    return pd.DataFrame(rows)
+
+
+def _score_rows(kind: str, d: list[torch.Tensor], data, cats: Sequence[str], **fields) -> list[dict]:
+    if kind == "2afc":
+        scores = two_afc_scores(d[0], d[1], data.judge)
+        return category_rows(scores, data.category, cats, kind="2afc", dataset=data.name, **fields)
+    rows = []
+    cat = data.category.numpy()
+    for c, name in enumerate(cats):
+        sel = cat == c
+        if sel.any() and data.same.numpy()[sel].sum() > 0:
+            rows.append({**fields, "kind": "jnd", "dataset": data.name, "category": name,
+                         "score": jnd_average_precision(d[0].numpy()[sel], data.same.numpy()[sel]),
+                         "n": int(sel.sum())})
+    if rows:
+        n = np.array([r["n"] for r in rows])
+        v = np.array([r["score"] for r in rows])
+        rows.append({**fields, "kind": "jnd", "dataset": data.name, "category": "mean (weighted)",
+                     "score": float((v * n).sum() / n.sum()), "n": int(n.sum())})
+        rows.append({**fields, "kind": "jnd", "dataset": data.name, "category": "mean (unweighted)",
+                     "score": float(v.mean()), "n": int(n.sum())})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+
+def calibrate(train_path: str, spec: Mapping[str, Any], out: str, *, options: Mapping[str, Any], seed: int,
+              device: str, batch_size: int, allow_download: bool = False, progress: bool = False,
+              checkpoint: str | None = None) -> pd.DataFrame:
+    """Train the non-negative linear weights of ``spec`` on a 2AFC training set with the ranking loss
+    (Zhang et al. 2018); writes ``{fingerprint, weights: {tap: (C,)}, history}`` to ``out``."""
+    base = dict(spec, linear="none")
+    metric = build_metric(base, seed=seed, allow_download=allow_download)
+    data = TwoAFCData(train_path)
+    s0, s1 = pair_channels(metric, data, batch_size=batch_size, device=resolve_device(device), progress=progress)
+    fp = {"metric": metric_fingerprint(spec, seed), "data": data.fingerprint,
+          **{k: options[k] for k in ("epochs", "decay_epochs", "lr", "beta1", "batch_size", "dropout")}}
+    w, history = train_channel_weights(
+        s0, s1, data.judge.float(), epochs=options["epochs"], decay_epochs=options["decay_epochs"], lr=options["lr"],
+        betas=(options["beta1"], 0.999), batch_size=options["batch_size"], dropout=options["dropout"], seed=seed,
+        checkpoint=checkpoint, fingerprint=fp, progress=progress, desc=f"calibrate {spec['name']}")
+    weights = split_weights(w, tap_channels(metric), metric.taps)
+    save_checkpoint(out, {"fingerprint": {"metric": metric_fingerprint(spec, seed)}, "weights": weights,
+                          "history": history, "training": fp})
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+    return pd.DataFrame([{**h, "metric": spec["name"]} for h in history])
+
+
+# ---------------------------------------------------------------------------------------------- flaw analysis
+
+def evaluate_flaws(challenges_path: str, backbones: Sequence[Mapping[str, Any]], *, modes: Sequence[str],
+                   normalize: Sequence[bool], seed: int, device: str, batch_size: int, allow_download: bool = False,
+                   progress: bool = False) -> pd.DataFrame:
+    """Pass/fail of every challenge for every backbone × mode × normalisation (one row per item and challenge)."""
+    data = ImageDataset(challenges_path)
+    roles, items = data.meta("role"), data.meta("item")
+    n_items, n_roles = int(items.max()) + 1, len(dist.ROLES)
+    if len(data) != n_items * n_roles or not (roles.reshape(n_items, n_roles) == np.arange(n_roles)).all():
+        raise ValueError(f"{challenges_path}: rows are not blocks of the roles {dist.ROLES}")
+    dev = resolve_device(device)
+    rows = []
+    for entry in backbones:
+        weights = entry.get("weights", "imagenet")
+        metric = DPS(entry["backbone"], weights=weights, taps=entry.get("taps", "paper"), mode="spatial",
+                     scaling="backbone", seed=seed, allow_download=allow_download).to(dev)
+        label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
+        # d[(mode, normalize)][item, role]
+        d = {(m, z): np.zeros((n_items, n_roles)) for m in modes for z in normalize}
+        per_batch = max(1, batch_size // n_roles)
+        with torch.inference_mode():
+            for sl in tqdm(list(_batches(n_items, per_batch)), desc=f"flaws {label}", disable=not progress):
+                x = data.batch(slice(sl.start * n_roles, sl.stop * n_roles)).to(dev)
+                feats = metric.features(x)
+                b = sl.stop - sl.start
+                # Each item's original against every row of its block, all items of the batch at once.
+                orig = {t: v.view(b, n_roles, *v.shape[1:])[:, :1].expand(b, n_roles, *v.shape[1:])
+                        .reshape(v.shape) for t, v in feats.items()}
+                for m in modes:
+                    for z in normalize:
+                        dm = sum(channel_distances(orig[t], feats[t], m, z).sum(1) for t in metric.taps)
+                        d[(m, z)][sl] = dm.view(b, n_roles).cpu().numpy()
+        for (m, z), dm in d.items():
+            for r in dist.challenge_passes(dm):
+                rows.append({"backbone": label, "mode": m, "normalize": z, **r})
+    return pd.DataFrame(rows)
+
+
+def flaw_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Pass rate per backbone × mode × normalisation × challenge group, and over all challenges."""
+    keys = ["backbone", "mode", "normalize"]
+    by_group = table.groupby(keys + ["group"], sort=False)["passed"].agg(["mean", "size"]).reset_index()
+    overall = table.groupby(keys, sort=False)["passed"].agg(["mean", "size"]).reset_index().assign(group="all")
+    out = pd.concat([by_group, overall], ignore_index=True).rename(columns={"mean": "pass_rate", "size": "n"})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ adaptation
+
+def distortion_channels(cache_path: str, dataset_path: str, *, mode: str = "spatial", normalize: bool = True
+                        ) -> tuple[torch.Tensor, np.ndarray]:
+    """From the cached features of the distortion set: ``s[i, k, C]`` comparing reference i with its
+    distortion k (all taps concatenated), and each reference's split code."""
+    data = ImageDataset(dataset_path)
+    cache = FeatureCache(cache_path, expect={"dataset_fingerprint": data.fingerprint})
+    codes, ref = data.meta("distortion"), data.meta("ref")
+    k = len(dist.DISTORTIONS) + 1
+    if len(data) % k or not (codes.reshape(-1, k) == np.arange(-1, k - 1)).all():
+        raise ValueError(f"{dataset_path}: rows are not blocks of (original, {', '.join(dist.DISTORTIONS)})")
+    n = len(data) // k
+    parts = []
+    for tap in cache.taps:
+        s_tap = []
+        for start in range(0, n, 64):
+            stop = min(start + 64, n)
+            f = cache.load(tap, slice(start * k, stop * k))
+            f = f.view(stop - start, k, *f.shape[1:])
+            s_tap.append(torch.stack([channel_distances(f[:, 0], f[:, j], mode, normalize) for j in range(1, k)], 1))
+        parts.append(torch.cat(s_tap))
+    codes = np.asarray(data._h5()["split"][...])[data.rows][ref.reshape(-1, k)[:, 0]]
+    names = np.array(data.split_names)[codes]
+    split = np.where(names == "train", 0, np.where(names == "test", 1, 2))
+    return torch.cat(parts, 2), split
+
+
+def context_labels(context: Sequence[int], pairs: np.ndarray) -> np.ndarray:
+    """1 where the second distortion of a pair ranks earlier (is less disruptive, so closer) in ``context``."""
+    rank = np.empty(len(context), int)
+    rank[list(context)] = np.arange(len(context))
+    return (rank[pairs[:, 1]] < rank[pairs[:, 0]]).astype(np.float32)
+
+
+def sample_contexts(n: int, seed: int) -> list[tuple[int, ...]]:
+    """``n`` distinct random orderings of the six distortions (all 720 when n ≥ 720)."""
+    perms = list(itertools.permutations(range(len(dist.DISTORTIONS))))
+    rng = np.random.default_rng([seed, 59])
+    pick = rng.permutation(len(perms))[:min(n, len(perms))]
+    return [perms[i] for i in pick]
+
+
+def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, Any], seed: int,
+                   retained: Mapping[str, tuple[torch.Tensor, ...]] | None = None, backbone: str = "",
+                   checkpoint: str | None = None, fingerprint: Mapping[str, Any] | None = None,
+                   progress: bool = False) -> pd.DataFrame:
+    """Train per-channel scalars for each context and score them against the uncalibrated baseline.
+
+    ``s``: ``(n_refs, 6, C)`` distortion comparisons; ``split`` 0 = train (80 % fit, 20 % validation), 1 = test
+    (held-out photos), anything else unused. ``retained``: ``{name: (s0, s1, judge)}`` 2AFC sets or ``{name: (s, same)}`` JND sets
+    scored with the adapted and the baseline weights (the distortion-strength monotonicity set; BAPPS).
+    Resumes from ``checkpoint`` (results of the contexts done so far).
+    """
+    pairs = np.array(list(itertools.combinations(range(s.shape[1]), 2)))
+    train_idx = np.flatnonzero(split == 0)
+    test_idx = np.flatnonzero(split == 1)
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise ValueError("the distortion set needs images of both splits (train photos and held-out test photos)")
+    rng = np.random.default_rng([seed, 61])
+    perm = rng.permutation(train_idx)
+    n_val = round(options["val_fraction"] * len(perm))
+    val_idx, fit_idx = perm[:n_val], perm[n_val:]
+
+    def pair_tensors(idx):
+        a = s[idx][:, pairs[:, 0]].reshape(-1, s.shape[2])
+        b = s[idx][:, pairs[:, 1]].reshape(-1, s.shape[2])
+        return a, b
+
+    fit0, fit1 = pair_tensors(fit_idx)
+    val0, val1 = pair_tensors(val_idx) if len(val_idx) else (None, None)
+    test0, test1 = pair_tensors(test_idx)
+    contexts = sample_contexts(options["contexts"], seed)
+    names = ["<".join(dist.DISTORTIONS[k] for k in c) for c in contexts]
+    test_labels = [np.tile(context_labels(c, pairs), len(test_idx)) for c in contexts]
+    fp = dict(fingerprint or {})  # the contexts follow from the seed and options.contexts
+    done: list[dict] = []
+    weights: list[torch.Tensor] = []
+    if checkpoint is not None:
+        ckpt = load_checkpoint(checkpoint, fp)
+        if ckpt is not None:
+            weights = list(ckpt["weights"])
+            log.info("resuming adaptation after %d of %d contexts", len(weights), len(contexts))
+    base_test = (_dist(test0, None), _dist(test1, None))
+    for ci in tqdm(range(len(weights), len(contexts)), desc=f"adapt {backbone}", disable=not progress,
+                   initial=len(weights), total=len(contexts)):
+        lab = torch.from_numpy(np.tile(context_labels(contexts[ci], pairs), len(fit_idx)))
+        w, _ = train_channel_weights(fit0, fit1, lab, epochs=options["epochs"], decay_epochs=options["decay_epochs"],
+                                     lr=options["lr"], betas=(options["beta1"], 0.999),
+                                     batch_size=options["batch_size"], dropout=options["dropout"],
+                                     boost=options["boost"], seed=seed + ci)
+        weights.append(w)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"fingerprint": fp, "weights": weights})
+    for ci, (c, w) in enumerate(zip(contexts, weights)):
+        d_test = (_dist(test0, w), _dist(test1, w))
+        row = {"backbone": backbone, "context": names[ci], "context_index": ci,
+               "baseline": two_afc(*base_test, test_labels[ci]), "adapted": two_afc(*d_test, test_labels[ci])}
+        if val0 is not None:
+            val_lab = np.tile(context_labels(c, pairs), len(val_idx))
+            row["val_baseline"] = two_afc(_dist(val0, None), _dist(val1, None), val_lab)
+            row["val_adapted"] = two_afc(_dist(val0, w), _dist(val1, w), val_lab)
+        others = [j for j in range(len(contexts)) if j != ci]
+        if others:
+            row["other_contexts_baseline"] = float(np.mean([two_afc(*base_test, test_labels[j]) for j in others]))
+            row["other_contexts_adapted"] = float(np.mean([two_afc(*d_test, test_labels[j]) for j in others]))
+        for name, tensors in (retained or {}).items():
+            if len(tensors) == 3:
+                r0, r1, judge = tensors
+                row[f"{name}_baseline"] = two_afc(_dist(r0, None), _dist(r1, None), judge)
+                row[f"{name}_adapted"] = two_afc(_dist(r0, w), _dist(r1, w), judge)
+            else:
+                rs, same = tensors
+                row[f"{name}_baseline"] = jnd_average_precision(_dist(rs, None), same)
+                row[f"{name}_adapted"] = jnd_average_precision(_dist(rs, w), same)
+        row["improved"] = row["adapted"] > row["baseline"]
+        done.append(row)
+    return pd.DataFrame(done)
+
+
+def adapt_backbone(cache_path: str, dataset_path: str, entry: Mapping[str, Any], *, two_afc_path: str | None,
+                   jnd_path: str | None, options: Mapping[str, Any], seed: int, device: str, batch_size: int,
+                   allow_download: bool = False, checkpoint: str | None = None, progress: bool = False
+                   ) -> pd.DataFrame:
+    """The adaptation experiment for one backbone: comparisons from the cached features of the distortion set,
+    the retained sets (2AFC val: the distortion-strength monotonicity set offline, BAPPS in the paper config;
+    JND) through one forward pass each, then :func:`adapt_contexts`. The checkpoint is removed when done."""
+    weights = entry.get("weights", "imagenet")
+    taps = entry.get("taps", "paper")
+    s, split = distortion_channels(cache_path, dataset_path)
+    metric = DPS(entry["backbone"], weights=weights, taps=taps, mode="spatial", normalize=True, scaling="backbone",
+                 seed=seed, allow_download=allow_download)
+    cache = FeatureCache(cache_path)
+    if cache.taps != metric.taps:
+        raise ValueError(f"{cache_path}: cached taps {cache.taps} differ from the entry's {metric.taps}")
+    dev = resolve_device(device)
+    retained: dict[str, tuple] = {}
+    if two_afc_path:
+        data = TwoAFCData(two_afc_path)
+        s0, s1 = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
+        retained["two_afc_val"] = (s0, s1, data.judge)
+    if jnd_path:
+        data = JNDData(jnd_path)
+        (sj,) = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
+        retained["jnd"] = (sj, data.same)
+    label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
+    fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed,
+          "options": {k: v for k, v in options.items() if k != "backbones"}, "cache": cache.meta.get("fingerprint")}
+    table = adapt_contexts(s, split, options=options, seed=seed, retained=retained, backbone=label,
+                           checkpoint=checkpoint, fingerprint=fp, progress=progress)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+    return table
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    """A tidy CSV written atomically (temporary name, then rename)."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+__all__ = ["MODES", "adapt_backbone", "adapt_contexts", "build_metric", "calibrate", "distortion_channels", "evaluate_flaws",
+           "evaluate_two_afc", "flaw_summary", "pair_channels", "sample_contexts", "write_csv"]

@@ -1,0 +1,4 @@
+"""Names the config checks need without importing torch (percept.similarity imports it)."""
+
+# Registry backbone -> the name of its linear weights in the lpips package (weights/v0.1/<name>.pth).
+LPIPS_NETS = {"alexnet": "alex", "vgg16": "vgg", "squeezenet1_1": "squeeze"}

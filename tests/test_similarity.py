@@ -1,0 +1,255 @@
+"""Unit tests of percept.similarity: the metric modes on hand-made tensors, LPIPS equivalence with the reference
+package (same random trunk weights, the package's real linear weights), scoring formulas, calibration and the
+adaptation learning a planted ordering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from percept.similarity import (
+    DPS,
+    LinearWeights,
+    channel_distances,
+    distance_map,
+    dps_distance,
+    jnd_average_precision,
+    load_linear_state,
+    lpips_weights_file,
+    two_afc,
+    two_afc_scores,
+    unit_normalize,
+)
+from percept.similarity.calibration import (
+    load_checkpoint,
+    save_checkpoint,
+    train_channel_weights,
+)
+from percept.similarity.distortions import (
+    ROLES,
+    challenge_passes,
+    distort,
+    sample_params,
+    strength_params,
+)
+from percept.similarity.experiments import (
+    adapt_contexts,
+    context_labels,
+    sample_contexts,
+)
+
+
+def _feat(values):
+    """(C, H, W) nested lists -> (1, C, H, W)."""
+    return torch.tensor(values, dtype=torch.float32).unsqueeze(0)
+
+
+# ------------------------------------------------------------------------------------------ metric modes
+
+def test_unit_normalize_over_channels():
+    x = _feat([[[3.0, 0.0]], [[4.0, 0.0]]])  # C=2, H=1, W=2
+    y = unit_normalize(x)
+    assert torch.allclose(y[0, :, 0, 0], torch.tensor([0.6, 0.8]))
+    assert torch.all(y[0, :, 0, 1] == 0)  # the 1e-10 keeps a zero vector at zero instead of NaN
+
+
+def test_modes_on_hand_made_features():
+    # One channel, two positions: f0 = [1, 2], f1 = [2, 1] (a swap of positions).
+    f0, f1 = _feat([[[1.0, 2.0]]]), _feat([[[2.0, 1.0]]])
+    spatial = channel_distances(f0, f1, "spatial", normalize=False)
+    assert torch.allclose(spatial, torch.tensor([[1.0]]))  # mean of (−1)², 1²
+    assert channel_distances(f0, f1, "mean", normalize=False).item() == 0  # equal means
+    assert channel_distances(f0, f1, "sort", normalize=False).item() == 0  # equal sorted values
+    assert torch.allclose(channel_distances(f0, f1, "spatial+mean", normalize=False), spatial)
+    f2 = _feat([[[1.0, 4.0]]])
+    assert channel_distances(f0, f2, "mean", normalize=False).item() == pytest.approx((1.5 - 2.5) ** 2)
+    assert channel_distances(f0, f2, "sort", normalize=False).item() == pytest.approx((0 + 4) / 2)
+    assert channel_distances(f0, f2, "spatial+sort", normalize=False).item() == pytest.approx(2 + 2)
+
+
+def test_normalisation_makes_scale_invariant_and_weights_apply_per_tap():
+    torch.manual_seed(0)
+    a = {"t1": torch.rand(2, 3, 4, 4), "t2": torch.rand(2, 5, 2, 2)}
+    b = {"t1": torch.rand(2, 3, 4, 4), "t2": torch.rand(2, 5, 2, 2)}
+    scaled = {k: 7.0 * v for k, v in b.items()}
+    assert torch.allclose(dps_distance(a, b), dps_distance(a, scaled), atol=1e-6)
+    assert not torch.allclose(dps_distance(a, b, normalize=False), dps_distance(a, scaled, normalize=False))
+    w = {"t1": torch.tensor([1.0, 0.0, 2.0]), "t2": torch.zeros(1, 5, 1, 1)}
+    total, parts = dps_distance(a, b, weights=w, per_tap=True)
+    s1 = channel_distances(a["t1"], b["t1"])
+    assert torch.allclose(parts["t1"], s1[:, 0] + 2 * s1[:, 2])
+    assert torch.all(parts["t2"] == 0) and torch.allclose(total, parts["t1"])
+    # A shared reference (batch 1) broadcasts against a batch.
+    one = {k: v[:1] for k, v in a.items()}
+    assert torch.allclose(dps_distance(one, b), dps_distance({k: v[[0, 0]] for k, v in a.items()}, b))
+    with pytest.raises(ValueError, match="mode"):
+        dps_distance(a, b, mode="median")
+    with pytest.raises(KeyError):
+        dps_distance(a, b, weights={"t1": torch.ones(3)})
+
+
+def test_distance_map_averages_to_the_spatial_distance():
+    torch.manual_seed(1)
+    a = {"t": torch.rand(2, 4, 8, 8)}
+    b = {"t": torch.rand(2, 4, 8, 8)}
+    m = distance_map(a, b, (8, 8))
+    assert m.shape == (2, 1, 8, 8)
+    assert torch.allclose(m.mean((1, 2, 3)), dps_distance(a, b), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------- LPIPS equivalence
+
+@pytest.mark.parametrize("net,backbone", [("alex", "alexnet"), ("squeeze", "squeezenet1_1"), ("vgg", "vgg16")])
+def test_lpips_equivalence_with_the_reference_package(net, backbone):
+    lpips = pytest.importorskip("lpips")
+    ref = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()  # real v0.1 linear weights, random trunk
+    ours = DPS.lpips(backbone, weights="random", seed=3)
+    trunk = {"features." + k.split(".", 1)[1]: v for k, v in ref.net.state_dict().items()}
+    result = ours.extractor.model.load_state_dict(trunk, strict=False)
+    assert not result.unexpected_keys and all(k.startswith("classifier") for k in result.missing_keys)
+    for k, lin in enumerate(ref.lins):  # the official weights were really loaded into ours
+        assert torch.equal(ours.linear.conv(k).weight, lin.model[1].weight)
+    gen = torch.Generator().manual_seed(0)
+    x0, x1 = torch.rand(3, 3, 64, 64, generator=gen), torch.rand(3, 3, 64, 64, generator=gen)
+    with torch.no_grad():
+        want = ref(x0, x1, normalize=True).flatten()
+    with torch.inference_mode():
+        got = ours(x0, x1)
+        shared = ours(x0[:1], x1)  # a shared reference
+        d0, d1 = ours.two_afc_distances(x0, x1, x1.flip(0))
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-7), (got, want)
+    assert torch.allclose(d0, want, rtol=1e-5, atol=1e-7)
+    with torch.no_grad():
+        want_shared = ref(x0[:1].expand(3, -1, -1, -1), x1, normalize=True).flatten()
+    assert torch.allclose(shared, want_shared, rtol=1e-5, atol=1e-7)
+    assert d1.shape == (3,)
+
+
+def test_lpips_spatial_map_equivalence():
+    lpips = pytest.importorskip("lpips")
+    ref = lpips.LPIPS(net="alex", pnet_rand=True, spatial=True, verbose=False).eval()
+    ours = DPS.lpips("alexnet", weights="random")
+    ours.extractor.model.load_state_dict({"features." + k.split(".", 1)[1]: v
+                                          for k, v in ref.net.state_dict().items()}, strict=False)
+    x0, x1 = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        want = ref(x0, x1, normalize=True)
+        got = ours(x0, x1, spatial_map=True)
+    assert got.shape == want.shape == (2, 1, 64, 64)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_linear_weights_load_strictly():
+    lin = LinearWeights([64, 192, 384, 256, 256], ["a", "b", "c", "d", "e"])
+    state = torch.load(lpips_weights_file("alexnet"), map_location="cpu", weights_only=True)
+    load_linear_state(lin, state, "alex.pth")
+    assert sum(lin.conv(k).weight.numel() for k in range(5)) == 1152
+    renamed = {k.replace("model.1", "model.0"): v for k, v in state.items()}  # the known trap: wrong keys
+    with pytest.raises(ValueError, match="do not match"):
+        load_linear_state(lin, renamed, "renamed")
+    negative = {k: -v for k, v in state.items()}
+    with pytest.raises(ValueError, match="negative"):
+        load_linear_state(lin, negative, "negative")
+    with pytest.raises(ValueError, match="ships linear weights"):
+        lpips_weights_file("resnet18")
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+
+def test_two_afc_formula_on_hand_cases():
+    # d0<d1 with j=0.2 -> 0.8; d1<d0 with j=0.2 -> 0.2; tie -> 0.5; d0<d1 with j=1 -> 0
+    s = two_afc_scores([1, 3, 2, 1], [2, 1, 2, 5], [0.2, 0.2, 0.7, 1.0])
+    assert np.allclose(s, [0.8, 0.2, 0.5, 0.0])
+    assert two_afc([1, 3, 2, 1], [2, 1, 2, 5], [0.2, 0.2, 0.7, 1.0]) == pytest.approx(1.5 / 4)
+    with pytest.raises(ValueError):
+        two_afc([1], [2], [1.5])
+
+
+def test_jnd_average_precision_on_hand_cases():
+    # Sorted by distance: same = 1, 0, 1 -> precision 1, .5, .667 at recall .5, .5, 1 -> AP = .5*1 + .5*2/3
+    assert jnd_average_precision([0.1, 0.2, 0.3], [1, 0, 1]) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert jnd_average_precision([0.3, 0.2, 0.1], [0, 1, 1]) == pytest.approx(1.0)  # perfect ranking
+    assert jnd_average_precision([0.1, 0.2], [0, 1]) == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------------------------- calibration / adaptation
+
+def test_calibration_learns_which_channel_matters_and_resumes(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    n = 400
+    s0, s1 = torch.rand(n, 4, generator=gen), torch.rand(n, 4, generator=gen)
+    judge = (s1[:, 2] < s0[:, 2]).float()  # only channel 2 decides
+    assert two_afc(s0.sum(1), s1.sum(1), judge) < 0.75
+    w, _ = train_channel_weights(s0, s1, judge, epochs=20, decay_epochs=5, lr=0.05, batch_size=50, dropout=0.0)
+    assert (w >= 0).all()
+    assert two_afc(s0 @ w, s1 @ w, judge) > 0.9
+    assert w[2] > w[[0, 1, 3]].max()
+    ck = tmp_path / "ck.pt"
+    _, h1 = train_channel_weights(s0, s1, judge, epochs=2, decay_epochs=0, lr=0.05, dropout=0.0, checkpoint=ck,
+                                   fingerprint={"a": 1})
+    _, h2 = train_channel_weights(s0, s1, judge, epochs=3, decay_epochs=0, lr=0.05, dropout=0.0, checkpoint=ck,
+                                   fingerprint={"a": 1})
+    assert [h["epoch"] for h in h2] == [1, 2, 3] and h2[:2] == h1  # resumed after epoch 2
+    with pytest.raises(ValueError, match="other settings"):
+        train_channel_weights(s0, s1, judge, epochs=3, decay_epochs=0, checkpoint=ck, fingerprint={"a": 2})
+
+
+def test_checkpoint_refuses_other_settings(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", {"fingerprint": {"backbone": "x"}, "w": torch.ones(2)})
+    assert load_checkpoint(tmp_path / "c.pt", {"backbone": "x"})["w"].sum() == 2
+    assert load_checkpoint(tmp_path / "none.pt", {"backbone": "x"}) is None
+    with pytest.raises(ValueError, match="backbone"):
+        load_checkpoint(tmp_path / "c.pt", {"backbone": "y"})
+
+
+def test_context_labels_and_contexts():
+    pairs = np.array([[0, 1], [0, 2], [1, 2]])
+    # context (2, 0, 1): distortion 2 least disruptive, then 0, then 1
+    assert context_labels((2, 0, 1), pairs).tolist() == [0, 1, 1]
+    ctx = sample_contexts(10, seed=0)
+    assert len(set(ctx)) == 10 and all(sorted(c) == list(range(6)) for c in ctx)
+    assert sample_contexts(10, seed=0) == ctx
+
+
+def test_adaptation_learns_a_planted_ordering():
+    """Channels 2k, 2k+1 respond to distortion k only, with a fixed bias: the uncalibrated metric orders the
+    distortions by that bias whatever the context; per-channel scalars can follow any planted ordering."""
+    gen = torch.Generator().manual_seed(0)
+    n, c = 60, 12
+    s = 0.05 * torch.rand(n, 6, c, generator=gen)
+    bias = torch.tensor([3.0, 2.5, 2.0, 1.5, 1.0, 0.5])  # the uncalibrated metric ranks distortion 5 closest
+    for k in range(6):
+        s[:, k, 2 * k:2 * k + 2] += bias[k] * (0.8 + 0.4 * torch.rand(n, 2, generator=gen))
+    split = np.array([0] * 40 + [1] * 20)
+    opts = {"contexts": 5, "epochs": 30, "decay_epochs": 10, "lr": 0.05, "beta1": 0.5, "batch_size": 64,
+            "dropout": 0.0, "boost": 10.0, "val_fraction": 0.2}
+    df = adapt_contexts(s, split, options=opts, seed=0)
+    assert len(df) == 5 and df["improved"].all()
+    assert df["adapted"].mean() > 0.8 and df["baseline"].mean() < 0.6
+    assert ((df["adapted"] - df["baseline"]) > 0.15).sum() >= 4
+
+
+# ------------------------------------------------------------------------------------------- image sets
+
+def test_distortions_and_strengths():
+    rng = np.random.default_rng(0)
+    x = torch.rand(3, 32, 32)
+    for kind in ("rotate", "translate", "darken", "colour", "blur", "zoom"):
+        y = distort(x, kind, sample_params(kind, rng))
+        assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
+        assert not torch.allclose(y, x)
+        weak = distort(x, kind, strength_params(kind, 0.0, 0.3))
+        assert torch.allclose(weak, x, atol=1e-5), kind  # strength 0 is the identity
+    assert distort(x, "darken", {"brightness": 0.5}).mean() == pytest.approx(0.5 * x.mean().item(), rel=1e-5)
+
+
+def test_challenge_pass_rule():
+    d = np.ones((1, len(ROLES)))
+    d[0, ROLES.index("original")] = 0
+    d[0, ROLES.index("rotate_22")] = 0.5   # closer than every reference -> pass
+    d[0, ROLES.index("ref_noise")] = 0.7   # the nearest reference
+    d[0, ROLES.index("hflip")] = 0.9       # farther than the noise reference -> fail
+    d[0, ROLES.index("stain_clean")], d[0, ROLES.index("stain")] = 0.2, 0.1  # stain closer -> fail
+    res = {r["challenge"]: r["passed"] for r in challenge_passes(d)}
+    assert res["rotate_22"] and not res["hflip"] and not res["stain"]
