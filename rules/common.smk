@@ -80,6 +80,9 @@ def baseline_inputs(wildcards):
         out["explainer"] = explain_file("explainer.pt", name)
     if EXPLAIN["channels"]["enabled"]:
         out["channels"] = explain_file("channels.csv", name)
+    return out
+
+
 # Similarity stage (rules/similarity.smk)
 def two_afc_file(key):
     """The 2AFC/JND set of similarity.two_afc.<key>: built from the reference set, or a downloaded BAPPS set."""
