@@ -88,7 +88,8 @@ def two_afc_file(key):
     """The 2AFC/JND set of similarity.two_afc.<key>: built from the reference set, or a downloaded BAPPS set."""
     value = config["similarity"]["two_afc"][key]
     if value == "synthetic":
-        return f"data/similarity/{'synthetic_jnd' if key == 'jnd' else 'synthetic_2afc_' + key}.h5"
+        name = "synthetic_jnd" if key == "jnd" else f"synthetic_2afc_{key}"
+        return f"data/similarity/{name}.h5"
     return dataset_file(value)
 
 
