@@ -133,7 +133,8 @@ def test_missing_required_key(cfg):
 def test_unknown_top_level_key(cfg):
     cfg["sead"] = 1
     msg = errors_of(cfg)
-    assert "(top level): unknown key(s) 'sead'; allowed keys: allow_download, backbone_check, datasets" in msg
+    assert "(top level): unknown key(s) 'sead'; allowed keys: allow_download, " in msg
+    assert "backbone_check, datasets" in msg
 
 
 def test_unknown_nested_key(cfg):
@@ -164,18 +165,20 @@ def test_image_too_small_for_backbone(cfg):
     assert backbones.get("alexnet").min_input_size == 63
     assert backbones.get("efficientnet_lite0").min_input_size == 32
     cfg["datasets"]["photos"]["crop_size"] = 48  # fine for EfficientNet-Lite ...
+    i = len(cfg["features"])
     cfg["features"].append({"dataset": "photos", "backbone": "alexnet", "weights": "random"})
     msg = errors_of(cfg)  # ... but not for AlexNet
-    assert ("features[5]: images of 48x48 are too small for alexnet (needs at least 63); "
-            "set features[5].resize to at least 63") in msg
+    assert (f"features[{i}]: images of 48x48 are too small for alexnet (needs at least 63); "
+            f"set features[{i}].resize to at least 63") in msg
     assert "features[2]" not in msg
-    cfg["features"][5]["resize"] = 64
+    cfg["features"][i]["resize"] = 64
     validate_config(cfg)
 
 
 def test_resize_below_min_input_size(cfg):
+    i = len(cfg["features"])
     cfg["features"].append({"dataset": "shapes", "backbone": "inception_v3", "weights": "random", "resize": 64})
-    assert "features[5]: images of 64x64 are too small for inception_v3 (needs at least 75)" in errors_of(cfg)
+    assert f"features[{i}]: images of 64x64 are too small for inception_v3 (needs at least 75)" in errors_of(cfg)
 
 
 @pytest.mark.parametrize("device", ["gpu", "cuda0", "CPU", "cuda:x"])
@@ -214,24 +217,26 @@ def test_unknown_photo_lists_the_shipped_photos(cfg):
 
 
 def test_duplicate_feature_cache_names(cfg):
+    i = len(cfg["features"])
     cfg["features"].append({"dataset": "shapes", "backbone": "efficientnet_lite0", "taps": "all"})
     msg = errors_of(cfg)
-    assert ("features[5]: writes the same file as features[0] (data/features/shapes/efficientnet_lite0.h5); "
+    assert (f"features[{i}]: writes the same file as features[0] (data/features/shapes/efficientnet_lite0.h5); "
             "give one of them a distinct name") in msg
-    cfg["features"][5]["name"] = "lite0-all"
+    cfg["features"][i]["name"] = "lite0-all"
     validate_config(cfg)
 
 
 def test_same_backbone_on_two_datasets_is_not_a_duplicate(cfg):
-    assert [(f["dataset"], f["backbone"]) for f in cfg["features"]][::2] == [
+    assert [(f["dataset"], f["backbone"]) for f in cfg["features"]][:5:2] == [
         ("shapes", "efficientnet_lite0"), ("photos", "efficientnet_lite0"), ("photos", "efficientnet_lite2")]
     validate_config(cfg)
 
 
 def test_imagenet_val_needs_an_existing_folder(cfg, tmp_path):
+    i = len(cfg["features"])
     cfg["features"].append({"dataset": "imagenet_val", "backbone": "efficientnet_lite0"})
     good = copy.deepcopy(cfg)
-    assert "features[5].dataset: imagenet_val needs imagenet_val" in errors_of(copy.deepcopy(cfg))
+    assert f"features[{i}].dataset: imagenet_val needs imagenet_val" in errors_of(copy.deepcopy(cfg))
     cfg["imagenet_val"] = str(tmp_path / "missing")
     assert f"imagenet_val: '{tmp_path / 'missing'}' is not a directory" in errors_of(cfg)
     good["imagenet_val"] = str(tmp_path)
@@ -240,10 +245,11 @@ def test_imagenet_val_needs_an_existing_folder(cfg, tmp_path):
 
 def test_downloadable_dataset_must_be_listed(cfg):
     assert "stl10" in downloadable_sources()
+    i = len(cfg["features"])
     cfg["features"].append({"dataset": "stl10", "backbone": "efficientnet_lite0"})
     good = copy.deepcopy(cfg)
     msg = errors_of(cfg)
-    assert "features[5].dataset: 'stl10' must be downloaded first; add it to downloads.sources (currently [])" in msg
+    assert f"features[{i}].dataset: 'stl10' must be downloaded first; add it to downloads.sources (currently [])" in msg
     good["downloads"]["sources"] = ["stl10"]
     validate_config(good)
 
