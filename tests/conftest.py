@@ -3,9 +3,11 @@ end-to-end run of the tiny config (session-scoped) that every stage's workflow t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -75,6 +77,7 @@ def make_tar(members: dict[str, bytes], mode: str = "w:gz",
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "config.yaml"
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True,
@@ -121,3 +124,62 @@ def assert_figure(workdir: Path, name: str) -> None:
         assert im.size[0] > 300 and im.size[1] > 150, (name, im.size)
         assert np.asarray(im.convert("L")).std() > 5, name  # not a blank canvas
     assert (workdir / "results" / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name
+
+
+def slurm_unavailable() -> str | None:
+    if os.name != "posix" or os.geteuid() != 0:
+        return "the test cluster's daemons need root"
+    missing = [b for b in ("slurmctld", "slurmd", "munged", "sbatch", "squeue") if not shutil.which(b)]
+    if missing:
+        return f"not installed: {missing} (run `tests/slurm/cluster.sh install`)"
+    return None
+
+
+@contextlib.contextmanager
+def _slurm_cluster(state: Path):
+    """A one-node SLURM cluster (tests/slurm/cluster.sh) for the duration of the block."""
+    env = {**os.environ, "PERCEPT_SLURM_DIR": str(state)}
+    env.pop("SLURM_CONF", None)
+    start = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, env=env, timeout=180,
+                           check=False)
+    try:
+        assert start.returncode == 0, start.stdout + start.stderr
+        yield state
+    finally:
+        subprocess.run(["bash", str(CLUSTER), "stop"], capture_output=True, env=env, timeout=120, check=False)
+
+
+def slurm_tiny_run(workdir: Path) -> tuple[str, float]:
+    """The tiny config through --profile profiles/slurm; every job is an sbatch job."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(TINY), "--profile", str(REPO / "profiles" / "slurm"),
+           "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-keep-successful-logs",
+           "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=2400, env=env, check=False)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-8000:]}"
+    return proc.stdout + proc.stderr, seconds
+
+
+@pytest.fixture(scope="session")
+def second_tiny_run(tmp_path_factory):
+    """A second run of the tiny config, for the determinism and executor tests: through SLURM where a test
+    cluster can run (CI), else locally: workdir, output, seconds, kind ("slurm" | "local") and, for SLURM, the
+    controller's `scontrol -o show job` lines."""
+    workdir = tmp_path_factory.mktemp("tiny-second")
+    if slurm_unavailable() is None:
+        cluster = tmp_path_factory.mktemp("slurm-state")
+        with _slurm_cluster(cluster):
+            out, seconds = slurm_tiny_run(workdir)
+            # the controller's record of every job (kept MinJobAge = 900 s), read while it is up
+            jobs = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True, check=False,
+                                  timeout=60).stdout
+        return SimpleNamespace(workdir=workdir, output=out, seconds=seconds, kind="slurm", jobs=jobs)
+    if os.environ.get("PERCEPT_REQUIRE_SLURM"):
+        pytest.fail(f"PERCEPT_REQUIRE_SLURM is set but SLURM cannot run here: {slurm_unavailable()}")
+    t0 = time.perf_counter()
+    proc = snakemake(workdir)
+    return SimpleNamespace(workdir=workdir, output=proc.stdout + proc.stderr, seconds=time.perf_counter() - t0,
+                           kind="local", jobs="")

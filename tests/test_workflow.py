@@ -4,14 +4,11 @@ the download path through the workflow (loopback server), the lint and the paper
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,12 +87,12 @@ def test_report_includes_the_figures(tiny_run):
         assert name in html
 
 
-def test_same_config_gives_identical_tables(tiny_run, tmp_path):
-    workdir, _, _ = tiny_run
-    snakemake(tmp_path)
-    first, second = array_digests(workdir / "data"), array_digests(tmp_path / "data")
+def test_same_config_gives_identical_tables(tiny_run, second_tiny_run):
+    """Two runs of the same config (the second through SLURM where a test cluster runs, as in CI)."""
+    workdir, other = tiny_run[0], second_tiny_run.workdir
+    first, second = array_digests(workdir / "data"), array_digests(other / "data")
     first.update(array_digests(workdir / "results"))
-    second.update(array_digests(tmp_path / "results"))
+    second.update(array_digests(other / "results"))
     assert first.keys() == second.keys() and len(first) > 10
     assert first == second
 
