@@ -1,6 +1,7 @@
 """Adapt per-channel scalars to random distortion orderings from the cached features, against the baseline."""
 
-from percept.similarity.experiments import adapt_backbone, write_csv
+from percept.similarity.experiments import adapt_backbone
+from percept.tables import write_csv
 from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,8 +1,8 @@
 """The loss-network analysis: every cell's scores, ranks of networks and taps per task, correlation with
 ImageNet accuracy (percept.loss_networks.analysis)."""
 
-from percept.autoencoders.predictors import write_csv
 from percept.loss_networks.analysis import collect, correlations, ranks
+from percept.tables import write_csv
 from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,6 +1,7 @@
 """Calibrate a DPS metric's linear weights on the 2AFC training set (percept.similarity.experiments.calibrate)."""
 
-from percept.similarity.experiments import calibrate, write_csv
+from percept.similarity.experiments import calibrate
+from percept.tables import write_csv
 from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,6 +1,7 @@
 """Score the DPS metrics and pixel baselines on the 2AFC and JND sets, per category."""
 
-from percept.similarity.experiments import evaluate_two_afc, write_csv
+from percept.similarity.experiments import evaluate_two_afc
+from percept.tables import write_csv
 from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,6 +1,7 @@
 """The flaw analysis: pass/fail of every challenge per backbone x mode x normalisation, and the pass rates."""
 
-from percept.similarity.experiments import evaluate_flaws, flaw_summary, write_csv
+from percept.similarity.experiments import evaluate_flaws, flaw_summary
+from percept.tables import write_csv
 from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)

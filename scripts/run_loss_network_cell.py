@@ -1,8 +1,8 @@
 """One cell of the loss-network grid: train and score the task with this loss network and extraction point
 (the task's runner from percept.loss_networks.registry); a tidy CSV, one row per score."""
 
-from percept.autoencoders.predictors import write_csv
 from percept.loss_networks.tasks import run_cell
+from percept.tables import write_csv
 from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)

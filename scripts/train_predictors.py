@@ -1,7 +1,8 @@
 """Predictors (linear, MLPs) on one autoencoder's cached embeddings, several seeds; a tidy CSV of every run
 (percept.autoencoders.predictors)."""
 
-from percept.autoencoders.predictors import evaluate_embedding_file, write_csv
+from percept.autoencoders.predictors import evaluate_embedding_file
+from percept.tables import write_csv
 from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)

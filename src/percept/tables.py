@@ -8,12 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 
-def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+def write_csv(df: pd.DataFrame, path: str | os.PathLike, float_format: str | None = None) -> None:
+    """The one way a stage writes a table: tidy, no index, through a temporary name renamed into place, so a
+    killed job never leaves a half-written table that looks complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        df.to_csv(tmp, index=False)
+        df.to_csv(tmp, index=False, float_format=float_format)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

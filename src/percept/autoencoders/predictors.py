@@ -183,15 +183,3 @@ def evaluate_embedding_file(embeddings_path: str, dataset_path: str, hidden_list
     for k, v in reversed(list(meta.items())):
         df.insert(0, k, v)
     return df
-
-
-def write_csv(df: pd.DataFrame, path: str) -> None:
-    """A tidy CSV written through a temporary name and renamed into place."""
-    import os
-    from pathlib import Path
-
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, p)

@@ -198,11 +198,3 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
     sem = g[list(METRICS)].sem().add_suffix("_sem")
     out = mean.join(sem).join(g.size().rename("n")).reset_index()
     return out
-
-
-def write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)

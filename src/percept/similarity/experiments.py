@@ -430,16 +430,6 @@ def adapt_backbone(cache_path: str, dataset_path: str, entry: Mapping[str, Any],
     return table
 
 
-def write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    """A tidy CSV written atomically (temporary name, then rename)."""
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
 
 __all__ = ["MODES", "adapt_backbone", "adapt_contexts", "build_metric", "calibrate", "distortion_channels", "evaluate_flaws",
-           "evaluate_two_afc", "flaw_summary", "pair_channels", "sample_contexts", "write_csv"]
+           "evaluate_two_afc", "flaw_summary", "pair_channels", "sample_contexts"]
