@@ -38,8 +38,8 @@ def test_autoencoder_tables(tiny_run):
     speed = pd.read_json(res / "speed.json").set_index("loss")
     assert (speed["seconds_per_epoch"] > 0).all() and (speed["epochs"] == cfg["epochs"]).all()
     assert speed.loc["feature_prediction", "relative_to_feature_prediction"] == pytest.approx(1.0)
-    # feature prediction never runs the loss network: faster per epoch than the perceptual loss
-    assert speed.loc["feature_prediction", "seconds_per_epoch"] < speed.loc["perceptual", "seconds_per_epoch"]
+    # (which loss is faster per epoch is measured by bench/bench_autoencoder_losses.py, not asserted here: on
+    # the tiny config process start-up and machine load dominate the timings)
     assert speed.loc["feature_prediction", "target_load_seconds"] > 0 == speed.loc["pixel", "target_load_seconds"]
     epochs = pd.read_json(res / "shapes" / "pixel-z8" / "epochs.json")
     assert list(epochs["epoch"]) == [1, 2] and np.isfinite(epochs["train_loss"]).all()
