@@ -93,6 +93,14 @@ def feature_name(entry: dict[str, Any]) -> str:
     return entry.get("name") or (entry["backbone"] + ("-random" if entry.get("weights") == "random" else ""))
 
 
+def _repeated(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, sorted (for the "give every entry a distinct name" checks)."""
+    seen, repeated = set(), set()
+    for name in names:
+        (repeated if name in seen else seen).add(name)
+    return sorted(repeated)
+
+
 def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     from percept import backbones
     from percept.mpcs.checks import config_errors as mpcs_errors
@@ -180,8 +188,7 @@ def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
         yield f"similarity.reference_set: {ref!r} must be downloaded first; add it to downloads.sources"
     if ref in ("shapes", *LOCAL_DATASETS):
         yield f"similarity.reference_set: {ref!r} has no train/test reference images; use photos, stl10 or svhn"
-    names = [m["name"] for m in sim["metrics"]]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = _repeated(m["name"] for m in sim["metrics"])
     if dupes:
         yield f"similarity.metrics: names {dupes} are used more than once; give every metric a distinct name"
     from percept.similarity_names import LPIPS_NETS  # torch-free
@@ -227,8 +234,7 @@ def _explain_errors(config: dict[str, Any]) -> Iterable[str]:
     if not ex:
         return
     entries = {(e["dataset"], feature_name(e)): e for e in config.get("features", [])}
-    names = [c["name"] for c in ex["classifiers"]]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = _repeated(c["name"] for c in ex["classifiers"])
     if dup:
         yield f"explain.classifiers: names {dup} are used more than once"
     for i, clf in enumerate(ex["classifiers"]):
