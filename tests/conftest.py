@@ -81,7 +81,7 @@ CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True,
-              timeout: int = 900) -> subprocess.CompletedProcess:
+              timeout: int = 1800) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(configfile), "--cores", "2", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -149,37 +149,49 @@ def _slurm_cluster(state: Path):
         subprocess.run(["bash", str(CLUSTER), "stop"], capture_output=True, env=env, timeout=120, check=False)
 
 
-def slurm_tiny_run(workdir: Path) -> tuple[str, float]:
-    """The tiny config through --profile profiles/slurm; every job is an sbatch job."""
+# What the SLURM test sends through sbatch: the feature-cache figure and the datasets figure of the tiny config
+# (make_shapes, make_photos, two cache_features jobs that request a GPU, two renderers). Every job of a
+# workflow goes through the same executor code path, so a subset proves the profile; the whole tiny DAG through
+# SLURM costs ~15 min of CI, most of it the per-job start of Snakemake inside each sbatch job.
+SLURM_TARGETS = ("results/figures/fig_feature_caches.png", "results/figures/fig_datasets.png")
+
+
+def slurm_tiny_run(workdir: Path, *targets: str) -> tuple[str, float]:
+    """Targets of the tiny config through --profile profiles/slurm; every job is an sbatch job."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(TINY), "--profile", str(REPO / "profiles" / "slurm"),
            "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-keep-successful-logs",
-           "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"]
+           "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2", *targets]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=2400, env=env, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, check=False)
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-8000:]}"
     return proc.stdout + proc.stderr, seconds
 
 
 @pytest.fixture(scope="session")
+def slurm_run(tmp_path_factory):
+    """SLURM_TARGETS through a one-node test cluster: workdir, output, seconds and the controller's
+    `scontrol -o show job` lines (read while it is up). Skips where SLURM cannot run, fails instead where
+    PERCEPT_REQUIRE_SLURM is set (CI)."""
+    why = slurm_unavailable()
+    if why is not None:
+        if os.environ.get("PERCEPT_REQUIRE_SLURM"):
+            pytest.fail(f"PERCEPT_REQUIRE_SLURM is set but SLURM cannot run here: {why}")
+        pytest.skip(why)
+    workdir = tmp_path_factory.mktemp("tiny-slurm")
+    with _slurm_cluster(tmp_path_factory.mktemp("slurm-state")):
+        out, seconds = slurm_tiny_run(workdir, *SLURM_TARGETS)
+        jobs = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True, check=False,
+                              timeout=60).stdout
+    return SimpleNamespace(workdir=workdir, output=out, seconds=seconds, jobs=jobs)
+
+
+@pytest.fixture(scope="session")
 def second_tiny_run(tmp_path_factory):
-    """A second run of the tiny config, for the determinism and executor tests: through SLURM where a test
-    cluster can run (CI), else locally: workdir, output, seconds, kind ("slurm" | "local") and, for SLURM, the
-    controller's `scontrol -o show job` lines."""
+    """A second local run of the whole tiny DAG, for the determinism test: (workdir, proc, seconds)."""
     workdir = tmp_path_factory.mktemp("tiny-second")
-    if slurm_unavailable() is None:
-        cluster = tmp_path_factory.mktemp("slurm-state")
-        with _slurm_cluster(cluster):
-            out, seconds = slurm_tiny_run(workdir)
-            # the controller's record of every job (kept MinJobAge = 900 s), read while it is up
-            jobs = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True, check=False,
-                                  timeout=60).stdout
-        return SimpleNamespace(workdir=workdir, output=out, seconds=seconds, kind="slurm", jobs=jobs)
-    if os.environ.get("PERCEPT_REQUIRE_SLURM"):
-        pytest.fail(f"PERCEPT_REQUIRE_SLURM is set but SLURM cannot run here: {slurm_unavailable()}")
     t0 = time.perf_counter()
     proc = snakemake(workdir)
-    return SimpleNamespace(workdir=workdir, output=proc.stdout + proc.stderr, seconds=time.perf_counter() - t0,
-                           kind="local", jobs="")
+    return workdir, proc, time.perf_counter() - t0

@@ -11,8 +11,9 @@
 #
 # Why no slurmdbd: the executor plugin reads job states with `sacct` when accounting is on, and falls back to
 # `squeue` when it is not (--slurm-status-command squeue, set in the test). `squeue` only sees a finished job for
-# MinJobAge seconds, so MinJobAge is set well above the plugin's polling interval. An account is not needed
-# either (--slurm-no-account); on a real cluster the user fills in slurm_account in profiles/slurm/config.yaml.
+# MinJobAge seconds, so MinJobAge=3600 keeps them an hour (the test reads every job's record at the end; 0, documented as
+# "never purge", purged them at once in this version).
+# An account is not needed either (--slurm-no-account); on a real cluster the user fills in slurm_account in profiles/slurm/config.yaml.
 set -euo pipefail
 
 DIR="${PERCEPT_SLURM_DIR:-/tmp/percept-slurm}"
@@ -54,7 +55,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 GresTypes=gpu
-MinJobAge=900
+MinJobAge=3600
 ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=30
