@@ -577,7 +577,12 @@ def test_full_disk_during_a_table_json_or_figure_leaves_the_previous_file(tmp_pa
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_enospc)
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", half_then_enospc)
-    monkeypatch.setattr(Path, "write_text", half_then_enospc)
+    def half_write_text(self, data, *args, **kwargs):
+        with open(self, "w") as fh:
+            fh.write(data[: len(data) // 2])
+        raise ENOSPC
+
+    monkeypatch.setattr(Path, "write_text", half_write_text)
     fig = plt.figure()
     writers = {"table.csv": lambda p: write_csv(pd.DataFrame({"a": [1]}), p),
                "stats.json": lambda p: write_json({"a": 1}, p),
