@@ -1,8 +1,7 @@
 """Cache a backbone's tap features of a dataset in HDF5 (percept.features.cache_features)."""
 
-import json
-
 from percept.features import cache_features
+from percept.tables import write_json
 from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)
@@ -14,5 +13,4 @@ stats = cache_features(
     allow_download=snakemake.params.allow_download, progress=snakemake.params.progress, amp=e["amp"])  # noqa: F821
 stats.update(dataset=snakemake.wildcards.dataset, name=snakemake.wildcards.name, backbone=e["backbone"])  # noqa: F821
 log.info("cached: %s", stats)
-with open(snakemake.output.stats, "w") as fh:  # noqa: F821
-    json.dump(stats, fh, indent=2)
+write_json(stats, snakemake.output.stats)  # noqa: F821

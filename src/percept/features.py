@@ -103,6 +103,11 @@ def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManag
 
 def prepare_input(x: torch.Tensor, spec: backbones.Backbone, resize: int | None) -> torch.Tensor:
     """Images in [0, 1] → the network's input: optional resize (bilinear, antialiased), then normalise."""
+    if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        raise ValueError(f"{spec.name} takes float RGB images shaped (B, 3, H, W) in [0, 1], got {x.dtype} "
+                         f"{tuple(x.shape)}; read images through percept.data.store.ImageDataset.batch")
+    if not bool(torch.isfinite(x.detach().sum())):  # NaN/inf propagate into the sum; cheaper than isfinite(x).all()
+        raise ValueError(f"images for {spec.name} contain NaN or infinite values")
     if resize is not None and tuple(x.shape[-2:]) != (resize, resize):
         x = F.interpolate(x, size=(resize, resize), mode="bilinear", antialias=True, align_corners=False)
     if min(x.shape[-2:]) < spec.min_input_size:
@@ -287,12 +292,16 @@ class FeatureCache:
             raise KeyError(f"{self.path}: no tap {tap!r}; cached taps: {self.taps}")
         with open_h5(self.path, "features") as f:
             ds = f[f"taps/{tap}"]
-            if positions is None:
-                arr = ds[...]
-            elif isinstance(positions, slice):
-                arr = ds[positions]
-            else:
-                arr = read_rows(ds, positions)
+            try:
+                if positions is None:
+                    arr = ds[...]
+                elif isinstance(positions, slice):
+                    arr = ds[positions]
+                else:
+                    arr = read_rows(ds, positions)
+            except OSError as exc:  # a damaged compressed chunk fails its filter
+                raise CacheError(f"{self.path}: tap {tap} cannot be read ({exc}); the cache is corrupted. "
+                                 "Delete it and rerun snakemake.") from exc
         t = torch.from_numpy(np.ascontiguousarray(arr)).float()
         if not torch.isfinite(t).all():
             raise CacheError(f"{self.path}: tap {tap} holds non-finite values; the cache is corrupted. "

@@ -9,6 +9,7 @@ or whose recorded metadata does not match what the caller expects.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import sys
@@ -59,6 +60,14 @@ def get_json_attr(obj: h5py.HLObject, key: str, default: Any = None) -> Any:
     return json.loads(obj.attrs[key])
 
 
+def remove_stale_temporaries(path: Path, suffix: str = "tmp") -> None:
+    """Delete ``.{name}.<pid>.{suffix}`` files beside ``path`` left by writers that were killed (SIGKILL, power
+    loss) before they could clean up; called once ``path`` has been written, so the space comes back."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.{suffix}"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
 @contextlib.contextmanager
 def atomic_h5(path: str | os.PathLike, kind: str, meta: Mapping[str, Any] | None = None) -> Iterator[h5py.File]:
     """Open ``path`` for writing through a temporary file; rename it into place on success.
@@ -86,6 +95,7 @@ def atomic_h5(path: str | os.PathLike, kind: str, meta: Mapping[str, Any] | None
         # The rename is atomic: readers see either the old file or the finished new one, never a partial
         # one. (No fsync: it would cost a large share of caching time on network file systems.)
         os.replace(tmp, path)
+        remove_stale_temporaries(path)
     except BaseException:
         with contextlib.suppress(Exception):
             f.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from pathlib import Path
 from typing import Iterator
@@ -36,8 +37,13 @@ def save(fig: "plt.Figure", *paths: str | os.PathLike) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        try:
+            fig.savefig(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        for stale in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{path.suffix}"):  # from killed renders
+            stale.unlink(missing_ok=True)
     plt.close(fig)
 
 

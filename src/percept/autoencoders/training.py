@@ -18,6 +18,7 @@ from percept.autoencoders import LOSSES
 from percept.autoencoders.losses import (LossNetwork, PerceptualLoss, feature_prediction_loss, kl_divergence,
                                          pixel_loss)
 from percept.autoencoders.models import Autoencoder
+from percept.checkpoints import load_torch
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, resolve_device
 from percept.h5io import CacheError, atomic_h5
@@ -44,7 +45,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
 
 def load_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any]) -> dict[str, Any]:
     """Load with ``weights_only=True``; refuse one whose recorded ``meta`` differs from ``meta``."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch(path)
     have = state.get("meta", {})
     diff = sorted(k for k in set(have) | set(meta) if have.get(k) != meta.get(k))
     if diff:
@@ -209,7 +210,7 @@ def train_autoencoder(dataset_path: str | os.PathLike, model_path: str | os.Path
 
 def load_autoencoder(model_path: str | os.PathLike, options: Mapping[str, Any],
                      meta: Mapping[str, Any] | None = None) -> Autoencoder:
-    state = torch.load(model_path, map_location="cpu", weights_only=True)
+    state = load_torch(model_path)
     if meta is not None:
         load_checkpoint(model_path, meta)
     m = state["meta"]

@@ -32,6 +32,7 @@ from typing import Mapping
 from tqdm.auto import tqdm
 
 from percept.data.sources import RemoteFile, Source, get_source
+from percept.h5io import remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ def download_file(url: str, dest: str | os.PathLike, md5: str | None = None, sha
                 "to retry; if you use a mirror that repackaged the file, give its sha256 in the download's "
                 f"`checksums` setting ({{{dest.name}: <sha256>}}); or place a verified copy at {dest}.")
         os.replace(tmp, dest)
+        remove_stale_temporaries(dest, "part")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -143,7 +143,11 @@ class RowReader:
 
     def _images(self, name: str, positions: Sequence[int] | np.ndarray | slice) -> torch.Tensor:
         """uint8 ``(B, H, W, 3)`` images of dataset ``name`` → float32 ``(B, 3, H, W)`` in [0, 1]."""
-        arr = read_rows(self._h5()[name], self._select(positions))
+        try:
+            arr = read_rows(self._h5()[name], self._select(positions))
+        except OSError as exc:  # a damaged chunk (bit rot, a tampered or half-copied file) fails its filter
+            raise CacheError(f"{self.path}: cannot read {name} ({exc}); the file is corrupted. "
+                             + f"Delete it (rm '{self.path}') and rerun snakemake, which rebuilds it.") from exc
         return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
 
     def close(self) -> None:
@@ -168,7 +172,13 @@ class ImageDataset(RowReader, torch.utils.data.Dataset):
             self.label_kind: str = get_json_attr(f, "label_kind", "none")
             self.attrs = {k: get_json_attr(f, k) for k in f.attrs if k not in ("format", "format_version",
                                                                                 "kind", "complete")}
-            self.image_shape: tuple[int, int, int] = tuple(f["images"].shape[1:])
+            images = f["images"]
+            if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+                raise CacheError(f"{self.path}: images stored as {images.dtype} {images.shape}, but a dataset file "
+                                 "holds uint8 RGB images (N, H, W, 3); it was not written by percept.data.store."
+                                 "write_image_dataset (which converts float, grey or RGBA images). "
+                                 + f"Delete it (rm '{self.path}') and rerun snakemake, which rebuilds it.")
+            self.image_shape: tuple[int, int, int] = tuple(images.shape[1:])
             self.has_segmentation = "segmentation" in f
             self.has_positions = "positions" in f
             self.meta_keys = sorted(f["meta"].keys()) if "meta" in f else []

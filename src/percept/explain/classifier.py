@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from percept import backbones
+from percept.checkpoints import load_torch, save_torch
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, TapExtractor, prepare_input, resolve_device
 
@@ -128,16 +129,12 @@ def classifier_identity(entry: Mapping[str, Any], dataset: ImageDataset, seed: i
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """torch.save through a temporary name and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    save_torch(payload, path)
 
 
 def load_checkpoint(path: str | Path, expect: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``torch.load(weights_only=True)``; refuse a checkpoint whose identity differs from ``expect``."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_torch(path)
     ident = json.loads(payload["identity"])
     for key, want in (expect or {}).items():
         if json.loads(json.dumps(want)) != ident.get(key):

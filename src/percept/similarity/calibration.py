@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from percept.checkpoints import load_torch, save_torch
+
 log = logging.getLogger(__name__)
 
 
@@ -45,11 +47,7 @@ class RankingNet(nn.Module):
 
 def save_checkpoint(path: str | os.PathLike, obj: Mapping[str, Any]) -> None:
     """Write a checkpoint atomically (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(dict(obj), tmp)
-    os.replace(tmp, path)
+    save_torch(dict(obj), path)
 
 
 def load_checkpoint(path: str | os.PathLike, fingerprint: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -58,7 +56,7 @@ def load_checkpoint(path: str | os.PathLike, fingerprint: Mapping[str, Any]) -> 
     path = Path(path)
     if not path.exists():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_torch(path)
     have = ckpt.get("fingerprint", {})
     if have != dict(fingerprint):
         diff = sorted(k for k in set(have) | set(fingerprint) if have.get(k) != fingerprint.get(k))

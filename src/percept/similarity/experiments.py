@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from percept.checkpoints import load_torch
 from percept.data.prepare import JNDData, TwoAFCData
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, resolve_device
@@ -56,7 +57,7 @@ def spec_weights(spec: Mapping[str, Any], trunk: DPS, *, seed: int, calibration:
 
         lin = LinearWeights(tap_channels(trunk), trunk.taps)
         path = lpips_weights_file(spec["backbone"])
-        load_linear_state(lin, torch.load(path, map_location="cpu", weights_only=True), path)
+        load_linear_state(lin, load_torch(path), path)
         weights = lin.weights()
     else:
         if calibration is None:

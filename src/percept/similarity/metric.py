@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from percept import backbones
+from percept.checkpoints import load_torch
 from percept.features import TapExtractor
 
 MODES = ("spatial", "mean", "sort", "spatial+mean", "spatial+sort")
@@ -277,7 +278,7 @@ class DPS(nn.Module):
             self.linear = LinearWeights([probe[t].shape[1] for t in self.taps], self.taps, dropout=dropout)
             if isinstance(linear, str):
                 path = lpips_weights_file(self.spec.name) if linear == "lpips" else linear
-                load_linear_state(self.linear, torch.load(path, map_location="cpu", weights_only=True), path)
+                load_linear_state(self.linear, load_torch(path), path)
             else:
                 self.linear.set_weights(linear)
         self.eval()
