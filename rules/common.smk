@@ -2,6 +2,7 @@
 
 from percept.config import feature_name
 from percept.data.sources import SOURCES
+from percept.similarity_names import two_afc_set
 
 DOWNLOAD_SOURCES = list(SOURCES)
 
@@ -86,11 +87,7 @@ def baseline_inputs(wildcards):
 # Similarity stage (rules/similarity.smk)
 def two_afc_file(key):
     """The 2AFC/JND set of similarity.two_afc.<key>: built from the reference set, or a downloaded BAPPS set."""
-    value = config["similarity"]["two_afc"][key]
-    if value == "synthetic":
-        name = "synthetic_jnd" if key == "jnd" else f"synthetic_2afc_{key}"
-        return f"data/similarity/{name}.h5"
-    return dataset_file(value)
+    return two_afc_set(config, key)[1]
 
 
 def two_afc_inputs():

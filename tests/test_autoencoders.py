@@ -27,7 +27,7 @@ from percept.features import TapExtractor, cache_features, prepare_input
 from percept.loss_networks import analysis
 from percept.loss_networks.grid import grid_cells
 from percept.loss_networks.registry import TASKS
-from percept.loss_networks.tasks import psnr, segmentation_scores, sr_scores
+from percept.loss_networks.tasks import majority, perceptual_similarity, psnr, segmentation_scores, sr_scores
 
 from conftest import REPO, TINY
 
@@ -256,13 +256,16 @@ def test_correlation_with_imagenet_accuracy_uses_pretrained_networks_only():
 
 
 def test_task_registry_and_grid_cells():
-    assert set(TASKS) == {"dimensionality_reduction", "super_resolution", "segmentation"}
+    assert set(TASKS) == {"dimensionality_reduction", "super_resolution", "segmentation", "perceptual_similarity"}
     assert TASKS["dimensionality_reduction"].needs_features and not TASKS["segmentation"].needs_features
     assert TASKS["super_resolution"].runner().__name__ == "super_resolution"
+    assert TASKS["perceptual_similarity"].two_afc and TASKS["perceptual_similarity"].runner() is perceptual_similarity
     cfg = validate_config(yaml.safe_load(TINY.read_text()))
     cells = grid_cells(cfg)
     assert len(cells) == len(cfg["loss_networks"]["tasks"]) * len(cfg["loss_networks"]["taps"])
     assert {c["tap"] for c in cells} == {"_stem_act", "_blocks.0"}
+    # the similarity stage's synthetic 2AFC val set, not an image dataset
+    assert {c["dataset"] for c in cells if c["task"] == "perceptual_similarity"} == {"synthetic_2afc_val"}
 
 
 def test_paper_grid_is_14_networks_by_4_taps():
@@ -275,7 +278,9 @@ def test_paper_grid_is_14_networks_by_4_taps():
     assert cfg["loss_networks"]["tasks"]["segmentation"]["max_train"] is None
     cells = grid_cells(cfg)
     nets = {c["network"] for c in cells}
-    assert len(cells) == 14 * 4 * 4  # dimensionality reduction on STL-10 and SVHN, super-resolution, segmentation
+    # dimensionality reduction on STL-10 and SVHN, super-resolution, segmentation, perceptual similarity
+    assert len(cells) == 14 * 4 * 5
+    assert {c["dataset"] for c in cells if c["task"] == "perceptual_similarity"} == {"bapps_2afc_val"}
     assert len(nets) == 14 and all(len({c["tap"] for c in cells if c["network"] == n and c["task"] == "segmentation"})
                                    == 4 for n in nets)
 
@@ -299,8 +304,8 @@ def test_feature_prediction_without_a_matching_cache_is_refused(tiny_cfg):
 
 def test_unknown_task_and_bad_tap_index_are_refused(tiny_cfg):
     cfg = copy.deepcopy(tiny_cfg)
-    cfg["loss_networks"]["tasks"]["perceptual_similarity"] = {}
-    with pytest.raises(ConfigError, match="perceptual_similarity"):
+    cfg["loss_networks"]["tasks"]["style_transfer"] = {}
+    with pytest.raises(ConfigError, match="style_transfer"):
         validate_config(cfg)
     cfg = copy.deepcopy(tiny_cfg)
     cfg["loss_networks"]["taps"] = [0, 7]
@@ -325,6 +330,13 @@ def test_cell_inputs_read_the_feature_cache_only_for_feature_prediction(tiny_cfg
     assert cell_inputs(cfg, "dimensionality_reduction")(wc) == {
         "dataset": "data/datasets/shapes.h5", "features": "data/features/shapes/efficientnet_lite0.h5"}
     assert cell_inputs(cfg, "segmentation")(wc) == {"dataset": "data/datasets/shapes.h5"}
+    two_afc = SimpleNamespace(dataset="synthetic_2afc_val", network="efficientnet_lite0", tap="_blocks.0")
+    assert cell_inputs(cfg, "perceptual_similarity")(two_afc) == {"two_afc": "data/similarity/synthetic_2afc_val.h5"}
+    assert cell_param(cfg, "perceptual_similarity")(two_afc)["tap_index"] == 1
+    cfg["similarity"]["two_afc"]["train"] = "bapps_2afc_train"  # the paper config's BAPPS sets are downloads
+    cfg["loss_networks"]["tasks"]["perceptual_similarity"]["two_afc_set"] = "train"
+    bapps = SimpleNamespace(dataset="bapps_2afc_train", network="efficientnet_lite0", tap="_blocks.0")
+    assert cell_inputs(cfg, "perceptual_similarity")(bapps) == {"two_afc": "data/datasets/bapps_2afc_train.h5"}
     assert cell_param(cfg, "segmentation")(wc)["tap_index"] == 1
     with pytest.raises(ValueError, match="no loss_networks cell"):
         cell_param(cfg, "segmentation")(SimpleNamespace(dataset="shapes", network="vgg16", tap="features.3"))
@@ -332,3 +344,76 @@ def test_cell_inputs_read_the_feature_cache_only_for_feature_prediction(tiny_cfg
     assert targets(SimpleNamespace(dataset="shapes", loss="pixel")) == []
     assert targets(SimpleNamespace(dataset="shapes", loss="feature_prediction")) == [
         "data/features/shapes/efficientnet_lite0.h5"]
+
+
+# -- perceptual similarity: the tap as an uncalibrated DPS metric on a 2AFC set -------------------------------
+@pytest.fixture(scope="module")
+def two_afc_set(tmp_path_factory):
+    """Three triplets, two categories: p0 = ref (j = 0.2 prefer p1), p1 = ref (j = 0.9), p0 = p1 (j = 0.6)."""
+    from percept.similarity.distortions import _u8, _write_patch_set
+
+    g = torch.Generator().manual_seed(0)
+    a, b, c = (torch.rand(3, 32, 32, generator=g) for _ in range(3))
+    refs, p0s, p1s = torch.stack([a, a, a]), torch.stack([a, b, c]), torch.stack([b, a, c])
+    out = tmp_path_factory.mktemp("2afc") / "toy_2afc.h5"
+    return _write_patch_set(out, name="toy_2afc", kind="2afc", split_name="val",
+                            arrays={"images": _u8(refs), "p0": _u8(p0s), "p1": _u8(p1s)}, score_key="judge",
+                            scores=np.array([0.2, 0.9, 0.6]), category=np.array([0, 0, 1]),
+                            categories=["same-as-p0-or-p1", "tie"], fp="toy", description="toy 2AFC")
+
+
+def test_majority_judgement():
+    assert majority([0.0, 0.2, 0.5, 0.6, 1.0]).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+
+
+def test_perceptual_similarity_scores_a_hand_computed_2afc_set(two_afc_set):
+    cell = {"network": "lite0", "backbone": LITE, "weights": "random", "tap": "_blocks.0", "tap_index": 1,
+            "dataset": "toy_2afc"}
+    options = {"two_afc_set": "val", "batch_size": 2, "max_triplets": None}
+    scores = perceptual_similarity({"two_afc": str(two_afc_set)}, cell, options, work="unused", seed=3,
+                                   device="cpu", progress=False)
+    # d(ref, ref) = 0 < d(ref, other): triplet 1 scores 1 - 0.2, triplet 2 scores 0.9; the tie scores 1/2.
+    # Unweighted over the two categories: ((0.8 + 0.9) / 2 + 0.5) / 2; majority: (1 + 1 + 0.5) / 3.
+    assert scores["two_afc"] == pytest.approx((0.85 + 0.5) / 2, abs=1e-6)
+    assert scores["ordering_accuracy"] == pytest.approx(2.5 / 3, abs=1e-6)
+    assert scores["triplets"] == 3
+    # the same as the similarity module's 2AFC on DPS distances (uniform weights) of the tap's features
+    from percept.data.prepare import TwoAFCData
+    from percept.similarity import dps_distance, two_afc
+
+    data = TwoAFCData(two_afc_set)
+    spec = backbones.get(LITE)
+    ext = TapExtractor(spec.build("random", seed=3).eval(), ["_blocks.0"])
+    with torch.inference_mode():
+        ref, p0, p1 = (ext(prepare_input(x, spec, None)) for x in data.batch(slice(None)))
+    d0, d1 = dps_distance(ref, p0), dps_distance(ref, p1)
+    assert d0[0] == 0 and d1[1] == 0 and d0[2] == d1[2] and d1[0] > 0
+    assert scores["ordering_accuracy"] == pytest.approx(two_afc(d0, d1, majority(data.judge)))
+    # max_triplets keeps the first triplets: only category 0 is left
+    first = perceptual_similarity({"two_afc": str(two_afc_set)}, cell, {**options, "max_triplets": 2},
+                                  work="unused", seed=3, device="cpu", progress=False)
+    assert first["two_afc"] == pytest.approx(0.85, abs=1e-6) and first["triplets"] == 2
+
+
+def test_perceptual_similarity_cell_table(two_afc_set):
+    from percept.loss_networks.tasks import run_cell
+
+    cell = {"network": "lite0", "backbone": LITE, "weights": "imagenet", "tap": "_stem_act", "tap_index": 0,
+            "dataset": "toy_2afc"}
+    table = run_cell("perceptual_similarity", {"two_afc": str(two_afc_set)}, cell,
+                     {"two_afc_set": "val", "batch_size": 8, "max_triplets": None}, work="unused", seed=0,
+                     device="cpu", progress=False)
+    assert list(table["metric"]) == ["two_afc", "ordering_accuracy"] and table["higher_is_better"].all()
+    assert (table["task"] == "perceptual_similarity").all() and (table["triplets"] == 3).all()
+    assert table["imagenet_acc1"].iloc[0] == backbones.get(LITE).imagenet_acc1
+
+
+def test_two_afc_set_too_small_for_a_loss_network_is_refused(tiny_cfg):
+    cfg = copy.deepcopy(tiny_cfg)
+    del cfg["loss_networks"]["tasks"]["dimensionality_reduction"]
+    cfg["loss_networks"]["tasks"] = {"perceptual_similarity": {}}
+    cfg["loss_networks"]["networks"] = [{"backbone": "inception_v3", "weights": "random"}]
+    with pytest.raises(ConfigError, match=r"64x64 \(synthetic_2afc_val\) are too small for inception_v3"):
+        validate_config(cfg)
+    cfg["loss_networks"]["networks"][0]["resize"] = 75
+    assert grid_cells(validate_config(cfg))[0]["resize"] == 75

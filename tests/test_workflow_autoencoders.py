@@ -70,16 +70,23 @@ def test_loss_network_grid_tables(tiny_run):
     workdir, _, _ = tiny_run
     res = workdir / "results" / "loss_networks"
     scores = pd.read_csv(res / "scores.csv")
-    assert set(scores["task"]) == {"dimensionality_reduction", "super_resolution", "segmentation"}
+    assert set(scores["task"]) == {"dimensionality_reduction", "super_resolution", "segmentation",
+                                   "perceptual_similarity"}
     assert set(scores["tap"]) == {"_stem_act", "_blocks.0"} and (scores["imagenet_acc1"] == 75.1).all()
     for task, metrics in {"dimensionality_reduction": {"accuracy", "position_error"},
                           "super_resolution": {"psnr", "ssim"},
-                          "segmentation": {"iou", "completeness", "correctness"}}.items():
+                          "segmentation": {"iou", "completeness", "correctness"},
+                          "perceptual_similarity": {"two_afc", "ordering_accuracy"}}.items():
         sub = scores[scores["task"] == task]
         assert set(sub["metric"]) == metrics and len(sub) == 2 * len(metrics)  # two taps
     v = scores.set_index("metric")["value"]
     assert v["psnr"].between(10, 40).all() and v["ssim"].between(0, 1).all() and v["iou"].between(0, 1).all()
     assert scores["psnr_bilinear"].dropna().between(10, 40).all()
+    # perceptual similarity: the similarity stage's synthetic 2AFC val set, max_triplets of it, scores in [0, 1]
+    sim = scores[scores["task"] == "perceptual_similarity"]
+    cfg = yaml.safe_load(TINY.read_text())["loss_networks"]["tasks"]["perceptual_similarity"]
+    assert set(sim["dataset"]) == {"synthetic_2afc_val"} and (sim["triplets"] == cfg["max_triplets"]).all()
+    assert sim["value"].between(0, 1).all() and sim["value"].nunique() > 1
     ranks = pd.read_csv(res / "ranks.csv")
     taps = ranks[ranks["factor"] == "tap"]
     assert set(taps.groupby(["task", "metric"])["rank"].min()) == {1} and taps["levels"].eq(2).all()

@@ -177,7 +177,7 @@ def fig_loss_networks(scores: str, ranks: str, correlation: str, out: Sequence[s
             ax.set_ylabel(f"{metric} (best tap)")
         fig.suptitle("Which network makes the best loss network: task x network x extraction point (top), "
                      "score vs ImageNet accuracy (bottom)", fontsize=10)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # room for the suptitle
         plotting.save(fig, *out)
 
 

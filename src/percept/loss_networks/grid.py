@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from percept import backbones
 from percept.loss_networks.registry import TASKS
+from percept.similarity_names import two_afc_set
 
 EMBEDDED_SIZES = ("shapes", "photos")
 
@@ -26,6 +27,15 @@ def network_taps(config: Mapping[str, Any], entry: Mapping[str, Any]) -> list[tu
     return [(int(i), taps[int(i)]) for i in chosen]
 
 
+def task_datasets(config: Mapping[str, Any], task: str, options: Mapping[str, Any]) -> list[str]:
+    """The datasets a task's cells run on: ``options.datasets``, or for a 2AFC task the name of the similarity
+    stage's set ``similarity.two_afc.<options.two_afc_set>`` (synthetic_2afc_val offline, bapps_2afc_val in the
+    paper config)."""
+    if task in TASKS and TASKS[task].two_afc:
+        return [two_afc_set(config, options["two_afc_set"])[0]]
+    return list(options["datasets"])
+
+
 def grid_cells(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every cell of the grid; each is one Snakemake job writing
     results/loss_networks/{task}/{dataset}/{network}/{tap}.csv."""
@@ -34,7 +44,7 @@ def grid_cells(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         return []
     cells = []
     for task, options in section["tasks"].items():
-        for dataset in options["datasets"]:
+        for dataset in task_datasets(config, task, options):
             for entry in section["networks"]:
                 for index, tap in network_taps(config, entry):
                     cells.append({"task": task, "dataset": dataset, "network": network_name(entry),
@@ -76,6 +86,10 @@ def autoencoder_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _image_side(config: Mapping[str, Any], dataset: str) -> int | None:
     sizes = {"shapes": config["datasets"]["shapes"]["image_size"], "photos": config["datasets"]["photos"]["crop_size"]}
+    if dataset.startswith("synthetic_2afc_"):
+        return config["similarity"]["image_size"]
+    if dataset.startswith("bapps_"):
+        return config["downloads"]["prepare"].get(dataset, {}).get("image_size", 64)
     return sizes.get(dataset)
 
 
@@ -145,9 +159,12 @@ def semantic_errors(config: Mapping[str, Any]) -> Iterable[str]:
                 if bad:
                     yield f"loss_networks.taps: indices {bad} out of range; {net['backbone']} has {n_taps} paper taps"
                     return
-            datasets = [d for task in grid["tasks"].values() for d in task["datasets"]]
+            datasets = [d for task, options in grid["tasks"].items() if task in TASKS
+                        for d in task_datasets(config, task, options)]
             yield from _check_network(config, where, net, datasets, [t for _, t in network_taps(config, net)])
         for task, options in grid["tasks"].items():
+            if task in TASKS and TASKS[task].two_afc:
+                continue  # the similarity stage's set; its own checks cover the download
             for d in options["datasets"]:
                 yield from _check_dataset(config, f"loss_networks.tasks.{task}.datasets", d)
         for cell in grid_cells(config):
@@ -190,10 +207,17 @@ def cell_param(config: Mapping[str, Any], task: str):
 
 
 def cell_inputs(config: Mapping[str, Any], task: str):
-    """Input function: the dataset, and the feature cache when the task reads one."""
+    """Input function: the dataset, and the feature cache when the task reads one; a 2AFC task reads the
+    similarity stage's set (data/similarity/synthetic_2afc_*.h5 or data/datasets/bapps_2afc_*.h5)."""
     find = cell_param(config, task)
 
     def inputs(wildcards) -> dict[str, str]:
+        if TASKS[task].two_afc:
+            options = config["loss_networks"]["tasks"][task]
+            name, path = two_afc_set(config, options["two_afc_set"])
+            if wildcards.dataset != name:
+                raise ValueError(f"loss_networks.tasks.{task} scores on {name!r}, not {wildcards.dataset!r}")
+            return {"two_afc": path}
         out = {"dataset": f"data/datasets/{wildcards.dataset}.h5"}
         if TASKS[task].needs_features:
             c = find(wildcards)

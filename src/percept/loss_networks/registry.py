@@ -2,7 +2,8 @@
 
 A task is one entry of :data:`TASKS`: its cell runner (``"module:function"``, called as
 ``run(inputs, cell, options, work=…, seed=…, device=…, progress=…, allow_download=…)`` → scores), its score
-columns (name → higher is better) and whether a cell reads the loss network's feature cache. The rule
+columns (name → higher is better), whether a cell reads the loss network's feature cache, and whether it
+reads one of the similarity stage's 2AFC sets instead of an image dataset. The rule
 ``loss_network_<task>`` and one job per grid cell are generated from this registry, so adding a task is
 adding one entry here (plus its options under ``loss_networks.tasks.<name>`` in the config schema).
 """
@@ -20,6 +21,7 @@ class Task:
     run: str  # "module:function" computing a cell's scores
     scores: Mapping[str, bool]  # score column → higher is better
     needs_features: bool = False  # the cell reads data/features/{dataset}/{network}.h5 (feature prediction)
+    two_afc: bool = False  # the cell reads the 2AFC set similarity.two_afc.<options.two_afc_set>, not data/datasets/
     description: str = ""
 
     def runner(self) -> Callable[..., dict[str, float]]:
@@ -27,13 +29,6 @@ class Task:
         return getattr(importlib.import_module(module), fn)
 
 
-# NOTE (lead engineer): the paper's fourth task, perceptual similarity (the DPS metric's 2AFC / ordering
-# score on BAPPS), is deliberately not here: it belongs to the similarity module (issue 4), built on another
-# branch. Wire it after merging by adding one entry, e.g.
-#   "perceptual_similarity": Task("perceptual_similarity", "percept.similarity.<module>:<score_cell>",
-#                                 {"two_afc": True}),
-# whose runner takes (inputs, cell, options, **common) like the ones below, and its options
-# (datasets: [bapps_2afc_val], …) under loss_networks.tasks.perceptual_similarity in the schema.
 TASKS: dict[str, Task] = {
     "dimensionality_reduction": Task(
         "dimensionality_reduction", "percept.loss_networks.tasks:dimensionality_reduction",
@@ -47,6 +42,11 @@ TASKS: dict[str, Task] = {
         {"iou": True, "completeness": True, "correctness": True},
         description="foreground segmentation of shapes trained with the perceptual loss; IoU, completeness, "
                     "correctness on test"),
+    "perceptual_similarity": Task(
+        "perceptual_similarity", "percept.loss_networks.tasks:perceptual_similarity",
+        {"two_afc": True, "ordering_accuracy": True}, two_afc=True,
+        description="the tap's uncalibrated deep perceptual distance (DPS with uniform weights) on the "
+                    "similarity stage's 2AFC set: 2AFC score and ordering accuracy"),
 }
 
 

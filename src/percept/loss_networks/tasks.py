@@ -1,6 +1,6 @@
-"""The cell runners of the loss-network grid's offline tasks (registered in
-:mod:`percept.loss_networks.registry`): each trains a small network with the cell's loss network and
-extraction point and returns its scores."""
+"""The cell runners of the loss-network grid's tasks (registered in :mod:`percept.loss_networks.registry`):
+each trains a small network with the cell's loss network and extraction point and returns its scores — or,
+for perceptual similarity, scores the extraction point as a DPS metric (percept.similarity)."""
 
 from __future__ import annotations
 
@@ -189,6 +189,54 @@ def dimensionality_reduction(inputs: Mapping[str, str], cell: Mapping[str, Any],
     scores = {metric: float(v) for metric, v in runs.groupby("metric")["value"].mean().items()}
     log.info("autoencoder trained in %.1f s", sum(h["seconds"] for h in history))
     return scores
+
+
+# -- perceptual similarity ---------------------------------------------------------------------------
+def majority(judge) -> torch.Tensor:
+    """The judgement of the majority of people: 1 (p1 closer), 0 (p0 closer), ½ on a tie."""
+    j = torch.as_tensor(judge, dtype=torch.float64)
+    return (j > 0.5).double() + 0.5 * (j == 0.5).double()
+
+
+def perceptual_similarity(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any], *,
+                          work: str, seed: int = 0, device: str = "auto", progress: bool = True,
+                          allow_download: bool = False) -> dict[str, float]:
+    """The cell's tap as an uncalibrated DPS metric (unit-normalised channels, squared difference, spatial
+    mean, uniform channel weights: Zhang et al. 2018 eq. 1 with w = 1) scored on a 2AFC set:
+
+    - ``two_afc``: the 2AFC score against the people's judgements, the unweighted mean over categories (as
+      BAPPS results are reported; percept.similarity.scoring);
+    - ``ordering_accuracy``: the 2AFC score against the majority judgement (the fraction of triplets ordered
+      as most people did).
+
+    No training; ``work`` is unused. ``max_triplets`` keeps the first triplets of the set.
+    """
+    from tqdm.auto import tqdm
+
+    from percept.data.prepare import TwoAFCData
+    from percept.similarity import DPS, two_afc, two_afc_scores
+    from percept.similarity.scoring import category_rows
+
+    dev = resolve_device(device)
+    data = TwoAFCData(inputs["two_afc"])
+    n = len(data) if not options.get("max_triplets") else min(len(data), int(options["max_triplets"]))
+    metric = DPS(cell["backbone"], weights=cell.get("weights", "imagenet"), taps=[cell["tap"]], mode="spatial",
+                 normalize=True, linear=None, scaling="backbone", resize=cell.get("resize"), seed=seed,
+                 allow_download=allow_download).to(dev)
+    batch = int(options["batch_size"])
+    d0, d1 = [], []
+    with torch.inference_mode():
+        for start in tqdm(range(0, n, batch), desc=f"2afc {cell['network']} {cell['tap']}", disable=not progress):
+            ref, p0, p1 = (x.to(dev) for x in data.batch(slice(start, min(start + batch, n))))
+            a, b = metric.two_afc_distances(ref, p0, p1)
+            d0.append(a.float().cpu())
+            d1.append(b.float().cpu())
+    d0, d1 = torch.cat(d0), torch.cat(d1)
+    judge, category = data.judge[:n], data.category[:n]
+    rows = category_rows(two_afc_scores(d0, d1, judge), category, data.categories)
+    score = next(r["score"] for r in rows if r["category"] == "mean (unweighted)")
+    log.info("2AFC on %s (%d triplets): %s", data.name, n, rows)
+    return {"two_afc": score, "ordering_accuracy": two_afc(d0, d1, majority(judge)), "triplets": n}
 
 
 def run_cell(task: str, inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any],
