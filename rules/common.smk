@@ -98,3 +98,17 @@ def two_afc_inputs():
     if config["similarity"]["two_afc"]["jnd"]:
         out["jnd"] = two_afc_file("jnd")
     return out
+
+
+# Shape translation (rules/translation.smk)
+TRANSLATION = config.get("translation")
+TRANSLATION_VARIANTS = list(TRANSLATION["variants"]) if TRANSLATION else []
+
+
+def translation_dataset():
+    return dataset_file(TRANSLATION["dataset"])
+
+
+def translation_options():
+    """The translation section as the library takes it (the data keys belong to the data rules)."""
+    return {k: v for k, v in TRANSLATION.items() if k not in ("dataset", "domains", "folder")}

@@ -1,20 +1,8 @@
 """Shape translation (ICIP 2019): the offline two-domain set, the frozen shape judge, one translator per
 ablation variant (wildcard), its scores, the tidy ablation table and the figure."""
 
-TRANSLATION = config.get("translation")
-TRANSLATION_VARIANTS = list(TRANSLATION["variants"]) if TRANSLATION else []
-
-
 wildcard_constraints:
     variant=r"[A-Za-z0-9_]+",
-
-
-def translation_dataset():
-    return dataset_file(TRANSLATION["dataset"])
-
-
-def translation_options():
-    return {k: v for k, v in TRANSLATION.items() if k not in ("dataset", "domains", "folder")}
 
 
 if TRANSLATION:
