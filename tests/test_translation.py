@@ -219,3 +219,34 @@ def test_scores_on_hand_made_cases():
     t = summarize(per_image).set_index("score")
     assert t.loc["target_shape_rate", "mean"] == 0.5 and t.loc["mask_iou", "mean"] == pytest.approx(0.6)
     assert (t["n"] == 2).all()
+
+
+def test_config_checks_name_the_key_and_allowed_values():
+    from pathlib import Path
+
+    import yaml
+
+    from percept.config import ConfigError, validate_config
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    validate_config(copy.deepcopy(base))  # the default is valid
+
+    def error(**changes) -> str:
+        cfg = copy.deepcopy(base)
+        for key, value in changes.items():
+            section, _, sub = key.partition("__")
+            if sub:
+                cfg["translation"][section][sub] = value
+            else:
+                cfg["translation"][section] = value
+        with pytest.raises(ConfigError) as info:
+            validate_config(cfg)
+        return str(info.value)
+
+    assert "translation.domains: shape_a and shape_b" in error(domains__shape_b="circle")
+    msg = error(dataset="cifar")
+    assert "translation.dataset" in msg and "translation_shapes" in msg and "horse2zebra" in msg
+    assert "add it to downloads.sources" in error(dataset="horse2zebra")
+    assert "translation.folder.path" in error(dataset="unpaired_folder")
+    assert "identity" in error(variants={"identity": {}})  # reserved for the untranslated reference
+    assert "translation.metric.taps" in error(metric__taps=["no_such_layer"])
