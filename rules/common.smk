@@ -109,6 +109,8 @@ def translation_dataset():
     return dataset_file(TRANSLATION["dataset"])
 
 
-def translation_options():
-    """The translation section as the library takes it (the data keys belong to the data rules)."""
-    return {k: v for k, v in TRANSLATION.items() if k not in ("dataset", "domains", "folder")}
+def translation_options(keys=None):
+    """The translation section as the library takes it (the data keys belong to the data rules); ``keys``: only
+    these (so a job reruns only when what it uses changes)."""
+    out = {k: v for k, v in TRANSLATION.items() if k not in ("dataset", "domains", "folder")}
+    return out if keys is None else {k: out[k] for k in keys}

@@ -54,7 +54,7 @@ rule train_translation_judge:
         scores="results/translation/identity/scores.csv",
         examples="results/translation/identity/examples.h5",
     params:
-        options=translation_options() if TRANSLATION else {},
+        options=translation_options(["model", "judge", "metric", "evaluation", "n_show"]) if TRANSLATION else {},
         seed=config["seed"],
         device=config["device"],
         allow_download=config["allow_download"],
