@@ -95,3 +95,19 @@ def two_afc_inputs():
     if config["similarity"]["two_afc"]["jnd"]:
         out["jnd"] = two_afc_file("jnd")
     return out
+
+
+# Shape translation (rules/translation.smk)
+TRANSLATION = config.get("translation")
+TRANSLATION_VARIANTS = list(TRANSLATION["variants"]) if TRANSLATION else []
+
+
+def translation_dataset():
+    return dataset_file(TRANSLATION["dataset"])
+
+
+def translation_options(keys=None):
+    """The translation section as the library takes it (the data keys belong to the data rules); ``keys``: only
+    these (so a job reruns only when what it uses changes)."""
+    out = {k: v for k, v in TRANSLATION.items() if k not in ("dataset", "domains", "folder")}
+    return out if keys is None else {k: out[k] for k in keys}

@@ -49,6 +49,9 @@ def test_registry_has_the_official_sources():
     assert get_source("bapps_jnd").files[0].url == "https://perceptual-similarity.s3.us-west-2.amazonaws.com/dataset/jnd.tar.gz"
     assert not get_source("breakhis").files[0].has_published_checksum
     assert all(isinstance(s, Source) and s.citation_url for s in SOURCES.values())
+    h2z = get_source("horse2zebra").files[0]
+    assert h2z.url == "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip" and h2z.is_archive
+    assert not h2z.has_published_checksum  # no published checksum: recorded on first use, pinnable in config
 
 
 def test_unknown_source_lists_the_known_ones(tmp_path):

@@ -381,3 +381,32 @@ def test_prepare_rejects_unknown_names_options_and_layouts(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ snakemake scripts
+
+
+# ------------------------------------------------------------------------------------ unpaired (CycleGAN layout)
+
+def test_horse2zebra_end_to_end(server, tmp_path):
+    import zipfile
+
+    members = {}
+    for part, n in (("trainA", 3), ("trainB", 2), ("testA", 1), ("testB", 2)):
+        for k in range(n):
+            members[f"horse2zebra/{part}/{part}_{k}.jpg"] = encode(
+                Image.fromarray(RNG.integers(0, 256, (24, 30, 3), dtype=np.uint8)), "JPEG")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    raw = fetch(server, tmp_path, "horse2zebra", {"horse2zebra.zip": buf.getvalue()})
+    ds = ImageDataset(prepare("horse2zebra", raw, tmp_path / "h2z.h5", image_size=16))
+    assert ds.class_names == ["A", "B"] and ds.image_shape == (16, 16, 3)
+    train, test = ImageDataset(ds.path, split="train"), ImageDataset(ds.path, split="test")
+    assert train.labels().tolist() == [0, 0, 0, 1, 1] and test.labels().tolist() == [0, 1, 1]
+    capped = ImageDataset(prepare("unpaired_folder", raw / "horse2zebra", tmp_path / "u.h5", image_size=16,
+                                  max_images=1), split="train")
+    assert capped.labels().tolist() == [0, 1]
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(FileNotFoundError, match="trainA"):
+        prepare("unpaired_folder", tmp_path / "flat", tmp_path / "x.h5")
+    with pytest.raises(FileNotFoundError, match="translation.folder.path"):
+        prepare("unpaired_folder", tmp_path / "missing", tmp_path / "x.h5")

@@ -158,6 +158,9 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     if unknown_prep:
         yield (f"downloads.prepare: unknown dataset(s) {unknown_prep}; allowed: {', '.join(downloadable_sources())}")
     yield from _similarity_errors(config)
+    from percept.translation.checks import config_errors as translation_errors
+
+    yield from translation_errors(config)
 
 
 def dps_entry_name(entry: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 FORMAT = "percept-h5"
 FORMAT_VERSION = 1
-KINDS = ("dataset", "features", "embeddings", "table", "saliency")
+KINDS = ("dataset", "features", "embeddings", "table", "saliency", "translation_examples")
 
 
 class CacheError(RuntimeError):

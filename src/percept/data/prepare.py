@@ -603,6 +603,45 @@ def prepare_imagenet_folder(raw_dir: str | Path, out: str | Path, *, image_size:
     return out
 
 
+def prepare_unpaired(raw_dir: str | Path, out: str | Path, *, image_size: int = 128, max_images: int | None = None
+                     ) -> Path:
+    """An unpaired two-domain folder in the CycleGAN layout (``trainA/ trainB/ testA/ testB/``, possibly one
+    level down, e.g. ``horse2zebra/trainA``): images resized to ``image_size`` squares (shorter side, then a
+    centre crop); ``labels`` = domain (0 = A, 1 = B), split train/test. ``max_images`` keeps the first ones
+    of each folder (sorted by name). No masks: the mask-based translation scores are NaN on such a set."""
+    if raw_dir is None or not Path(raw_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"{raw_dir}: no such folder; set translation.folder.path to a folder holding "
+                                "trainA/ trainB/ testA/ testB/ (the CycleGAN layout)")
+    folder, out = Path(raw_dir).expanduser(), Path(out)
+    _check_size(image_size)
+    roots = [folder, *sorted(d for d in folder.iterdir() if d.is_dir())]
+    root = next((r for r in roots if all((r / s).is_dir() for s in ("trainA", "trainB", "testA", "testB"))), None)
+    if root is None:
+        raise FileNotFoundError(f"{folder}: no trainA/ trainB/ testA/ testB/ folders (the CycleGAN layout), "
+                                "neither there nor one level down")
+    files, domain, split = [], [], []
+    for s, part in enumerate(("train", "test")):
+        for d, letter in enumerate("AB"):
+            found = _images_in(root / f"{part}{letter}")
+            if max_images is not None:
+                found = found[:max_images]
+            if not found:
+                raise ValueError(f"{root / (part + letter)}: no images")
+            files += found
+            domain += [d] * len(found)
+            split += [s] * len(found)
+    images = np.empty((len(files), image_size, image_size, 3), np.uint8)
+    for i, arr in enumerate(_map(lambda p: _resize_center_crop(_open_rgb(p), image_size, image_size), files)):
+        images[i] = arr
+    params = {"image_size": image_size, "max_images": max_images}
+    write_image_dataset(out, name=root.name, images=images, split=np.array(split, np.uint8),
+                        split_names=["train", "test"], labels=np.array(domain, np.int64), class_names=["A", "B"],
+                        label_kind="single", meta={"domain": np.array(domain, np.int64)},
+                        fingerprint=_fingerprint(root.name, folder, params),
+                        source=f"unpaired two-domain images from {root}", extra_attrs={"params": params})
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ dispatch
 
 PREPARERS: dict[str, Callable[..., Path]] = {
@@ -616,6 +655,9 @@ PREPARERS: dict[str, Callable[..., Path]] = {
     "bapps_jnd": prepare_bapps_jnd,
     "imagenet_folder": prepare_imagenet_folder,
     "imagenet_val": prepare_imagenet_folder,
+    "horse2zebra": prepare_unpaired,
+    "apple2orange": prepare_unpaired,
+    "unpaired_folder": prepare_unpaired,
 }
 
 

@@ -45,6 +45,17 @@ def _bapps(name: str, filename: str, what: str) -> Source:
     )
 
 
+def _cyclegan(name: str, what: str) -> Source:
+    # The CycleGAN authors publish no checksums: the sha256 is recorded on first use (MANIFEST.json, logged) and
+    # can be pinned with downloads.checksums["<name>.zip"] from then on.
+    return Source(
+        name=name,
+        files=(RemoteFile(f"https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip", f"{name}.zip"),),
+        description=f"CycleGAN unpaired translation set {name} ({what}), trainA/ trainB/ testA/ testB/",
+        citation_url="https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix",
+    )
+
+
 _VOC = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/"
 
 SOURCES: dict[str, Source] = {
@@ -88,6 +99,8 @@ SOURCES: dict[str, Source] = {
             description="BreakHis: breast-cancer histopathology images, benign/malignant, 4 magnifications",
             citation_url="https://web.inf.ufpr.br/vri/databases/breast-cancer-histopathological-database-breakhis/",
         ),
+        _cyclegan("horse2zebra", "horses and zebras from ImageNet"),
+        _cyclegan("apple2orange", "apples and oranges from ImageNet"),
     )
 }
 

@@ -16,7 +16,7 @@ def renderer(name: str):
 
 
 def render(name: str, inputs: Mapping[str, Any], out: Sequence[str]) -> None:
-    from percept.figures import autoencoders, explain, foundation, mpcs, similarity  # noqa: F401  (registers them)
+    from percept.figures import autoencoders, explain, foundation, mpcs, similarity, translation  # noqa: F401,E501
 
     if name not in _RENDERERS:
         raise KeyError(f"no renderer for figure {name!r}; known: {sorted(_RENDERERS)}")

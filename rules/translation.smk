@@ -1,0 +1,151 @@
+"""Shape translation (ICIP 2019): the offline two-domain set, the frozen shape judge, one translator per
+ablation variant (wildcard), its scores, the tidy ablation table and the figure."""
+
+wildcard_constraints:
+    variant=r"[A-Za-z0-9_]+",
+
+
+if TRANSLATION:
+    FIGURES += figure_files("fig_shape_translation")
+
+
+rule make_translation_domains:
+    output:
+        dataset_file("translation_shapes"),
+    params:
+        options=TRANSLATION["domains"] if TRANSLATION else {},
+        seed=config["seed"],
+        progress=config["progress"],
+    log:
+        "logs/make_translation_domains/translation_shapes.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/make_translation_domains.py"
+
+
+rule prepare_unpaired_folder:
+    output:
+        dataset_file("unpaired_folder"),
+    params:
+        folder=TRANSLATION["folder"]["path"] if TRANSLATION else None,
+        options={k: v for k, v in TRANSLATION["folder"].items() if k != "path"} if TRANSLATION else {},
+    log:
+        "logs/prepare_unpaired_folder/unpaired_folder.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/prepare_unpaired_folder.py"
+
+
+rule train_translation_judge:
+    input:
+        dataset=translation_dataset() if TRANSLATION else [],
+    output:
+        judge="results/translation/judge.pt",
+        scores="results/translation/identity/scores.csv",
+        examples="results/translation/identity/examples.h5",
+    params:
+        options=translation_options(["model", "judge", "metric", "evaluation", "n_show"]) if TRANSLATION else {},
+        seed=config["seed"],
+        device=config["device"],
+        allow_download=config["allow_download"],
+    log:
+        "logs/train_translation_judge/judge.log",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train_translation_judge.py"
+
+
+# One job per ablation variant: train, then score its translations with the frozen judge.
+rule train_translation:
+    input:
+        dataset=translation_dataset() if TRANSLATION else [],
+        judge="results/translation/judge.pt",
+    output:
+        model="results/translation/{variant}/model.pt",
+        history="results/translation/{variant}/history.csv",
+        timing="results/translation/{variant}/timing.json",
+        scores="results/translation/{variant}/scores.csv",
+        examples="results/translation/{variant}/examples.h5",
+    wildcard_constraints:
+        variant="|".join(TRANSLATION_VARIANTS) or "none",
+    params:
+        options=translation_options() if TRANSLATION else {},
+        seed=config["seed"],
+        device=config["device"],
+        progress=config["progress"],
+        allow_download=config["allow_download"],
+    log:
+        "logs/train_translation/{variant}.log",
+    benchmark:
+        "benchmarks/train_translation/{variant}.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=240,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train_translation.py"
+
+
+rule summarize_translation:
+    input:
+        scores=expand("results/translation/{variant}/scores.csv", variant=["identity", *TRANSLATION_VARIANTS]),
+        timing=expand("results/translation/{variant}/timing.json", variant=TRANSLATION_VARIANTS),
+    output:
+        per_image="results/translation/per_image.csv",
+        ablation="results/translation/ablation.csv",
+        timing="results/translation/timing.csv",
+    log:
+        "logs/summarize_translation/summary.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/summarize_translation.py"
+
+
+rule render_fig_shape_translation:
+    input:
+        ablation="results/translation/ablation.csv",
+        examples=expand("results/translation/{variant}/examples.h5", variant=["identity", *TRANSLATION_VARIANTS]),
+        histories=expand("results/translation/{variant}/history.csv", variant=TRANSLATION_VARIANTS),
+    output:
+        png=report("results/figures/fig_shape_translation.png", category="Shape translation",
+                   caption="../report/fig_shape_translation.rst"),
+        pdf="results/figures/fig_shape_translation.pdf",
+    log:
+        "logs/render_fig_shape_translation/fig.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/render_figure.py"
+
+
+rule fig_shape_translation:
+    input:
+        figure_files("fig_shape_translation"),
