@@ -15,10 +15,16 @@ from percept.mpcs.checkpoint import CheckpointMismatch
 from percept.translation import losses, training
 from percept.translation.data import make_translation_domains
 from percept.translation.evaluate import (
+    CORRUPTIONS,
     colour_hist_distance,
+    corrupt,
+    gaussian_blur,
     ideal_target,
     iou,
+    judge_predict,
+    load_judge,
     summarize,
+    train_judge,
     translated_mask,
 )
 from percept.translation.models import Discriminator, SharedLatentVAEs
@@ -214,11 +220,61 @@ def test_scores_on_hand_made_cases():
     sq = ideal_target("square", 64, 32.0, 32.0, area=400.0, estimate=np.zeros((64, 64), bool))
     assert abs(int(sq.sum()) - 400) < 40
     per_image = pd.DataFrame({"variant": ["v", "v"], "image": [0, 1], "target_shape_rate": [1.0, 0.0],
+                              "neither_rate": [0.0, 0.0],
                               "mask_iou": [0.5, 0.7], "colour_hist_distance": [0.1, 0.3],
                               "perceptual_distance": [0.0, 0.2], "background_change": [0.0, 0.0]})
     t = summarize(per_image).set_index("score")
     assert t.loc["target_shape_rate", "mean"] == 0.5 and t.loc["mask_iou", "mean"] == pytest.approx(0.6)
     assert (t["n"] == 2).all()
+
+
+def test_blur_and_corruptions_on_hand_made_cases():
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert torch.allclose(gaussian_blur(flat, torch.tensor([1.0, 3.0])), flat, atol=1e-6)  # a constant stays
+    dot = torch.zeros(1, 1, 17, 17)
+    dot[..., 8, 8] = 1.0
+    blurred = gaussian_blur(dot, torch.tensor([1.5]))
+    assert float(blurred.sum()) == pytest.approx(1.0, abs=1e-4)  # mass kept (far from the border)
+    assert float(blurred.max()) == pytest.approx(1 / (2 * np.pi * 1.5 ** 2), rel=0.05)  # the Gaussian's peak
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 32, 32, generator=g)
+    for kind in CORRUPTIONS:
+        y = corrupt(x, kind, g, other=x.flip(0), background=torch.zeros_like(x))
+        assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
+        assert not torch.allclose(y, x, atol=1e-3)
+    assert float(corrupt(x, "background", g, background=torch.zeros_like(x)).abs().max()) == 0
+    with pytest.raises(ValueError, match="unknown corruption"):
+        corrupt(x, "fog", g)
+
+
+@pytest.fixture(scope="module")
+def circles_triangles(tmp_path_factory):
+    path = tmp_path_factory.mktemp("judge") / "translation_shapes.h5"
+    make_translation_domains(str(path), shape_a="circle", shape_b="triangle", n_train=48, n_test=16,
+                             image_size=32, object_size=[0.6, 0.8], textures=["coffee", "astronaut"],
+                             backgrounds=["grass"], seed=5, progress=False)
+    return path
+
+
+def test_judge_calls_blurred_discs_neither_not_triangle(circles_triangles, tmp_path):
+    """The 3-way judge (A / B / neither): a blurred disc, the typical failed translation, is not a triangle."""
+    opts = {"model": {"width": 8}, "judge": {"epochs": 25, "batch_size": 32, "lr": 0.003}}
+    acc = train_judge(circles_triangles, tmp_path / "judge.pt", options=opts, seed=0, device="cpu")
+    assert {"test_accuracy", "corrupted_accuracy", *(f"{k}_neither" for k in CORRUPTIONS)} <= set(acc)
+    assert all(0 <= v <= 1 for v in acc.values())
+    test = ImageDataset(circles_triangles, split="test")
+    net, stored = load_judge(tmp_path / "judge.pt", opts, test.fingerprint, 0, torch.device("cpu"))
+    assert stored == pytest.approx(acc)
+    discs = test.batch(np.flatnonzero(test.labels().numpy() == 0))
+    blurred = gaussian_blur(discs, torch.full((len(discs),), 2.5))
+    pred = judge_predict(net, blurred, torch.device("cpu"))
+    assert int((pred == 1).sum()) == 0  # no blurred disc is called a triangle
+    assert float((pred == 2).float().mean()) >= 0.75  # they are "neither"
+    sharp = judge_predict(net, test.batch(slice(None)), torch.device("cpu"))
+    assert float((sharp != 2).float().mean()) >= 0.75  # while the real images are mostly judged a shape
+    with pytest.raises(CheckpointMismatch):
+        load_judge(tmp_path / "judge.pt", {**opts, "judge": {**opts["judge"], "epochs": 13}}, test.fingerprint, 0,
+                   torch.device("cpu"))
 
 
 def test_config_checks_name_the_key_and_allowed_values():

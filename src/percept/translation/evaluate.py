@@ -1,8 +1,10 @@
 """Scores of a trained translator on the test images of domain A translated into domain B.
 
 Shape translated:
-- ``target_shape_rate``: the fraction of translations a frozen shape classifier (the *judge*, trained on the real
-  train images of both domains, never on translations) labels as the target shape B;
+- ``target_shape_rate``: the fraction of translations a frozen 3-way classifier (the *judge*: A / B / neither,
+  trained on the real train images of both domains, mildly augmented, and on corrupted versions of them as
+  "neither" — never on translations) labels as the target shape B; ``neither_rate``: the fraction it labels
+  "neither" (blurred, blotchy, noisy or ghost-blended images);
 - ``mask_iou``: IoU between the translated object (pixels differing from the image's clean background by more
   than ``mask_threshold`` in mean absolute RGB) and the ideal target: shape B at the input object's centre with
   the input object's area, at the rotation that fits best (a circle or a square gives the input no orientation).
@@ -35,57 +37,197 @@ from percept.mpcs.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
-SCORES = ("target_shape_rate", "mask_iou", "colour_hist_distance", "perceptual_distance", "background_change")
+SCORES = ("target_shape_rate", "neither_rate", "mask_iou", "colour_hist_distance", "perceptual_distance", "background_change")
 
 
 # ------------------------------------------------------------------------------------------------- the judge
+#
+# A 3-way classifier: 0 = shape A, 1 = shape B, 2 = "neither". A plain A-vs-B classifier must call *anything*
+# A or B, and calls a blurred blotch "B" as readily as a triangle; the third class is trained on corrupted real
+# images (strong blur, down/up-sampling to a few pixels, heavy noise, blends of an A and a B image, the bare
+# background, a random colour patch), so a translation counts as B only if it looks like a sharp B. The real
+# images of A and B are augmented mildly (flips, quarter turns, colour jitter, light noise, light blur) so a
+# clean but imperfect rendering is still judged by its shape.
+
+JUDGE_CLASSES = ("A", "B", "neither")
+CORRUPTIONS = ("blur", "downsample", "noise", "blend", "background", "patch")
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image of ``x`` (N, C, H, W) with its own Gaussian ``sigma`` (N,) (reflect padding)."""
+    n, c, h, w = x.shape
+    r = int(np.ceil(3 * float(sigma.max()))) if len(sigma) else 0
+    r = max(1, min(r, h - 1, w - 1))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t[None] / sigma.clamp_min(1e-3).to(x)[:, None]) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (N*C, 2r+1)
+    y = torch.nn.functional.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect")
+    y = torch.nn.functional.conv2d(y, k[:, None, None, :], groups=n * c)
+    y = torch.nn.functional.conv2d(y, k[:, None, :, None], groups=n * c)
+    return y.reshape(n, c, h, w)
+
+
+def corrupt(x: torch.Tensor, kind: str, g: torch.Generator, *, other: torch.Tensor | None = None,
+            background: torch.Tensor | None = None) -> torch.Tensor:
+    """A "neither" version of the real images ``x`` (N, 3, H, W) in [0, 1]: one of :data:`CORRUPTIONS`.
+    ``blend`` mixes with ``other`` (images of the other domain), ``background`` returns the clean backgrounds
+    (or, without them, the image blurred beyond recognition)."""
+    n, _, h, w = x.shape
+    u = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(*(shape or (n,)), generator=g)
+    if kind == "blur":
+        return gaussian_blur(x, u(1.5, 3.5))
+    if kind == "downsample":
+        side = int(torch.randint(3, 7, (1,), generator=g))
+        small = torch.nn.functional.interpolate(x, size=(side, side), mode="area")
+        return torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    if kind == "noise":
+        soft = gaussian_blur(x, u(0.0, 1.5))
+        return (soft + u(0.25, 0.5).view(-1, 1, 1, 1) * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    if kind == "blend":
+        a = u(0.35, 0.65).view(-1, 1, 1, 1)
+        return a * x + (1 - a) * (other if other is not None else x.flip(-1).transpose(-1, -2))
+    if kind == "background":
+        return background if background is not None else gaussian_blur(x, torch.full((n,), 6.0))
+    if kind == "patch":  # a soft-edged random rectangle of one colour over the image, or the image's mean colour
+        ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+        cy, cx, hy, hx = u(0.25, 0.75) * h, u(0.25, 0.75) * w, u(0.15, 0.4) * h, u(0.15, 0.4) * w
+        inside = (((ys - cy.view(-1, 1, 1)).abs() < hy.view(-1, 1, 1))
+                  & ((xs - cx.view(-1, 1, 1)).abs() < hx.view(-1, 1, 1))).float()[:, None]
+        inside = gaussian_blur(inside, u(0.5, 2.0))
+        colour = torch.rand(n, 3, 1, 1, generator=g)
+        base = gaussian_blur(x, torch.full((n,), 4.0))
+        return inside * colour + (1 - inside) * base
+    raise ValueError(f"unknown corruption {kind!r}; known: {CORRUPTIONS}")
+
+
+def mild_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Label-preserving augmentation of real images: flips, quarter turns, colour jitter, light noise and blur."""
+    n = len(x)
+    flip = (torch.rand(n, generator=g) < 0.5).view(-1, 1, 1, 1)
+    x = torch.where(flip, x.flip(-1), x)
+    turn = (torch.rand(n, generator=g) < 0.5).view(-1, 1, 1, 1)
+    x = torch.where(turn, x.transpose(-1, -2), x)
+    gain = 0.8 + 0.4 * torch.rand(n, 3, 1, 1, generator=g)
+    shift = 0.1 * (torch.rand(n, 3, 1, 1, generator=g) - 0.5)
+    x = x * gain + shift
+    soft = torch.rand(n, generator=g) < 0.3
+    x = torch.where(soft.view(-1, 1, 1, 1), gaussian_blur(x, 0.3 + 0.4 * torch.rand(n, generator=g)), x)
+    x = x + 0.03 * torch.rand(n, 1, 1, 1, generator=g) * torch.randn(x.shape, generator=g)
+    return x.clamp(0, 1)
+
+
+def neither_batch(x: torch.Tensor, y: torch.Tensor, backgrounds: torch.Tensor | None,
+                  g: torch.Generator) -> torch.Tensor:
+    """One "neither" image per image of ``x`` (labels ``y``), the corruptions drawn at random."""
+    kinds = torch.randint(len(CORRUPTIONS), (len(x),), generator=g)
+    out = torch.empty_like(x)
+    for k, kind in enumerate(CORRUPTIONS):
+        idx = torch.nonzero(kinds == k).flatten()
+        if len(idx) == 0:
+            continue
+        xb = x[idx]
+        other = None
+        if kind == "blend":  # mix with a random image of the other domain where there is one
+            pool = [torch.nonzero(y != y[i]).flatten() for i in idx.tolist()]
+            other = torch.stack([x[p[int(torch.randint(len(p), (1,), generator=g))]] if len(p) else x[i]
+                                 for i, p in zip(idx.tolist(), pool)])
+        out[idx] = corrupt(xb, kind, g, other=other,
+                           background=backgrounds[idx] if backgrounds is not None else None)
+    return out
+
 
 def judge_meta(options: Mapping[str, Any], fingerprint: str, seed: int) -> dict[str, Any]:
-    return {"stage": "translation-judge", "judge": dict(options["judge"]), "width": options["model"]["width"],
-            "dataset": fingerprint, "seed": seed}
+    return {"stage": "translation-judge", "classes": list(JUDGE_CLASSES), "corruptions": list(CORRUPTIONS),
+            "judge": dict(options["judge"]), "width": options["model"]["width"], "dataset": fingerprint,
+            "seed": seed}
+
+
+def _backgrounds(ds: ImageDataset) -> torch.Tensor | None:
+    if "background" not in set(ds.meta_keys):
+        return None
+    return torch.from_numpy(ds.meta("background").astype(np.float32) / 255).permute(0, 3, 1, 2).contiguous()
+
+
+def judge_accuracy(net: torch.nn.Module, ds: ImageDataset, device: torch.device, seed: int) -> dict[str, float]:
+    """Accuracy of the judge on the held-out real images (A/B), on them mildly augmented, and on each
+    corruption of them (correct = "neither"), with a fixed seed."""
+    x, y = ds.batch(slice(None)), ds.labels().long()
+    bg = _backgrounds(ds)
+    g = torch.Generator().manual_seed(seed + 991)
+    out = {"test_accuracy": float((judge_predict(net, x, device).cpu() == y).float().mean()),
+           "augmented_accuracy": float((judge_predict(net, mild_augment(x, g), device).cpu() == y).float().mean())}
+    for kind in CORRUPTIONS:
+        other = x[torch.randperm(len(x), generator=g)] if kind == "blend" else None
+        if kind == "blend":  # an image of the other domain for each
+            rows = {c: torch.nonzero(y == c).flatten() for c in (0, 1)}
+            if all(len(r) for r in rows.values()):
+                other = torch.stack([x[rows[1 - int(c)][i % len(rows[1 - int(c)])]] for i, c in enumerate(y)])
+        pred = judge_predict(net, corrupt(x, kind, g, other=other, background=bg), device).cpu()
+        out[f"{kind}_neither"] = float((pred == 2).float().mean())
+        out[f"{kind}_as_B"] = float((pred == 1).float().mean())
+    out["corrupted_accuracy"] = float(np.mean([out[f"{k}_neither"] for k in CORRUPTIONS]))
+    return out
 
 
 def train_judge(dataset: str | Path, out: str | Path, *, options: Mapping[str, Any], seed: int = 0,
                 device: str = "auto") -> dict[str, float]:
-    """Train the frozen shape classifier (A vs B) on the real train images; return its test accuracy."""
+    """Train the frozen 3-way shape classifier (A / B / neither) on the real train images (mildly augmented)
+    and corrupted versions of them; return its accuracies on the held-out test images (see
+    :func:`judge_accuracy`)."""
     dev = resolve_device(device)
     opts = options["judge"]
     train, test = ImageDataset(dataset, split="train"), ImageDataset(dataset, split="test")
     x, y = train.batch(slice(None)), train.labels().long()
+    bg = _backgrounds(train)
     size = x.shape[-1]
     torch.manual_seed(seed)
-    net = Encoder(size, 2, options["model"]["width"]).to(dev)
+    net = Encoder(size, len(JUDGE_CLASSES), options["model"]["width"]).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=opts["lr"])
     g = torch.Generator().manual_seed(seed)
+    bs = int(opts["batch_size"])
+    steps = int(opts["epochs"]) * -(-len(y) // bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=opts["lr"], total_steps=steps)  # ends settled
     for _ in range(int(opts["epochs"])):
         net.train()
         perm = torch.randperm(len(y), generator=g)
-        for i in range(0, len(y), int(opts["batch_size"])):
-            idx = perm[i:i + int(opts["batch_size"])]
-            flip = torch.rand(len(idx), generator=g) < 0.5  # shapes are symmetric: flips are free data
-            xb = torch.where(flip.view(-1, 1, 1, 1), x[idx].flip(-1), x[idx]).to(dev)
-            loss = torch.nn.functional.cross_entropy(net(xb)[0], y[idx].to(dev))
+        for i in range(0, len(y), bs):
+            idx = perm[i:i + bs]
+            real = mild_augment(x[idx], g)
+            fake = mild_augment(neither_batch(x[idx], y[idx], bg[idx] if bg is not None else None, g), g)
+            xb = torch.cat([real, fake]).to(dev)
+            yb = torch.cat([y[idx], torch.full((len(idx),), 2, dtype=torch.long)]).to(dev)
+            loss = torch.nn.functional.cross_entropy(net(xb)[0], yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    accuracy = float((judge_predict(net, test.batch(slice(None)), dev) == test.labels().to(dev)).float().mean())
+            sched.step()
+    acc = judge_accuracy(net, test, dev, seed)
+    log.info("judge accuracies on the held-out images: %s", {k: round(v, 3) for k, v in acc.items()})
     save_checkpoint(out, judge_meta(options, train.fingerprint, seed), model=net.state_dict(), image_size=size,
-                    test_accuracy=accuracy)
-    return {"test_accuracy": accuracy}
+                    **{f"acc_{k}": v for k, v in acc.items()})
+    return acc
 
 
 def judge_predict(net: torch.nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """The judge's class (0 = A, 1 = B, 2 = neither) of each image."""
+    return judge_probabilities(net, x, device, batch_size).argmax(1)
+
+
+def judge_probabilities(net: torch.nn.Module, x: torch.Tensor, device: torch.device,
+                        batch_size: int = 256) -> torch.Tensor:
     net.eval()
     with torch.inference_mode():
-        return torch.cat([net(x[i:i + batch_size].to(device))[0].argmax(1) for i in range(0, len(x), batch_size)])
+        return torch.cat([net(x[i:i + batch_size].to(device))[0].softmax(1) for i in range(0, len(x), batch_size)])
 
 
 def load_judge(path: str | Path, options: Mapping[str, Any], fingerprint: str, seed: int,
-               device: torch.device) -> tuple[torch.nn.Module, float]:
+               device: torch.device) -> tuple[torch.nn.Module, dict[str, float]]:
+    """The judge and its held-out accuracies (``test_accuracy``, ``corrupted_accuracy``, ...)."""
     state = load_checkpoint(path, judge_meta(options, fingerprint, seed), map_location=device, missing_ok=False)
-    net = Encoder(int(state["image_size"]), 2, options["model"]["width"])
+    net = Encoder(int(state["image_size"]), len(JUDGE_CLASSES), options["model"]["width"])
     net.load_state_dict(state["model"])
-    return net.to(device).eval(), float(state["test_accuracy"])
+    acc = {k[4:]: float(v) for k, v in state.items() if k.startswith("acc_")}
+    return net.to(device).eval(), acc
 
 
 # ------------------------------------------------------------------------------------------------ the scores
@@ -139,7 +281,9 @@ def score_translations(inputs: torch.Tensor, translations: torch.Tensor, *, mask
     """Per-image scores (columns :data:`SCORES`); mask-based scores are NaN without ground truth."""
     n = len(inputs)
     out = {k: np.full(n, np.nan) for k in SCORES}
-    out["target_shape_rate"] = (judge_predict(judge, translations, device) == 1).float().cpu().numpy()
+    pred = judge_predict(judge, translations, device).cpu()
+    out["target_shape_rate"] = (pred == 1).float().numpy()
+    out["neither_rate"] = (pred == 2).float().numpy()
     if masks is None or backgrounds is None:
         return pd.DataFrame(out)
     x = inputs.permute(0, 2, 3, 1).numpy()
@@ -197,7 +341,8 @@ def evaluate_translator(model: torch.nn.Module | None, dataset: str | Path, judg
     scores = score_translations(x, t, judge=judge, device=dev, dps=dps, threshold=ev["mask_threshold"], **kw)
     scores.insert(0, "image", rows)
     scores.insert(0, "variant", variant)
-    scores["judge_test_accuracy"] = judge_acc
+    scores["judge_test_accuracy"] = judge_acc["test_accuracy"]
+    scores["judge_corrupted_accuracy"] = judge_acc["corrupted_accuracy"]
     k = int(options["n_show"])
     to_u8 = lambda v: np.round(v[:k].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
     return scores, {"inputs": to_u8(x), "translations": to_u8(t), "rows": rows[:k]}
