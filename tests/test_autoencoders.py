@@ -17,7 +17,7 @@ from percept import backbones
 from percept.autoencoders.losses import (LossNetwork, PerceptualLoss, feature_prediction_loss, kl_divergence,
                                          pixel_loss)
 from percept.autoencoders.models import Autoencoder, Decoder, Encoder, Segmenter, SuperResolver
-from percept.autoencoders.predictors import Target, evaluate_embeddings, predictor_name
+from percept.autoencoders.predictors import Target, evaluate_embeddings, predictor_name, train_predictor
 from percept.autoencoders.training import (CheckpointMismatch, cached_targets, fit, load_checkpoint,
                                            save_checkpoint, train_autoencoder)
 from percept.config import ConfigError, validate_config
@@ -193,10 +193,47 @@ def test_position_error_is_the_mean_distance_over_present_objects():
     assert torch.isfinite(t.loss(out, y)) and t.loss(out, y).item() == pytest.approx((0.09 + 0.16) / 2)
 
 
-def test_multilabel_accuracy_is_exact_match():
-    y = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
-    out = torch.tensor([[2.0, -1.0], [2.0, -1.0]])  # first right, second misses a label
-    assert Target("classification", y, "multi").metric(out, y) == 0.5
+def test_multilabel_metrics_hand_case():
+    y = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    out = torch.tensor([[2.0, -1.0], [2.0, -0.5], [-1.0, -2.0]])  # the second image misses its second label
+    m = Target("classification", y, "multi").metrics(out, y)
+    assert m["accuracy"] == pytest.approx(5 / 6)  # 5 of the 6 (image, class) decisions right: the headline
+    assert Target("classification", y, "multi").metric(out, y) == m["accuracy"]
+    assert m["exact_match"] == pytest.approx(2 / 3)
+    # AP class 0: positives ranked 1st and 2nd -> 1; class 1: the one positive (score -0.5) ranked 1st -> 1
+    assert m["mean_ap"] == pytest.approx(1.0)
+    out[1, 1] = -3.0  # now ranked last of three: precision 1/3 at its rank
+    assert Target("classification", y, "multi").metrics(out, y)["mean_ap"] == pytest.approx((1 + 1 / 3) / 2)
+
+
+def test_single_label_accuracy_is_top1():
+    y = torch.tensor([2, 0, 1])
+    out = torch.tensor([[0.0, 0.1, 0.9], [0.5, 0.2, 0.1], [0.9, 0.0, 0.1]])
+    assert Target("classification", y, "single").metrics(out, y) == {"accuracy": pytest.approx(2 / 3)}
+
+
+def test_constant_predictor_is_the_chance_level():
+    y = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])  # class frequencies 3/4 and 1/4
+    t = Target("classification", y, "multi")
+    const = t.constant_output(y)
+    assert const.tolist() == pytest.approx([math.log(3), -math.log(3)], abs=1e-5)
+    assert t.metrics(const.expand(4, -1), y)["accuracy"] == pytest.approx(6 / 8)  # the majority answer per class
+    pos = torch.tensor([[[0.2, 0.4]], [[float("nan"), float("nan")]], [[0.4, 0.8]]])
+    assert Target("position", pos).constant_output(pos).tolist() == pytest.approx([0.3, 0.6])
+
+
+def test_a_predictor_starts_as_the_constant_predictor():
+    """An output layer initialised as the train prior: with a vanishing step the predictor is the chance level
+    (not a random projection of the embedding that early stopping may never undo)."""
+    pos = torch.rand(40, 2, 2)
+    t = Target("position", pos)
+    x = torch.randn(40, 16) * 3
+    train, val = np.arange(30), np.arange(30, 40)
+    model, _ = train_predictor(x, t, train, val, [8], seed=0, epochs=1, lr=1e-12, weight_decay=0.0,
+                               batch_size=10, patience=1)
+    with torch.inference_mode():
+        out = model(x)
+    assert torch.allclose(out, t.constant_output(pos[:30]).expand(40, -1), atol=1e-6)
 
 
 def test_predictors_learn_a_separable_embedding(shapes):
@@ -208,8 +245,10 @@ def test_predictors_learn_a_separable_embedding(shapes):
     codes = np.r_[np.zeros(24), np.ones(8)].astype(np.uint8)
     opts = {"val_fraction": 0.25, "epochs": 300, "lr": 0.05, "weight_decay": 0.0, "batch_size": 18, "patience": 300}
     runs = evaluate_embeddings(emb, ds, codes, [[]], [0, 1], opts)
-    assert set(runs["task"]) == {"classification", "position"} and len(runs) == 4
+    assert set(runs["task"]) == {"classification", "position"} and len(runs) == 8  # 3 + 1 metrics, 2 seeds
+    assert set(runs["metric"]) == {"accuracy", "exact_match", "mean_ap", "position_error"}
     assert (runs[runs.task == "classification"]["value"] == 1.0).all()
+    assert (runs.loc[runs.metric == "position_error", "chance"] > 0.15).all()  # the mean position's error
     assert (runs[runs.task == "position"]["value"] < 0.2).all()  # guessing the centre: ~0.3
     assert (runs["test_size"] == 8).all() and (runs["train_size"] == 18).all()
 

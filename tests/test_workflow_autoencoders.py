@@ -29,11 +29,17 @@ def test_autoencoder_tables(tiny_run):
     res = workdir / "results" / "autoencoders"
     runs = pd.read_csv(res / "predictors.csv")
     n_pred, n_seeds = len(cfg["predictors"]["hidden"]), cfg["predictors"]["seeds"]
-    assert len(runs) == 3 * 2 * n_pred * n_seeds  # losses x tasks x predictors x seeds
+    # losses x metrics (multi-label shapes: accuracy, exact_match, mean_ap; position_error) x predictors x seeds
+    assert len(runs) == 3 * 4 * n_pred * n_seeds
     assert set(runs["loss"]) == {"pixel", "perceptual", "feature_prediction"}
     acc = runs[runs["metric"] == "accuracy"]["value"]
     err = runs[runs["metric"] == "position_error"]["value"]
     assert acc.between(0, 1).all() and (err > 0).all() and (err < 1.5).all()
+    # the chance level (constant predictor): per-label majority accuracy >= 0.5; one value per metric
+    chance = runs.groupby("metric")["chance"]
+    assert (chance.nunique() == 1).all() and runs.loc[runs.metric == "accuracy", "chance"].ge(0.5).all()
+    summary = pd.read_csv(res / "summary.csv")
+    assert {"mean", "std", "seeds", "chance"} <= set(summary.columns) and set(summary["metric"]) == set(runs["metric"])
     assert (runs["test_size"] == 16).all()
     speed = pd.read_json(res / "speed.json").set_index("loss")
     assert (speed["seconds_per_epoch"] > 0).all() and (speed["epochs"] == cfg["epochs"]).all()

@@ -14,12 +14,13 @@ import pandas as pd
 
 def summarize(predictor_tables: Sequence[str], epoch_tables: Sequence[str]) -> dict[str, pd.DataFrame]:
     """``runs``: every predictor run (tidy); ``summary``: mean and std over seeds per dataset, loss,
-    embedding size, task and predictor; ``speed``: seconds per epoch per loss (the median over epochs after
+    embedding size, task, metric and predictor, with the constant predictor's ``chance`` level; ``speed``: seconds per epoch per loss (the median over epochs after
     the first, which carries one-off warm-up, when there are several) with its ratio to the fastest loss."""
     runs = pd.concat([pd.read_csv(p) for p in predictor_tables], ignore_index=True)
     keys = ["dataset", "loss", "embedding_size", "task", "metric", "predictor"]
-    summary = (runs.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
-               .rename(columns={"count": "seeds"}))
+    summary = (runs.groupby(keys, sort=False).agg(mean=("value", "mean"), std=("value", "std"),
+                                                  seeds=("value", "count"), chance=("chance", "mean"))
+               .reset_index())
     epochs = pd.DataFrame([row for p in epoch_tables for row in json.loads(Path(p).read_text())])
 
     rows = []

@@ -14,7 +14,10 @@ from percept.h5io import get_json_attr, open_h5
 
 LOSS_ORDER = ("pixel", "perceptual", "feature_prediction")
 METRIC_LABEL = {"accuracy": "test accuracy (higher is better)",
+                "exact_match": "exact-match accuracy (higher is better)",
+                "mean_ap": "mean average precision (higher is better)",
                 "position_error": "position error, image sides (lower better)"}
+HEADLINE = ("accuracy", "position_error")  # the headline metric per task (predictors.TASK_METRICS)
 
 
 def _losses(values) -> list[str]:
@@ -24,7 +27,8 @@ def _losses(values) -> list[str]:
 
 def fig_perceptual_autoencoders(summary: str, embeddings: Sequence[str], out: Sequence[str]) -> None:
     """Predictor scores per loss (bars: mean over seeds, whiskers: std; one group per predictor) for each
-    dataset and task, and a strip of test images with each loss's decoder output."""
+    dataset and metric (dashed: the chance level of the constant predictor fitted on train), and a strip of
+    test images with each loss's decoder output."""
     import matplotlib.pyplot as plt
 
     df = pd.read_csv(summary)
@@ -57,6 +61,9 @@ def fig_perceptual_autoencoders(summary: str, embeddings: Sequence[str], out: Se
                 ax.bar(np.arange(len(preds)) + (j - (len(losses) - 1) / 2) * width, s["mean"], width,
                        yerr=s["std"].fillna(0), capsize=2, label=loss.replace("_", " "),
                        color=plotting.PALETTE[LOSS_ORDER.index(loss) if loss in LOSS_ORDER else j])
+            if "chance" in sub and sub["chance"].notna().any():  # the constant predictor fitted on train
+                ax.axhline(float(sub["chance"].mean()), color="0.3", ls="--", lw=1,
+                           label="chance (constant predictor)")
             ax.set_xticks(np.arange(len(preds)), preds)
             ax.set_xlabel("predictor on the frozen embedding")
             ax.set_ylabel(METRIC_LABEL.get(metric, metric))
@@ -92,7 +99,7 @@ def fig_feature_prediction_speed(speed: str, summary: str, out: Sequence[str]) -
 
     sp = pd.read_json(speed)
     su = pd.read_csv(summary)
-    metrics = list(dict.fromkeys(su["metric"]))
+    metrics = [m for m in dict.fromkeys(su["metric"]) if m in HEADLINE] or list(dict.fromkeys(su["metric"]))
     with plotting.style():
         fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(4.2 * (1 + len(metrics)), 3.6), squeeze=False)
         ax = axes[0, 0]
@@ -123,6 +130,8 @@ def fig_feature_prediction_speed(speed: str, summary: str, out: Sequence[str]) -
                 t = sp[sp["loss"] == loss].merge(s, on=["dataset", "embedding_size", "loss"])
                 ax.scatter(t["seconds_per_epoch"], t["mean"], s=50, label=loss.replace("_", " "),
                            color=plotting.PALETTE[LOSS_ORDER.index(loss)])
+            if "chance" in sub and sub["chance"].notna().any():
+                ax.axhline(float(sub["chance"].mean()), color="0.3", ls="--", lw=1, label="chance")
             ax.set_xscale("log")
             ax.set_xlabel("seconds per epoch (log)")
             ax.set_ylabel(METRIC_LABEL.get(metric, metric))

@@ -168,7 +168,8 @@ def dimensionality_reduction(inputs: Mapping[str, str], cell: Mapping[str, Any],
                              work: str, seed: int = 0, device: str = "auto", progress: bool = True,
                              allow_download: bool = False) -> dict[str, float]:
     """A feature-prediction autoencoder whose targets are the cell's tap features (from the feature cache);
-    its frozen embeddings are judged by the configured predictors (mean over predictors and seeds)."""
+    its frozen embeddings are judged by the configured predictors (mean over predictors and seeds); the
+    constant predictor's levels come along as ``chance_<metric>`` columns."""
     from percept.autoencoders.predictors import evaluate_embeddings
     from percept.autoencoders.training import encode, train_autoencoder
     from percept.h5io import open_h5
@@ -186,7 +187,9 @@ def dimensionality_reduction(inputs: Mapping[str, str], cell: Mapping[str, Any],
         codes = f["split"][...]
     pred = options["predictors"]
     runs = evaluate_embeddings(emb, ds, codes, pred["hidden"], [seed + s for s in range(int(pred["seeds"]))], pred)
-    scores = {metric: float(v) for metric, v in runs.groupby("metric")["value"].mean().items()}
+    means = runs.groupby("metric")[["value", "chance"]].mean()
+    scores = {metric: float(r["value"]) for metric, r in means.iterrows()}  # exact_match, mean_ap: extra columns
+    scores.update({f"chance_{metric}": float(r["chance"]) for metric, r in means.iterrows()})
     log.info("autoencoder trained in %.1f s", sum(h["seconds"] for h in history))
     return scores
 
