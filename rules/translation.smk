@@ -112,7 +112,7 @@ rule summarize_translation:
     output:
         per_image="results/translation/per_image.csv",
         ablation="results/translation/ablation.csv",
-        timing="results/translation/timing.csv",
+        timing="results/translation/timing.json",
     log:
         "logs/summarize_translation/summary.log",
     threads: 1

@@ -40,22 +40,47 @@ class _Handler(SimpleHTTPRequestHandler):
         super().do_GET()
 
 
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    """A ThreadingHTTPServer on 127.0.0.1 (any free port) serving ``server.root``; stopped after the test."""
+@contextlib.contextmanager
+def loopback_server(tmp_path: Path, monkeypatch, handler=_Handler, **attrs):
+    """A ThreadingHTTPServer on 127.0.0.1 (any free port) serving ``<tmp_path>/www`` with ``handler``; extra
+    ``attrs`` are set on the server (handlers see them as ``self.server.<name>``). Stopped after the block."""
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     root = tmp_path / "www"
     root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+    httpd.daemon_threads = True
+    for name, value in attrs.items():
+        setattr(httpd, name, value)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield SimpleNamespace(root=root, url=f"http://127.0.0.1:{httpd.server_address[1]}")
+        yield SimpleNamespace(root=root, url=f"http://127.0.0.1:{httpd.server_address[1]}", httpd=httpd)
     finally:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """The loopback server with the default handler (``server.root``, ``server.url``)."""
+    with loopback_server(tmp_path, monkeypatch) as srv:
+        yield srv
+
+
+def mirror_config(srv, archive: bytes, path: Path, name: str = "stl10_binary.tar.gz",
+                  source: str = "stl10") -> Path:
+    """Put ``archive`` on the loopback server and write the tiny config that downloads ``source`` from it
+    (pinned checksum) to ``path``."""
+    import yaml
+
+    (srv.root / name).write_bytes(archive)
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["downloads"] = {"sources": [source], "mirror": srv.url,
+                        "checksums": {name: hashlib.sha256(archive).hexdigest()}}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
 
 
 def make_tar(members: dict[str, bytes], mode: str = "w:gz",

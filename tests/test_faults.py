@@ -26,10 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -38,7 +36,7 @@ import psutil
 import pytest
 import torch
 import yaml
-from conftest import REPO, TINY, make_tar, snakemake
+from conftest import REPO, TINY, loopback_server, make_tar, mirror_config, snakemake
 
 from percept import backbones, plotting
 from percept.checkpoints import CheckpointError, load_torch, save_torch
@@ -190,21 +188,13 @@ class _SlowHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def slow_server(tmp_path, monkeypatch):
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    root = tmp_path / "www"
-    root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_SlowHandler, directory=str(root)))
-    httpd.fast = threading.Event()
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield SimpleNamespace(root=root, url=f"http://127.0.0.1:{httpd.server_address[1]}", fast=httpd.fast)
-    finally:
-        httpd.fast.set()
-        httpd.shutdown()
-        httpd.server_close()
+    fast = threading.Event()
+    with loopback_server(tmp_path, monkeypatch, _SlowHandler, fast=fast) as srv:
+        srv.fast = fast
+        try:
+            yield srv
+        finally:
+            fast.set()
 
 
 def _download_config(server, tmp_path) -> tuple[Path, dict[str, bytes]]:
@@ -212,14 +202,7 @@ def _download_config(server, tmp_path) -> tuple[Path, dict[str, bytes]]:
     members = {"stl10_binary/train_X.bin": rng.integers(0, 256, 3 * 3 * 96 * 96, dtype=np.uint8).tobytes(),
                "stl10_binary/train_y.bin": bytes([1, 2, 3]),
                "stl10_binary/class_names.txt": b"\n".join(f"c{i}".encode() for i in range(10))}
-    archive = make_tar(members)
-    (server.root / "stl10_binary.tar.gz").write_bytes(archive)
-    cfg = yaml.safe_load(TINY.read_text())
-    cfg["downloads"] = {"sources": ["stl10"], "mirror": server.url,
-                        "checksums": {"stl10_binary.tar.gz": hashlib.sha256(archive).hexdigest()}}
-    path = tmp_path / "download.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path, members
+    return mirror_config(server, make_tar(members), tmp_path / "download.yaml"), members
 
 
 @pytest.mark.e2e

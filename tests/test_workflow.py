@@ -3,7 +3,6 @@ the download path through the workflow (loopback server), the lint and the paper
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from percept import backbones
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, TapExtractor, prepare_input
 
-from conftest import REPO, TINY, array_digests, assert_figure, make_tar, snakemake
+from conftest import REPO, TINY, array_digests, assert_figure, make_tar, mirror_config, snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -125,12 +124,7 @@ def stl10_archive(n_train: int = 3, n_test: int = 2) -> tuple[bytes, np.ndarray]
 
 def test_download_rule_through_the_workflow(server, tmp_path):
     archive, imgs = stl10_archive()
-    (server.root / "stl10_binary.tar.gz").write_bytes(archive)
-    cfg = yaml.safe_load(TINY.read_text())
-    cfg["downloads"] = {"sources": ["stl10"], "mirror": server.url,
-                        "checksums": {"stl10_binary.tar.gz": hashlib.sha256(archive).hexdigest()}}
-    path = tmp_path / "dl.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path = mirror_config(server, archive, tmp_path / "dl.yaml")
     work = tmp_path / "work"
     snakemake(work, "data/datasets/stl10.h5", configfile=path)
     ds = ImageDataset(work / "data/datasets/stl10.h5", split="train")

@@ -38,7 +38,7 @@ def test_translation_tables(tiny_run):
     assert all(t[v, "background_change"] > 0 for v in VARIANTS)  # a decoded image is never the input
     per_image = pd.read_csv(res / "per_image.csv")
     assert len(per_image) == 5 * cfg["domains"]["n_test"] and per_image["judge_test_accuracy"].between(0, 1).all()
-    timing = pd.read_csv(res / "timing.csv")
+    timing = pd.DataFrame(json.loads((res / "timing.json").read_text()))
     assert set(timing["variant"]) == set(VARIANTS) and (timing["seconds"] > 0).all()
     assert (timing.groupby("variant")["epoch"].max() == cfg["train"]["epochs"]).all()
 

@@ -374,10 +374,12 @@ def read_examples(path: str | Path) -> dict[str, Any]:
 
 def summarize_runs(score_files: list[str], timing_files: list[str], *, per_image: str, ablation: str,
                    timing: str) -> pd.DataFrame:
-    """Concatenate the variants' per-image scores, write the tidy ablation table and the training times."""
+    """Concatenate the variants' per-image scores, write the tidy ablation table and the training times
+    (JSON records, not a CSV: wall-clock times differ between reruns, while every CSV table is reproduced
+    exactly)."""
     import json
 
-    from percept.tables import write_csv
+    from percept.tables import write_csv, write_json
 
     scores = pd.concat([pd.read_csv(f) for f in score_files], ignore_index=True)
     table = summarize(scores)
@@ -389,5 +391,5 @@ def summarize_runs(score_files: list[str], timing_files: list[str], *, per_image
                           "steps": info["steps_per_epoch"], "device": info["device"]})
     write_csv(scores, per_image)
     write_csv(table, ablation)
-    write_csv(pd.DataFrame(times, columns=["variant", "epoch", "seconds", "steps", "device"]), timing)
+    write_json(times, timing)
     return table
