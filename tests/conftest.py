@@ -131,13 +131,18 @@ def array_digests(root: Path) -> dict[str, str]:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """One run of the whole DAG on tests/config.yaml, shared by every end-to-end test of every stage."""
-    workdir = tmp_path_factory.mktemp("tiny")
+def _whole_tiny_run(tmp_path_factory, name: str) -> tuple[Path, subprocess.CompletedProcess, float]:
+    workdir = tmp_path_factory.mktemp(name)
     t0 = time.perf_counter()
     proc = snakemake(workdir)
     return workdir, proc, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One run of the whole DAG on tests/config.yaml, shared by every end-to-end test of every stage:
+    (workdir, proc, seconds)."""
+    return _whole_tiny_run(tmp_path_factory, "tiny")
 
 
 def assert_figure(workdir: Path, name: str) -> None:
@@ -216,7 +221,4 @@ def slurm_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def second_tiny_run(tmp_path_factory):
     """A second local run of the whole tiny DAG, for the determinism test: (workdir, proc, seconds)."""
-    workdir = tmp_path_factory.mktemp("tiny-second")
-    t0 = time.perf_counter()
-    proc = snakemake(workdir)
-    return workdir, proc, time.perf_counter() - t0
+    return _whole_tiny_run(tmp_path_factory, "tiny-second")

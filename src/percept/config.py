@@ -101,6 +101,16 @@ def _repeated(names: Iterable[str]) -> list[str]:
     return sorted(repeated)
 
 
+def tap_errors(where: str, spec, taps) -> Iterable[str]:
+    """The config error for ``taps`` of backbone ``spec`` that the registry cannot resolve (key ``where``)."""
+    from percept import backbones
+
+    try:
+        backbones.resolve_taps(spec, taps)
+    except ValueError as exc:
+        yield f"{where}: {exc}"
+
+
 def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     from percept import backbones
     from percept.mpcs.checks import config_errors as mpcs_errors
@@ -128,10 +138,7 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     for i, entry in enumerate(config.get("features", [])):
         where = f"features[{i}]"
         spec = backbones.get(entry["backbone"])
-        try:
-            backbones.resolve_taps(spec, entry["taps"])
-        except ValueError as exc:
-            yield f"{where}.taps: {exc}"
+        yield from tap_errors(f"{where}.taps", spec, entry["taps"])
         side = entry.get("resize") or sizes.get(entry["dataset"])
         if side is not None and side < spec.min_input_size:
             yield (f"{where}: images of {side}x{side} are too small for {spec.name} (needs at least "
@@ -198,10 +205,7 @@ def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
     for i, m in enumerate(sim["metrics"]):
         where = f"similarity.metrics[{i}]"
         spec = backbones.get(m["backbone"])
-        try:
-            backbones.resolve_taps(spec, m["taps"])
-        except ValueError as exc:
-            yield f"{where}.taps: {exc}"
+        yield from tap_errors(f"{where}.taps", spec, m["taps"])
         if m["linear"] == "lpips" and (m["backbone"] not in LPIPS_NETS or m["taps"] != "lpips"):
             yield (f"{where}.linear: the official LPIPS weights exist for backbones {sorted(LPIPS_NETS)} at taps "
                    f"'lpips' only, not {m['backbone']!r} at {m['taps']!r}")
@@ -213,10 +217,7 @@ def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
         for i, e in enumerate(sim[part]["backbones"]):
             where = f"similarity.{part}.backbones[{i}]"
             spec = backbones.get(e["backbone"])
-            try:
-                backbones.resolve_taps(spec, e.get("taps", "paper"))
-            except ValueError as exc:
-                yield f"{where}.taps: {exc}"
+            yield from tap_errors(f"{where}.taps", spec, e.get("taps", "paper"))
             if sim["image_size"] < spec.min_input_size:
                 yield (f"{where}: similarity.image_size {sim['image_size']} is too small for {spec.name} (needs "
                        f"{spec.min_input_size})")
@@ -265,10 +266,7 @@ def _explain_errors(config: dict[str, Any]) -> Iterable[str]:
     exp = ex["explainer"]
     if exp["min_area"] > exp["max_area"]:
         yield f"explain.explainer: min_area {exp['min_area']} must not exceed max_area {exp['max_area']}"
-    try:
-        backbones.resolve_taps(backbones.get(exp["encoder"]), exp["taps"])
-    except ValueError as exc:
-        yield f"explain.explainer.taps: {exc}"
+    yield from tap_errors("explain.explainer.taps", backbones.get(exp["encoder"]), exp["taps"])
 
 
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:

@@ -11,6 +11,7 @@ CYCLEGAN_SOURCES = ("horse2zebra", "apple2orange")
 
 def config_errors(config: dict[str, Any]) -> Iterable[str]:
     from percept import backbones
+    from percept.config import tap_errors
 
     tr = config.get("translation")
     if not tr:
@@ -36,10 +37,7 @@ def config_errors(config: dict[str, Any]) -> Iterable[str]:
         yield f"translation.domains.object_size: {[lo, hi]} must be [min, max] with min <= max"
     m = tr["metric"]
     spec = backbones.get(m["backbone"])
-    try:
-        backbones.resolve_taps(spec, m["taps"])
-    except ValueError as exc:
-        yield f"translation.metric.taps: {exc}"
+    yield from tap_errors("translation.metric.taps", spec, m["taps"])
     side = dom["image_size"] if tr["dataset"] == "translation_shapes" else tr["folder"]["image_size"]
     if side < spec.min_input_size:
         yield (f"translation: images of {side}x{side} are too small for translation.metric.backbone {spec.name} "
