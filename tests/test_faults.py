@@ -5,7 +5,8 @@ and what to do; never in a file that looks complete but is not.
 The interrupted-run tests kill real Snakemake runs of ONE small target of the tiny config each, in their own
 working directory seeded with the inputs (and Snakemake's provenance records) of the session's `tiny_run`,
 and compare the rerun's outputs with `tiny_run`'s. Kills are triggered by polling for the partial file the
-interrupted step writes (download ``.part``, HDF5 ``.tmp``, training checkpoint, figure ``.tmp.png``).
+interrupted step writes (download ``.part``, HDF5 ``.tmp``, training checkpoint, figure ``.tmp.png``) and
+stopping the job (SIGSTOP) while that file is there, so that the fault lands mid-step on any machine.
 Already covered elsewhere (and not repeated here): truncated/garbage/foreign/incomplete HDF5 files
 (test_h5io), truncated and path-traversing archives (test_download), the determinism of two whole runs
 (test_workflow::test_same_config_gives_identical_tables), an invalid config stopping `snakemake` before any
@@ -14,6 +15,7 @@ autoencoders and the explained classifier (test_mpcs, test_autoencoders, test_ex
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import hashlib
@@ -59,6 +61,14 @@ def seed_workdir(ref: Path, work: Path, *files: str) -> None:
     shutil.copytree(ref / ".snakemake" / "metadata", work / ".snakemake" / "metadata")
 
 
+def launch(ref: Path, work: Path, seed: list[str], *targets: str) -> subprocess.Popen:
+    """A fresh working directory seeded from the reference run, and Snakemake started on ``targets``."""
+    if work.exists():
+        shutil.rmtree(work)
+    seed_workdir(ref, work, *seed)
+    return start(work, *targets)
+
+
 def start(work: Path, *targets: str, configfile: Path = TINY) -> subprocess.Popen:
     """Snakemake in its own process group (so the whole group can be signalled, as a terminal or a batch
     system does), output to a file (a pipe nobody reads could block it)."""
@@ -87,6 +97,27 @@ def wait_for(proc: subprocess.Popen, found, what: str, work: Path, timeout: floa
             raise AssertionError(f"snakemake ended (rc {proc.returncode}) before {what}:\n{output_of(work)[-3000:]}")
         time.sleep(0.002)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def freeze_mid_step(launch, script: str, mid, what: str, work: Path, attempts: int = 5):
+    """Start a run with ``launch()`` and stop (SIGSTOP) its ``scripts/<script>`` job as soon as ``mid()`` holds;
+    returns (snakemake, the stopped job) with ``mid()`` verified while the job is stopped, so the fault lands
+    mid-step however fast the machine and however late the poller runs. A step can be short (a small HDF5
+    cache, one PNG): if the job got past it before the stop, that run is let finish and ``launch()`` (which
+    must start from a clean working directory) is called again."""
+    for _ in range(attempts):
+        proc = launch()
+        job = wait_for(proc, lambda: job_process(proc, script), f"the {script} job", work)
+        while proc.poll() is None and job.is_running() and not mid():
+            time.sleep(0.002)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            job.suspend()
+            if mid():
+                return proc, job
+            job.resume()
+        proc.wait(timeout=300)
+        proc.out.close()
+    raise AssertionError(f"{script} got past {what} before it could be stopped, {attempts} times")
 
 
 def job_process(proc: subprocess.Popen, script: str) -> psutil.Process | None:
@@ -120,6 +151,9 @@ def interrupt(proc: subprocess.Popen, how: str, job: psutil.Process | None = Non
         job.send_signal(signal.SIGTERM if how == "job SIGTERM" else signal.SIGKILL)
     else:
         raise ValueError(how)
+    if job is not None:  # a job stopped by freeze_mid_step receives the signal now
+        with contextlib.suppress(psutil.NoSuchProcess):
+            job.resume()
     rc = proc.wait(timeout=300)
     proc.out.close()
     if how == "hard kill":  # nothing of the group may survive to race the rerun
@@ -240,11 +274,11 @@ def test_feature_cache_interrupted_mid_write(tiny_run, tmp_path, how="Ctrl-C"):
     test_killed_hdf5_writer_leaves_only_a_hidden_temporary_that_the_next_write_removes; a hard kill of the
     whole run: test_download_interrupted.)"""
     ref, work = tiny_run[0], tmp_path / "work"
-    seed_workdir(ref, work, "data/datasets/shapes.h5")
-    proc = start(work, FEATURES)
-    wait_for(proc, lambda: partial_files(work / "data/features/shapes", ".efficientnet_lite0.h5.*.tmp"),
-             "the partial cache", work)
-    assert interrupt(proc, how) != 0
+    proc, job = freeze_mid_step(lambda: launch(ref, work, ["data/datasets/shapes.h5"], FEATURES),
+                                "cache_features.py",
+                                lambda: partial_files(work / "data/features/shapes", ".efficientnet_lite0.h5.*.tmp"),
+                                "the partial cache", work)
+    assert interrupt(proc, how, job) != 0
     assert not (work / FEATURES).exists()
     rerun(work, FEATURES, how=how)
     assert h5_arrays(work / FEATURES) == h5_arrays(ref / FEATURES)
@@ -260,11 +294,11 @@ def test_training_killed_resumes_from_its_checkpoint(tiny_run, tmp_path):
     """A training job killed (SIGKILL) after a checkpoint: the rerun resumes from that epoch, not from zero,
     and ends with the same weights, losses and embeddings as the uninterrupted tiny run."""
     ref, work = tiny_run[0], tmp_path / "work"
-    seed_workdir(ref, work, "data/datasets/shapes.h5")
     target = f"{AUTOENCODER}/model.pt"
-    proc = start(work, target)
-    job = wait_for(proc, lambda: job_process(proc, "train_autoencoder.py"), "the training job", work)
-    wait_for(proc, lambda: (work / f"{target}.partial").exists(), "the first checkpoint", work)
+    proc, job = freeze_mid_step(lambda: launch(ref, work, ["data/datasets/shapes.h5"], target),
+                                "train_autoencoder.py",
+                                lambda: (work / f"{target}.partial").exists() and not (work / target).exists(),
+                                "the first checkpoint", work)
     assert interrupt(proc, "job SIGKILL", job) != 0
     assert not (work / target).exists()
     epoch = int(load_torch(work / f"{target}.partial")["epoch"])
@@ -288,12 +322,10 @@ def test_figure_rendering_interrupted(tiny_run, tmp_path, how):
     run's PNG, from the table it was rendered from (unchanged)."""
     ref, work = tiny_run[0], tmp_path / "work"
     table = "results/backbones/imagenet_check.csv"
-    seed_workdir(ref, work, table)
     png = "results/figures/fig_backbone_check.png"
-    proc = start(work, png)
-    job = wait_for(proc, lambda: job_process(proc, "render_figure.py"), "the render job", work)
-    wait_for(proc, lambda: partial_files(work / "results/figures", ".fig_backbone_check.*.tmp.*"),
-             "the partial figure", work)
+    proc, job = freeze_mid_step(lambda: launch(ref, work, [table], png), "render_figure.py",
+                                lambda: partial_files(work / "results/figures", ".fig_backbone_check.*.tmp.*"),
+                                "the partial figure", work)
     assert interrupt(proc, how, job) != 0
     if how == "job SIGTERM":
         assert not (work / png).exists()
