@@ -107,7 +107,7 @@ def freeze_mid_step(launch, script: str, mid, what: str, work: Path, attempts: i
     must start from a clean working directory) is called again."""
     for _ in range(attempts):
         proc = launch()
-        job = wait_for(proc, lambda: job_process(proc, script), f"the {script} job", work)
+        job = wait_for(proc, lambda p=proc: job_process(p, script), f"the {script} job", work)
         while proc.poll() is None and job.is_running() and not mid():
             time.sleep(0.002)
         with contextlib.suppress(psutil.NoSuchProcess):
