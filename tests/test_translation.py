@@ -27,7 +27,7 @@ from percept.translation.evaluate import (
     train_judge,
     translated_mask,
 )
-from percept.translation.models import Discriminator, SharedLatentVAEs
+from percept.translation.models import Discriminator, SharedLatentVAEs, SpatialSharedVAEs, make_translator
 from percept.translation.training import (
     load_translator,
     train_translation,
@@ -80,11 +80,36 @@ def test_model_output_shapes_and_shared_layers():
     assert Discriminator(32, 4)(x).shape == (3,)
 
 
+def test_spatial_latent_model_keeps_the_object_in_place_in_its_code():
+    torch.manual_seed(0)
+    model = make_translator(32, latent_size=6, width=4, latent="spatial", downsamplings=2)
+    assert isinstance(model, SpatialSharedVAEs)
+    x = torch.rand(3, 3, 32, 32)
+    mu, logvar = model.encode(x, "B")
+    assert mu.shape == logvar.shape == (3, 6, 8, 8)
+    y = model.translate(x, "A", "B")
+    assert y.shape == (3, 3, 32, 32) and 0 <= float(y.detach().min()) and float(y.detach().max()) <= 1
+    assert model.encoders["A"].head is model.encoders["B"].head  # the shared innermost layers
+    assert model.decoders["A"][0] is model.decoders["B"][0]
+    assert model.encoders["A"].trunk is not model.encoders["B"].trunk
+    assert model.decoders["A"][1] is not model.decoders["B"][1]
+    # a change confined to one corner of the image changes only the nearby cells of the latent map
+    model.eval()
+    x2 = x.clone()
+    x2[:, :, :4, :4] = 1 - x2[:, :, :4, :4]
+    diff = (model.encode(x2, "A")[0] - model.encode(x, "A")[0]).abs().sum((0, 1))
+    assert float(diff[:3, :3].sum()) > 0 and float(diff[5:, 5:].sum()) == 0
+    with pytest.raises(ValueError, match="latent must be one of"):
+        make_translator(32, latent="grid")
+
+
 def test_kl_is_zero_for_a_standard_normal_posterior_and_positive_otherwise():
     mu, logvar = torch.zeros(4, 5), torch.zeros(4, 5)
     assert float(losses.kl_divergence(mu, logvar)) == 0.0
     # KL(N(1, 1) || N(0, 1)) = 1/2 per dimension: 5 dims -> 2.5
     assert float(losses.kl_divergence(torch.ones(4, 5), logvar)) == pytest.approx(2.5)
+    # a latent map: summed over every element (2 x 3 x 3 = 18 elements of KL 1/2)
+    assert float(losses.kl_divergence(torch.ones(4, 2, 3, 3), torch.zeros(4, 2, 3, 3))) == pytest.approx(9.0)
 
 
 def test_cycle_and_reconstruction_losses():

@@ -26,7 +26,7 @@ TERMS = ("reconstruction", "kl", "gan", "cycle", "similarity")
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) ‖ N(0, I)) = ½ Σ (mu² + σ² − 1 − log σ²), mean over the batch (Kingma & Welling)."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1).mean()
 
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:

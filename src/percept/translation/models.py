@@ -1,10 +1,17 @@
 """Two VAEs sharing their innermost layers (one latent space) and a discriminator per domain.
 
-Built from the autoencoder stage's blocks (:mod:`percept.autoencoders.models`): each domain has its own
-convolutional trunk (``Encoder.features``) and its own upsampling decoder (``Decoder.up``/``out``), while the
-encoders' last layer (the linear map to the mean and log-variance of q(z|x)) and the decoders' first layer
-(the linear map from z) are *one* module shared by both domains (the shared-latent assumption of the ICIP 2019
-model and of UNIT). Translation A→B is ``decode_B(encode_A(x))``.
+Two kinds of shared latent (``translation.model.latent``):
+
+- ``vector`` (:class:`SharedLatentVAEs`): built from the autoencoder stage's blocks
+  (:mod:`percept.autoencoders.models`): each domain has its own convolutional trunk (``Encoder.features``) and
+  its own upsampling decoder (``Decoder.up``/``out``), while the encoders' last layer (the linear map to the mean
+  and log-variance of q(z|x)) and the decoders' first layer (the linear map from z) are *one* module shared by
+  both domains. One code per image: where the object is must be encoded like any other factor.
+- ``spatial`` (:class:`SpatialSharedVAEs`, the default): the same sharing with a latent *map*, as in UNIT (Liu et
+  al. 2017): the shared layers are 3×3 convolutions, so the object's place and colour stay where they are in the
+  code and the domain decoders only have to redraw its shape.
+
+Translation A→B is ``decode_B(encode_A(x))`` for both (the shared-latent assumption of the ICIP 2019 model).
 """
 
 from __future__ import annotations
@@ -12,9 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from percept.autoencoders.models import Decoder, Encoder
+from percept.autoencoders.models import Decoder, Encoder, _block
 
 DOMAINS = ("A", "B")
+LATENTS = ("vector", "spatial")
 
 
 class SharedLatentVAEs(nn.Module):
@@ -48,6 +56,58 @@ class SharedLatentVAEs(nn.Module):
 
     def forward(self, x: torch.Tensor, src: str = "A", dst: str = "B") -> torch.Tensor:
         return self.translate(x, src, dst)
+
+
+class SpatialSharedVAEs(SharedLatentVAEs):
+    """The same system with a *spatial* shared latent (as in UNIT, Liu et al. 2017): each domain's trunk halves
+    the side ``downsamplings`` times; one shared 3×3 convolution maps the trunk's map to the mean and
+    log-variance of a ``latent_size``-channel latent map, and one shared 3×3 convolution starts both decoders,
+    whose own upsampling blocks end in a sigmoid image. Where the object is stays where it is in the code."""
+
+    def __init__(self, image_size: int, latent_size: int = 64, width: int = 16, downsamplings: int = 2):
+        nn.Module.__init__(self)
+        c = width * 2 ** (downsamplings - 1)
+        head = nn.Conv2d(c, 2 * latent_size, 3, 1, 1)
+        start = nn.Sequential(nn.Conv2d(latent_size, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
+
+        def trunk():
+            layers, c_in = [], 3
+            for i in range(downsamplings):
+                layers += [_block(c_in, width * 2 ** i, 2), _block(width * 2 ** i, width * 2 ** i)]
+                c_in = width * 2 ** i
+            return nn.Sequential(*layers)
+
+        def up():
+            layers, c_in = [], c
+            for i in reversed(range(downsamplings)):
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), _block(c_in, width * 2 ** max(i - 1, 0)),
+                           _block(width * 2 ** max(i - 1, 0), width * 2 ** max(i - 1, 0))]
+                c_in = width * 2 ** max(i - 1, 0)
+            return nn.Sequential(*layers, nn.Conv2d(c_in, 3, 3, 1, 1), nn.Sigmoid())
+
+        self.encoders = nn.ModuleDict({d: _SpatialEncoder(trunk(), head) for d in DOMAINS})
+        self.decoders = nn.ModuleDict({d: nn.Sequential(start, up()) for d in DOMAINS})
+        self.latent_size = latent_size
+
+
+class _SpatialEncoder(nn.Module):
+    def __init__(self, trunk: nn.Module, head: nn.Module):
+        super().__init__()
+        self.trunk, self.head = trunk, head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.trunk(x)).chunk(2, dim=1)
+        return mu, logvar.clamp(-20, 10)
+
+
+def make_translator(image_size: int, latent_size: int = 64, width: int = 16, latent: str = "vector",
+                    downsamplings: int = 2) -> SharedLatentVAEs:
+    """The translator of ``latent`` kind: a vector (one code per image) or a spatial (UNIT-style) shared latent."""
+    if latent == "vector":
+        return SharedLatentVAEs(image_size, latent_size, width)
+    if latent == "spatial":
+        return SpatialSharedVAEs(image_size, latent_size, width, downsamplings)
+    raise ValueError(f"latent must be one of {LATENTS}; got {latent!r}")
 
 
 class Discriminator(nn.Module):

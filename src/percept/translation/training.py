@@ -25,7 +25,7 @@ from percept.translation.losses import (
     translator_terms,
     weighted_sum,
 )
-from percept.translation.models import Discriminator, SharedLatentVAEs
+from percept.translation.models import Discriminator, SharedLatentVAEs, make_translator
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def build(options: Mapping[str, Any], image_size: int, settings: Mapping[str, An
     """(model, discriminators or None, similarity or None): only what the positive weights need."""
     torch.manual_seed(seed)
     m = options["model"]
-    model = SharedLatentVAEs(image_size, m["latent_size"], m["width"]).to(device)
+    model = make_translator(image_size, m["latent_size"], m["width"], m.get("latent", "vector"),
+                            m.get("downsamplings", 2)).to(device)
     discs = None
     if settings["weights"]["gan"] > 0:
         discs = torch.nn.ModuleDict({d: Discriminator(image_size, m["width"]) for d in ("A", "B")}).to(device)
@@ -169,6 +170,7 @@ def load_translator(path: str | Path, options: Mapping[str, Any], variant: str, 
     state = load_checkpoint(path, checkpoint_meta(options, variant, settings, fingerprint, seed),
                             map_location=device, missing_ok=False)
     m = options["model"]
-    model = SharedLatentVAEs(int(state["image_size"]), m["latent_size"], m["width"])
+    model = make_translator(int(state["image_size"]), m["latent_size"], m["width"], m.get("latent", "vector"),
+                            m.get("downsamplings", 2))
     model.load_state_dict(state["model"])
     return model.to(device).eval()
