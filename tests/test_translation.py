@@ -35,7 +35,7 @@ from percept.translation.training import (
 )
 
 OPTIONS = {
-    "model": {"latent_size": 8, "width": 4},
+    "model": {"latent": "vector", "latent_size": 8, "width": 4},
     "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "beta1": 0.5, "max_train": None},
     "losses": {"reconstruction": 10.0, "kl": 0.01, "gan": 1.0, "cycle": 10.0, "similarity": 1.0},
     "gan_kind": "lsgan",

@@ -100,9 +100,10 @@ class _SpatialEncoder(nn.Module):
         return mu, logvar.clamp(-20, 10)
 
 
-def make_translator(image_size: int, latent_size: int = 64, width: int = 16, latent: str = "vector",
+def make_translator(image_size: int, latent_size: int = 64, width: int = 16, latent: str = "spatial",
                     downsamplings: int = 2) -> SharedLatentVAEs:
-    """The translator of ``latent`` kind: a vector (one code per image) or a spatial (UNIT-style) shared latent."""
+    """The translator of ``latent`` kind: a vector (one code per image) or a spatial (UNIT-style) shared latent.
+    The keywords are those of the config's ``translation.model``, with the schema's defaults."""
     if latent == "vector":
         return SharedLatentVAEs(image_size, latent_size, width)
     if latent == "spatial":

@@ -54,8 +54,7 @@ def build(options: Mapping[str, Any], image_size: int, settings: Mapping[str, An
     """(model, discriminators or None, similarity or None): only what the positive weights need."""
     torch.manual_seed(seed)
     m = options["model"]
-    model = make_translator(image_size, m["latent_size"], m["width"], m.get("latent", "vector"),
-                            m.get("downsamplings", 2)).to(device)
+    model = make_translator(image_size, **m).to(device)
     discs = None
     if settings["weights"]["gan"] > 0:
         discs = torch.nn.ModuleDict({d: Discriminator(image_size, m["width"]) for d in ("A", "B")}).to(device)
@@ -169,8 +168,6 @@ def load_translator(path: str | Path, options: Mapping[str, Any], variant: str, 
     settings = variant_settings(options, variant)
     state = load_checkpoint(path, checkpoint_meta(options, variant, settings, fingerprint, seed),
                             map_location=device, missing_ok=False)
-    m = options["model"]
-    model = make_translator(int(state["image_size"]), m["latent_size"], m["width"], m.get("latent", "vector"),
-                            m.get("downsamplings", 2))
+    model = make_translator(int(state["image_size"]), **options["model"])
     model.load_state_dict(state["model"])
     return model.to(device).eval()
