@@ -27,7 +27,14 @@ from percept.translation.evaluate import (
     train_judge,
     translated_mask,
 )
-from percept.translation.models import Discriminator, SharedLatentVAEs, SpatialSharedVAEs, make_translator
+from percept.translation.models import (
+    Discriminator,
+    PatchDiscriminator,
+    SharedLatentVAEs,
+    SpatialSharedVAEs,
+    make_discriminator,
+    make_translator,
+)
 from percept.translation.training import (
     load_translator,
     train_translation,
@@ -104,6 +111,24 @@ def test_spatial_latent_model_keeps_the_object_in_place_in_its_code():
         make_translator(32, latent="grid")
 
 
+def test_patch_discriminator_scores_patches_without_batch_statistics():
+    torch.manual_seed(0)
+    d = make_discriminator(32, 4, "patch")
+    assert isinstance(d, PatchDiscriminator)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    x = torch.rand(3, 3, 32, 32)
+    assert d(x).shape == (3, 1, 4, 4)  # 32 -> 16 -> 8 -> 4: one logit per overlapping patch
+    # no batch statistics: an image's logits do not depend on the rest of its batch (BatchNorm's would)
+    assert torch.allclose(d(x)[:1], d(x[:1]), atol=1e-6)
+    g = make_discriminator(32, 4, "global")
+    g.train()
+    assert not torch.allclose(g(x)[:1], g(torch.cat([x[:1], torch.zeros(2, 3, 32, 32)]))[:1])
+    # a patch map of logits is scored like one logit per image
+    assert float(losses.gan_generator_loss(torch.ones(3, 1, 4, 4))) == 0.0
+    with pytest.raises(ValueError, match="patch"):
+        make_discriminator(32, 4, "wide")
+
+
 def test_kl_is_zero_for_a_standard_normal_posterior_and_positive_otherwise():
     mu, logvar = torch.zeros(4, 5), torch.zeros(4, 5)
     assert float(losses.kl_divergence(mu, logvar)) == 0.0
@@ -167,6 +192,9 @@ def test_variant_settings_apply_overrides():
     s = variant_settings(OPTIONS, "no_gan")
     assert s["weights"]["gan"] == 0 and s["weights"]["cycle"] == 10.0 and s["similarity_kind"] == "colour"
     assert variant_settings(OPTIONS, "perceptual")["similarity_kind"] == "perceptual"
+    assert s["discriminator"] == "patch"  # the schema's default when the section names none
+    with_global = {**OPTIONS, "variants": {"g": {"discriminator": "global"}}}
+    assert variant_settings(with_global, "g")["discriminator"] == "global"
     with pytest.raises(KeyError, match="full"):
         variant_settings(OPTIONS, "nope")
 

@@ -1,4 +1,4 @@
-"""Two VAEs sharing their innermost layers (one latent space) and a discriminator per domain.
+"""Two VAEs sharing their innermost layers (one latent space) and a discriminator per domain (PatchGAN or global).
 
 Two kinds of shared latent (``translation.model.latent``):
 
@@ -111,6 +111,9 @@ def make_translator(image_size: int, latent_size: int = 64, width: int = 16, lat
     raise ValueError(f"latent must be one of {LATENTS}; got {latent!r}")
 
 
+DISCRIMINATORS = ("patch", "global")
+
+
 class Discriminator(nn.Module):
     """Image → one real/fake logit: the autoencoder stage's convolutional encoder with a 1-unit head."""
 
@@ -120,3 +123,31 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[0].squeeze(1)
+
+
+class PatchDiscriminator(nn.Module):
+    """Image → a map of real/fake logits, one per overlapping patch (PatchGAN, Isola et al. 2017): ``layers``
+    4×4 stride-2 convolutions with leaky ReLUs and no batch normalisation (real and translated batches go
+    through it separately, and batch statistics would tell them apart by themselves), then a 3×3 convolution
+    to one channel. With 3 layers each logit sees 38×38 pixels: the whole object at 32 px."""
+
+    def __init__(self, width: int = 16, layers: int = 3):
+        super().__init__()
+        mods, c_in = [], 3
+        for i in range(layers):
+            c = width * 2 ** min(i, 3)
+            mods += [nn.Conv2d(c_in, c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c
+        self.net = nn.Sequential(*mods, nn.Conv2d(c_in, 1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def make_discriminator(image_size: int, width: int = 16, kind: str = "patch") -> nn.Module:
+    """A domain's discriminator: ``patch`` (PatchGAN, no batch norm) or ``global`` (one logit per image)."""
+    if kind == "patch":
+        return PatchDiscriminator(width, layers=max(1, min(3, int(image_size).bit_length() - 3)))
+    if kind == "global":
+        return Discriminator(image_size, width)
+    raise ValueError(f"discriminator must be one of {DISCRIMINATORS}; got {kind!r}")

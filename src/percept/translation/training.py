@@ -25,14 +25,18 @@ from percept.translation.losses import (
     translator_terms,
     weighted_sum,
 )
-from percept.translation.models import Discriminator, SharedLatentVAEs, make_translator
+from percept.translation.models import (
+    SharedLatentVAEs,
+    make_discriminator,
+    make_translator,
+)
 
 log = logging.getLogger(__name__)
 
 
 def variant_settings(options: Mapping[str, Any], variant: str) -> dict[str, Any]:
     """The settings of one ablation variant: the base loss weights with the variant's overrides applied
-    (``{term: weight}``, and optionally ``gan_kind`` / ``similarity_kind``)."""
+    (``{term: weight}``, and optionally ``gan_kind`` / ``similarity_kind`` / ``discriminator``)."""
     variants = options["variants"]
     if variant not in variants:
         raise KeyError(f"unknown translation variant {variant!r}; configured: {sorted(variants)}")
@@ -40,7 +44,8 @@ def variant_settings(options: Mapping[str, Any], variant: str) -> dict[str, Any]
     weights = {t: float(options["losses"][t]) for t in TERMS}
     weights.update({t: float(over[t]) for t in TERMS if t in over})
     return {"weights": weights, "gan_kind": over.get("gan_kind", options["gan_kind"]),
-            "similarity_kind": over.get("similarity_kind", options["similarity_kind"])}
+            "similarity_kind": over.get("similarity_kind", options["similarity_kind"]),
+            "discriminator": over.get("discriminator", options.get("discriminator", "patch"))}
 
 
 def domain_rows(ds: ImageDataset) -> dict[str, np.ndarray]:
@@ -57,7 +62,8 @@ def build(options: Mapping[str, Any], image_size: int, settings: Mapping[str, An
     model = make_translator(image_size, **m).to(device)
     discs = None
     if settings["weights"]["gan"] > 0:
-        discs = torch.nn.ModuleDict({d: Discriminator(image_size, m["width"]) for d in ("A", "B")}).to(device)
+        discs = torch.nn.ModuleDict({d: make_discriminator(image_size, m["width"], settings["discriminator"])
+                                     for d in ("A", "B")}).to(device)
     similarity = None
     if settings["weights"]["similarity"] > 0:
         similarity = make_similarity(settings["similarity_kind"], options["metric"], seed=seed,
