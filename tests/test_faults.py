@@ -392,12 +392,12 @@ def test_dataset_file_with_wrong_image_layout_is_refused(tmp_path):
 def _stage_checkpoint_loaders():
     from percept.autoencoders.training import load_checkpoint as autoencoder_ckpt
     from percept.explain.classifier import load_checkpoint as classifier_ckpt
-    from percept.mpcs.checkpoint import load_checkpoint as mpcs_ckpt
+    from percept.checkpoints import load_checkpoint as meta_ckpt
     from percept.similarity.calibration import load_checkpoint as calibration_ckpt
 
     return {"autoencoders": lambda p: autoencoder_ckpt(p, {"loss": "pixel"}),
             "explain classifier": lambda p: classifier_ckpt(p, {"backbone": "efficientnet_lite0"}),
-            "mpcs": lambda p: mpcs_ckpt(p, {"backbone": "efficientnet_lite0"}),
+            "mpcs and translation": lambda p: meta_ckpt(p, {"backbone": "efficientnet_lite0"}),
             "dps calibration": lambda p: calibration_ckpt(p, {"epochs": 3}),
             "load_torch": load_torch}
 
@@ -559,7 +559,7 @@ def _only(folder: Path) -> list[str]:
 
 def test_full_disk_during_a_checkpoint_leaves_the_previous_one(tmp_path, monkeypatch):
     from percept.autoencoders import training
-    from percept.mpcs import checkpoint as mpcs_checkpoint
+    from percept.checkpoints import save_checkpoint
 
     real_save = torch.save
 
@@ -570,7 +570,7 @@ def test_full_disk_during_a_checkpoint_leaves_the_previous_one(tmp_path, monkeyp
     monkeypatch.setattr(torch, "save", half_then_enospc)
     writers = {"save_torch": lambda p: save_torch({"x": 1}, p),
                "autoencoders": lambda p: training.save_checkpoint(p, {"x": 1}),
-               "mpcs": lambda p: mpcs_checkpoint.save_checkpoint(p, {"x": 1}, epoch=1)}
+               "mpcs and translation": lambda p: save_checkpoint(p, {"x": 1}, epoch=1)}
     for name, write in writers.items():
         path = tmp_path / name / "run.ckpt"
         path.parent.mkdir()

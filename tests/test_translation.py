@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
+from percept.checkpoints import CheckpointMismatch
 from percept.data.store import ImageDataset
-from percept.mpcs.checkpoint import CheckpointMismatch
 from percept.translation import losses, training
 from percept.translation.data import make_translation_domains
 from percept.translation.evaluate import (

@@ -1,11 +1,15 @@
 """The one way a checkpoint file is written and read: ``torch.save`` through a temporary name beside the
 target and an atomic rename (a killed job or a full disk never leaves a file that looks finished), and
 ``torch.load(weights_only=True)`` (no pickled code runs) with a clear message for a truncated, corrupted or
-foreign file. Each stage keeps its own identity check (which settings a checkpoint must match) on top."""
+foreign file. On top, :func:`save_checkpoint` / :func:`load_checkpoint` store a ``meta`` mapping with the state
+and refuse a file whose ``meta`` differs from the run's (resumable training: MPCS, shape translation); the other
+stages keep their own identity checks on :func:`save_torch` / :func:`load_torch`."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read: truncated, corrupted, or not a checkpoint at all."""
 
 
+class CheckpointMismatch(CheckpointError):
+    """A checkpoint written by a run with other settings (its ``meta`` differs from the run's)."""
+
+
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save(obj)`` to a hidden temporary name, renamed into place only when complete."""
     path = Path(path)
@@ -23,6 +31,8 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(obj, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())  # the bytes are on disk before the name says the file is complete
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -40,3 +50,27 @@ def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {str(exc)[:300]}); it is "
                               f"truncated, corrupted or not a percept checkpoint. Delete it (rm '{path}') and rerun "
                               "snakemake, which rebuilds it.") from exc
+
+
+def save_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any], **state: Any) -> None:
+    """``{"meta": meta, **state}`` through :func:`save_torch` (atomic); ``meta`` is stored as plain JSON types."""
+    save_torch({"meta": json.loads(json.dumps(dict(meta))), **state}, path)
+
+
+def load_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any], map_location: Any = "cpu",
+                    missing_ok: bool = True) -> dict[str, Any] | None:
+    """The checkpoint's content (``None`` when there is none and ``missing_ok``); :class:`CheckpointError` when it
+    cannot be read, :class:`CheckpointMismatch` when its ``meta`` disagrees with ``meta`` on any key of ``meta``
+    (the message names each such key)."""
+    path = Path(path)
+    if not path.exists() and missing_ok:
+        return None
+    state = load_torch(path, map_location=map_location)
+    want = json.loads(json.dumps(dict(meta)))
+    have = state.get("meta", {}) if isinstance(state, dict) else {}
+    diff = [k for k in sorted(want) if want[k] != have.get(k)]
+    if diff:
+        details = "; ".join(f"{k}: checkpoint has {have.get(k)!r}, this run has {want.get(k)!r}" for k in diff)
+        raise CheckpointMismatch(f"{path} was written by a run with other settings ({details}). Refusing to "
+                                 f"resume from it; delete it (rm '{path}') to start over.")
+    return state

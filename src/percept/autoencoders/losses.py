@@ -27,10 +27,11 @@ def feature_prediction_loss(predicted: torch.Tensor, cached_target: torch.Tensor
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
-    """KL(q(z|x) || N(0, I)), summed over the embedding and averaged over the batch (0 when deterministic)."""
+    """KL(N(mu, exp(logvar)) || N(0, I)) = ½ Σ (mu² + σ² − 1 − log σ²) (Kingma & Welling), summed over the
+    embedding's elements (a vector or a latent map) and averaged over the batch; 0 when deterministic."""
     if logvar is None:
         return mu.new_zeros(())
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).flatten(1).sum(1)).mean()
 
 
 class LossNetwork(nn.Module):

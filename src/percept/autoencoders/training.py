@@ -15,10 +15,15 @@ from tqdm.auto import tqdm
 
 from percept import backbones
 from percept.autoencoders import LOSSES
-from percept.autoencoders.losses import (LossNetwork, PerceptualLoss, feature_prediction_loss, kl_divergence,
-                                         pixel_loss)
+from percept.autoencoders.losses import (
+    LossNetwork,
+    PerceptualLoss,
+    feature_prediction_loss,
+    kl_divergence,
+    pixel_loss,
+)
 from percept.autoencoders.models import Autoencoder
-from percept.checkpoints import load_torch
+from percept.checkpoints import CheckpointMismatch, load_torch, save_torch
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, resolve_device
 from percept.h5io import CacheError, atomic_h5
@@ -27,20 +32,9 @@ log = logging.getLogger(__name__)
 
 
 # -- checkpoints --------------------------------------------------------------------------------------
-class CheckpointMismatch(RuntimeError):
-    """A checkpoint written for another configuration or loss network."""
-
-
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
-    """torch.save through a temporary name beside ``path`` and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(dict(state), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """The state through :func:`percept.checkpoints.save_torch` (a temporary name, fsync, atomic rename)."""
+    save_torch(dict(state), path)
 
 
 def load_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any]) -> dict[str, Any]:

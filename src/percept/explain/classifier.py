@@ -33,17 +33,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from percept import backbones
-from percept.checkpoints import load_torch, save_torch
+from percept.checkpoints import CheckpointMismatch, load_torch, save_torch
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, TapExtractor, prepare_input, resolve_device
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "percept-classifier-1"
-
-
-class CheckpointMismatch(RuntimeError):
-    """A checkpoint made with another configuration, backbone or dataset."""
 
 
 class ClassifierHead(nn.Module):

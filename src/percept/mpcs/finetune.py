@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset, fingerprint
 from percept.features import resolve_device
 from percept.mpcs import PROTOCOLS
 from percept.mpcs.augment import flip
-from percept.mpcs.checkpoint import load_checkpoint, save_checkpoint
 from percept.mpcs.metrics import (
     image_level_accuracy,
     label_subsets,

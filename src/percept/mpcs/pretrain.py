@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset, fingerprint
 from percept.features import resolve_device
 from percept.mpcs import STRATEGIES
 from percept.mpcs.augment import Augment
-from percept.mpcs.checkpoint import load_checkpoint, save_checkpoint
 from percept.mpcs.loss import nt_xent, pair_accuracy
 from percept.mpcs.model import Encoder, ProjectionHead, recalibrate_batchnorm
 from percept.mpcs.pairs import PairSampler

@@ -30,10 +30,10 @@ import pandas as pd
 import torch
 
 from percept.autoencoders.models import Encoder
+from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.embedded import shape_mask
 from percept.data.store import ImageDataset
 from percept.features import resolve_device
-from percept.mpcs.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 

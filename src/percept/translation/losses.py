@@ -19,14 +19,13 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+from percept.autoencoders.losses import (
+    kl_divergence,  # the one KL of the project (vector or map latents)
+)
+
 GAN_KINDS = ("lsgan", "bce")
 SIMILARITY_KINDS = ("perceptual", "colour")
 TERMS = ("reconstruction", "kl", "gan", "cycle", "similarity")
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) ‖ N(0, I)) = ½ Σ (mu² + σ² − 1 − log σ²), mean over the batch (Kingma & Welling)."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1).mean()
 
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:

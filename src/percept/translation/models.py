@@ -25,17 +25,16 @@ DOMAINS = ("A", "B")
 LATENTS = ("vector", "spatial")
 
 
-class SharedLatentVAEs(nn.Module):
-    """``encode(x, d)`` → (mu, logvar); ``decode(z, d)`` → image in [0, 1]; ``translate(x, src, dst)``."""
+class SharedVAEs(nn.Module):
+    """What both latent kinds share: per-domain ``encoders`` (image → mean and log-variance of q(z|x)) and
+    ``decoders`` (z → image in [0, 1]) whose innermost layers are one module; ``encode(x, d)``, ``sample``,
+    ``decode(z, d)`` and ``translate(x, src, dst)``. Subclasses build the two module dicts."""
 
-    def __init__(self, image_size: int, latent_size: int = 64, width: int = 16):
+    encoders: nn.ModuleDict
+    decoders: nn.ModuleDict
+
+    def __init__(self, latent_size: int):
         super().__init__()
-        enc = {d: Encoder(image_size, latent_size, width, variational=True) for d in DOMAINS}
-        dec = {d: Decoder(latent_size, (3, image_size, image_size), width, sigmoid=True) for d in DOMAINS}
-        enc["B"].head = enc["A"].head  # the shared innermost layers
-        dec["B"].fc = dec["A"].fc
-        self.encoders = nn.ModuleDict(enc)
-        self.decoders = nn.ModuleDict(dec)
         self.latent_size = latent_size
 
     def encode(self, x: torch.Tensor, domain: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,14 +57,28 @@ class SharedLatentVAEs(nn.Module):
         return self.translate(x, src, dst)
 
 
-class SpatialSharedVAEs(SharedLatentVAEs):
+class SharedLatentVAEs(SharedVAEs):
+    """The vector latent: the autoencoder stage's ``Encoder``/``Decoder`` per domain, their linear innermost
+    layers (``Encoder.head``, ``Decoder.fc``) shared."""
+
+    def __init__(self, image_size: int, latent_size: int = 64, width: int = 16):
+        super().__init__(latent_size)
+        enc = {d: Encoder(image_size, latent_size, width, variational=True) for d in DOMAINS}
+        dec = {d: Decoder(latent_size, (3, image_size, image_size), width, sigmoid=True) for d in DOMAINS}
+        enc["B"].head = enc["A"].head  # the shared innermost layers
+        dec["B"].fc = dec["A"].fc
+        self.encoders = nn.ModuleDict(enc)
+        self.decoders = nn.ModuleDict(dec)
+
+
+class SpatialSharedVAEs(SharedVAEs):
     """The same system with a *spatial* shared latent (as in UNIT, Liu et al. 2017): each domain's trunk halves
     the side ``downsamplings`` times; one shared 3×3 convolution maps the trunk's map to the mean and
     log-variance of a ``latent_size``-channel latent map, and one shared 3×3 convolution starts both decoders,
     whose own upsampling blocks end in a sigmoid image. Where the object is stays where it is in the code."""
 
     def __init__(self, image_size: int, latent_size: int = 64, width: int = 16, downsamplings: int = 2):
-        nn.Module.__init__(self)
+        super().__init__(latent_size)
         c = width * 2 ** (downsamplings - 1)
         head = nn.Conv2d(c, 2 * latent_size, 3, 1, 1)
         start = nn.Sequential(nn.Conv2d(latent_size, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
@@ -87,7 +100,6 @@ class SpatialSharedVAEs(SharedLatentVAEs):
 
         self.encoders = nn.ModuleDict({d: _SpatialEncoder(trunk(), head) for d in DOMAINS})
         self.decoders = nn.ModuleDict({d: nn.Sequential(start, up()) for d in DOMAINS})
-        self.latent_size = latent_size
 
 
 class _SpatialEncoder(nn.Module):
@@ -101,7 +113,7 @@ class _SpatialEncoder(nn.Module):
 
 
 def make_translator(image_size: int, latent_size: int = 64, width: int = 16, latent: str = "spatial",
-                    downsamplings: int = 2) -> SharedLatentVAEs:
+                    downsamplings: int = 2) -> SharedVAEs:
     """The translator of ``latent`` kind: a vector (one code per image) or a spatial (UNIT-style) shared latent.
     The keywords are those of the config's ``translation.model``, with the schema's defaults."""
     if latent == "vector":

@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset
 from percept.features import resolve_device
-from percept.mpcs.checkpoint import load_checkpoint, save_checkpoint
 from percept.translation.losses import (
     TERMS,
     gan_discriminator_loss,
@@ -26,7 +26,7 @@ from percept.translation.losses import (
     weighted_sum,
 )
 from percept.translation.models import (
-    SharedLatentVAEs,
+    SharedVAEs,
     make_discriminator,
     make_translator,
 )
@@ -81,7 +81,7 @@ def checkpoint_meta(options: Mapping[str, Any], variant: str, settings: Mapping[
 def train_translation(dataset: str | Path, out_model: str | Path, out_history: str | Path, *,
                       options: Mapping[str, Any], variant: str, seed: int = 0, device: str = "auto",
                       progress: bool = True, allow_download: bool = False,
-                      checkpoint: str | Path | None = None) -> tuple[SharedLatentVAEs, dict[str, Any]]:
+                      checkpoint: str | Path | None = None) -> tuple[SharedVAEs, dict[str, Any]]:
     """Train one variant; write the model (a checkpoint with the final weights) and the loss curves
     (tidy CSV: variant, epoch, step, term, value); return the model (eval mode) and
     ``{"seconds_per_epoch": [...], ...}``."""
@@ -169,7 +169,7 @@ def train_translation(dataset: str | Path, out_model: str | Path, out_history: s
 
 
 def load_translator(path: str | Path, options: Mapping[str, Any], variant: str, fingerprint: str, seed: int,
-                    device: torch.device | str = "cpu") -> SharedLatentVAEs:
+                    device: torch.device | str = "cpu") -> SharedVAEs:
     """The trained translator of ``variant``; refused when written with other settings or data."""
     settings = variant_settings(options, variant)
     state = load_checkpoint(path, checkpoint_meta(options, variant, settings, fingerprint, seed),
