@@ -46,6 +46,7 @@ OPTIONS = {
     "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "beta1": 0.5, "max_train": None},
     "losses": {"reconstruction": 10.0, "kl": 0.01, "gan": 1.0, "cycle": 10.0, "similarity": 1.0},
     "gan_kind": "lsgan",
+    "discriminator": "patch",
     "similarity_kind": "colour",
     "metric": {"backbone": "efficientnet_lite0", "weights": "random", "taps": ["_stem_act"]},
     "variants": {"full": {}, "no_gan": {"gan": 0}, "perceptual": {"similarity_kind": "perceptual"}},
@@ -192,7 +193,7 @@ def test_variant_settings_apply_overrides():
     s = variant_settings(OPTIONS, "no_gan")
     assert s["weights"]["gan"] == 0 and s["weights"]["cycle"] == 10.0 and s["similarity_kind"] == "colour"
     assert variant_settings(OPTIONS, "perceptual")["similarity_kind"] == "perceptual"
-    assert s["discriminator"] == "patch"  # the schema's default when the section names none
+    assert s["discriminator"] == "patch"  # the section's kind when the variant names none
     with_global = {**OPTIONS, "variants": {"g": {"discriminator": "global"}}}
     assert variant_settings(with_global, "g")["discriminator"] == "global"
     with pytest.raises(KeyError, match="full"):

@@ -158,7 +158,7 @@ class PatchDiscriminator(nn.Module):
 
 def make_discriminator(image_size: int, width: int = 16, kind: str = "patch") -> nn.Module:
     """A domain's discriminator: ``patch`` (PatchGAN, no batch norm) or ``global`` (one logit per image)."""
-    if kind == "patch":
+    if kind == "patch":  # halve the side down to 4 px, at most 3 times (16 px: 2 layers, 32 px and up: 3)
         return PatchDiscriminator(width, layers=max(1, min(3, int(image_size).bit_length() - 3)))
     if kind == "global":
         return Discriminator(image_size, width)

@@ -45,7 +45,7 @@ def variant_settings(options: Mapping[str, Any], variant: str) -> dict[str, Any]
     weights.update({t: float(over[t]) for t in TERMS if t in over})
     return {"weights": weights, "gan_kind": over.get("gan_kind", options["gan_kind"]),
             "similarity_kind": over.get("similarity_kind", options["similarity_kind"]),
-            "discriminator": over.get("discriminator", options.get("discriminator", "patch"))}
+            "discriminator": over.get("discriminator", options["discriminator"])}
 
 
 def domain_rows(ds: ImageDataset) -> dict[str, np.ndarray]:
