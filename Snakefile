@@ -32,12 +32,12 @@ except ConfigError as exc:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/features.smk"
-include: "rules/figures.smk"
 include: "rules/translation.smk"
 include: "rules/explain.smk"
 include: "rules/autoencoders.smk"
 include: "rules/ssl.smk"
 include: "rules/similarity.smk"
+include: "rules/figures.smk"  # last: its table names the stages' outputs
 
 
 rule all:

@@ -24,13 +24,6 @@ wildcard_constraints:
     tap=r"[A-Za-z0-9_.]+",
 
 
-if AE_RUNS:
-    FIGURES += figure_files("fig_perceptual_autoencoders") + figure_files("fig_feature_prediction_speed")
-
-if GRID_CELLS:
-    FIGURES += figure_files("fig_loss_networks")
-
-
 rule train_autoencoder:
     input:
         dataset=dataset_file("{dataset}"),
@@ -151,79 +144,3 @@ rule analyze_loss_networks:
         "../envs/torch.yaml"
     script:
         "../scripts/analyze_loss_networks.py"
-
-
-rule render_fig_perceptual_autoencoders:
-    input:
-        summary="results/autoencoders/summary.csv",
-        embeddings=[f"data/embeddings/{r['dataset']}/{r['loss']}-z{r['embedding_size']}.h5" for r in AE_RUNS],
-    output:
-        png=report("results/figures/fig_perceptual_autoencoders.png", category="Perceptual loss",
-                   caption="../report/fig_perceptual_autoencoders.rst"),
-        pdf="results/figures/fig_perceptual_autoencoders.pdf",
-    log:
-        "logs/render_fig_perceptual_autoencoders/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
-
-
-rule render_fig_feature_prediction_speed:
-    input:
-        speed="results/autoencoders/speed.json",
-        summary="results/autoencoders/summary.csv",
-    output:
-        png=report("results/figures/fig_feature_prediction_speed.png", category="Perceptual loss",
-                   caption="../report/fig_feature_prediction_speed.rst"),
-        pdf="results/figures/fig_feature_prediction_speed.pdf",
-    log:
-        "logs/render_fig_feature_prediction_speed/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
-
-
-rule render_fig_loss_networks:
-    input:
-        scores="results/loss_networks/scores.csv",
-        ranks="results/loss_networks/ranks.csv",
-        correlation="results/loss_networks/imagenet_correlation.csv",
-    output:
-        png=report("results/figures/fig_loss_networks.png", category="Perceptual loss",
-                   caption="../report/fig_loss_networks.rst"),
-        pdf="results/figures/fig_loss_networks.pdf",
-    log:
-        "logs/render_fig_loss_networks/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
-
-
-rule fig_perceptual_autoencoders:
-    input:
-        figure_files("fig_perceptual_autoencoders"),
-
-
-rule fig_feature_prediction_speed:
-    input:
-        figure_files("fig_feature_prediction_speed"),
-
-
-rule fig_loss_networks:
-    input:
-        figure_files("fig_loss_networks"),

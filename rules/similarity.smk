@@ -14,9 +14,6 @@ wildcard_constraints:
     synthetic="synthetic_2afc_train|synthetic_2afc_val|synthetic_jnd",
 
 
-FIGURES += figure_files("fig_2afc") + figure_files("fig_dps_flaws") + figure_files("fig_dps_adaptation")
-
-
 rule make_dps_synthetic:
     input:
         reference=dataset_file(SIM["reference_set"]),
@@ -216,74 +213,3 @@ rule adapt_dps:
         "../envs/torch.yaml"
     script:
         "../scripts/adapt_dps.py"
-
-
-rule render_fig_2afc:
-    input:
-        table="results/similarity/two_afc.csv",
-    output:
-        png=report("results/figures/fig_2afc.png", category="Similarity", caption="../report/fig_2afc.rst"),
-        pdf="results/figures/fig_2afc.pdf",
-    log:
-        "logs/render_fig_2afc/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
-
-
-rule render_fig_dps_flaws:
-    input:
-        summary="results/similarity/flaws_summary.csv",
-        challenges="data/similarity/challenges.h5",
-    output:
-        png=report("results/figures/fig_dps_flaws.png", category="Similarity", caption="../report/fig_dps_flaws.rst"),
-        pdf="results/figures/fig_dps_flaws.pdf",
-    log:
-        "logs/render_fig_dps_flaws/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
-
-
-rule render_fig_dps_adaptation:
-    input:
-        tables=expand("results/similarity/adaptation/{adapt}.csv", adapt=list(SIM_ADAPT)),
-    output:
-        png=report("results/figures/fig_dps_adaptation.png", category="Similarity",
-                   caption="../report/fig_dps_adaptation.rst"),
-        pdf="results/figures/fig_dps_adaptation.pdf",
-    log:
-        "logs/render_fig_dps_adaptation/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
-
-
-rule fig_2afc:
-    input:
-        figure_files("fig_2afc"),
-
-
-rule fig_dps_flaws:
-    input:
-        figure_files("fig_dps_flaws"),
-
-
-rule fig_dps_adaptation:
-    input:
-        figure_files("fig_dps_adaptation"),

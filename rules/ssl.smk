@@ -7,7 +7,6 @@ MPCS = config["mpcs"]
 MPCS_DATASET = MPCS["dataset"]
 MPCS_FOLDS = list(range(MPCS["folds"]))
 MPCS_ENCODERS = encoder_ids(MPCS["pretrain"]["strategies"], MPCS["finetune"]["baselines"])
-FIGURES += figure_files("fig_mpcs")
 
 
 rule make_magnification:
@@ -116,27 +115,3 @@ rule summarize_mpcs:
         "../envs/figures.yaml"
     script:
         "../scripts/summarize_mpcs.py"
-
-
-rule render_fig_mpcs:
-    input:
-        accuracy=f"results/mpcs/{MPCS_DATASET}/accuracy.csv",
-        pretrain=f"results/mpcs/{MPCS_DATASET}/pretrain.csv",
-    output:
-        png=report("results/figures/fig_mpcs.png", category="Self-supervised (MPCS)", caption="../report/fig_mpcs.rst"),
-        pdf="results/figures/fig_mpcs.pdf",
-    log:
-        "logs/render_fig_mpcs/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
-
-
-rule fig_mpcs:
-    input:
-        figure_files("fig_mpcs"),

@@ -5,10 +5,6 @@ wildcard_constraints:
     variant=r"[A-Za-z0-9_]+",
 
 
-if TRANSLATION:
-    FIGURES += figure_files("fig_shape_translation")
-
-
 rule make_translation_domains:
     output:
         dataset_file("translation_shapes"),
@@ -123,29 +119,3 @@ rule summarize_translation:
         "../envs/torch.yaml"
     script:
         "../scripts/summarize_translation.py"
-
-
-rule render_fig_shape_translation:
-    input:
-        ablation="results/translation/ablation.csv",
-        examples=expand("results/translation/{variant}/examples.h5", variant=["identity", *TRANSLATION_VARIANTS]),
-        histories=expand("results/translation/{variant}/history.csv", variant=TRANSLATION_VARIANTS),
-    output:
-        png=report("results/figures/fig_shape_translation.png", category="Shape translation",
-                   caption="../report/fig_shape_translation.rst"),
-        pdf="results/figures/fig_shape_translation.pdf",
-    log:
-        "logs/render_fig_shape_translation/fig.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/figures.yaml"
-    script:
-        "../scripts/render_figure.py"
-
-
-rule fig_shape_translation:
-    input:
-        figure_files("fig_shape_translation"),

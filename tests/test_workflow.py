@@ -159,3 +159,14 @@ def test_paper_config_plans_offline(tmp_path):
     jobs = int(text.split("Job stats")[1].split("total")[1].split()[0])
     assert jobs > 40
     assert seconds < 60
+
+
+def test_every_figure_has_its_target_renderer_and_caption(tmp_path):
+    """rules/figures.smk makes fig_<name> and render_fig_<name> (the name --forcerun takes) per table row."""
+    rules = set(snakemake(tmp_path, "--list-rules").stdout.split())
+    captions = {p.stem for p in (REPO / "report").glob("fig_*.rst")}
+    assert len(captions) >= 14
+    assert {r for r in rules if r.startswith("fig_")} == captions
+    assert {r for r in rules if r.startswith("render_fig_")} == {f"render_{c}" for c in captions}
+    plan = snakemake(tmp_path, "-n", "fig_datasets", "--forcerun", "render_fig_datasets")
+    assert "render_fig_datasets" in plan.stdout
