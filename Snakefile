@@ -17,11 +17,17 @@ sys.path.insert(0, _SRC)
 _ENV = os.environ  # set for the jobs, not read from the user: nothing to assert with envvars
 _ENV["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, _ENV.get("PYTHONPATH", "")) if p)
 
-from percept.config import ConfigError, validate_config  # noqa: E402
+from snakemake.utils import update_config  # noqa: E402
+
+from percept.config import ConfigError, coerce_overrides, validate_config  # noqa: E402
 
 
 configfile: "config.yaml"
 
+
+# Snakemake hands nested --config values over as strings (--config 'explain={"rise": {"n_masks": 128}}' gives
+# '128'): read them as the schema's types first, where the schema takes no string there.
+update_config(config, coerce_overrides(workflow.config_settings.config))
 
 try:
     validate_config(config)

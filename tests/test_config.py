@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from percept import backbones
-from percept.config import ConfigError, dataset_names, downloadable_sources, feature_name, load_config, schema, \
-    validate_config
+from percept.config import ConfigError, coerce_overrides, dataset_names, downloadable_sources, feature_name, \
+    load_config, schema, validate_config
 from percept.data.embedded import PHOTO_SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -322,3 +322,58 @@ def test_load_config_names_the_file(tmp_path, default_text):
     empty.write_text("")
     with pytest.raises(ConfigError, match="'seed' is a required property"):
         load_config(empty)
+
+
+# --- nested --config overrides: Snakemake's YAML base loader hands their scalars over as strings ---
+
+
+def test_override_strings_become_the_schema_types(cfg):
+    over = coerce_overrides({"explain": {"rise": {"n_masks": "128", "p": "0.25", "vary": {"sampler": ["shapley"]}},
+                                         "channels": {"enabled": "false"}},
+                             "progress": "true", "seed": 3})
+    assert over["explain"]["rise"]["n_masks"] == 128 and type(over["explain"]["rise"]["n_masks"]) is int
+    assert over["explain"]["rise"]["p"] == 0.25 and over["explain"]["channels"]["enabled"] is False
+    assert over["explain"]["rise"]["vary"]["sampler"] == ["shapley"]  # an enum of strings stays a string
+    assert over["progress"] is True and over["seed"] == 3
+    from snakemake.utils import update_config
+
+    update_config(cfg, over)
+    assert validate_config(cfg)["explain"]["rise"]["n_masks"] == 128
+
+
+def test_override_coercion_follows_refs_lists_and_one_of():
+    over = coerce_overrides({
+        "features": [{"dataset": "shapes", "backbone": "alexnet", "resize": "null", "batch_size": "16"}],
+        "loss_networks": {"networks": [{"backbone": "alexnet", "resize": "64"}], "taps": ["0", "3"]},
+        "similarity": {"calibration": {"lr": "1e-3"}},
+    })
+    assert over["features"][0] == {"dataset": "shapes", "backbone": "alexnet", "resize": None, "batch_size": 16}
+    assert over["loss_networks"]["taps"] == [0, 3]  # the list branch of taps' oneOf: integers
+    assert over["loss_networks"]["networks"][0]["resize"] == 64
+    assert over["similarity"]["calibration"]["lr"] == 0.001
+
+
+@pytest.mark.parametrize("over", [
+    {"device": "cpu"},                                      # a plain string
+    {"imagenet_val": "null"},                               # [string, null]: the string may be meant; kept
+    {"features": [{"backbone": "alexnet", "taps": "paper"}]},   # oneOf string enum | list: kept
+    {"explain": {"classifiers": [{"name": "123"}]}},        # a name that looks like a number stays a name
+    {"explain": {"rise": {"n_masks": "many"}}},             # not an integer: left for validation to refuse
+    {"explain": {"rise": {"n_masks": "1.5"}}},              # integer wanted: a decimal is not read as one
+    {"progress": "yes"},                                    # only true/false spell a boolean
+    {"downloads": {"checksums": {"stl10": "0" * 64}}},      # additionalProperties of strings
+])
+def test_override_coercion_never_changes_a_string_the_schema_may_want(over):
+    assert coerce_overrides(over) == over
+
+
+def test_override_that_is_still_wrong_is_refused_by_name(cfg):
+    cfg["explain"]["rise"] = {**cfg["explain"]["rise"], **coerce_overrides({"explain": {"rise": {"n_masks": "many"}}})[
+        "explain"]["rise"]}
+    assert "explain.rise.n_masks: 'many' has the wrong type; expected integer" in errors_of(cfg)
+
+
+def test_coerce_overrides_does_not_touch_its_argument():
+    over = {"explain": {"rise": {"n_masks": "128"}}}
+    coerce_overrides(over)
+    assert over == {"explain": {"rise": {"n_masks": "128"}}}

@@ -161,6 +161,20 @@ def test_paper_config_plans_offline(tmp_path):
     assert seconds < 60
 
 
+def test_nested_config_override_is_read_as_the_schema_types(tmp_path):
+    """Snakemake passes nested --config scalars as strings; the Snakefile reads them as the schema's types."""
+    plan = snakemake(tmp_path, "-n", "fig_rise_components", "--config", 'explain={"rise": {"n_masks": 128}}',
+                     "progress=true")
+    assert "render_fig_rise_components" in plan.stdout + plan.stderr
+    # 0 reaches validation as the integer 0 (below the minimum), not as the string '0' (a type error).
+    low = snakemake(tmp_path, "-n", "--config", 'explain={"rise": {"n_masks": 0}}', check=False)
+    assert low.returncode != 0 and "explain.rise.n_masks: 0 is less than the minimum of 2" in low.stdout + low.stderr
+    bad = snakemake(tmp_path, "-n", "--config", 'explain={"rise": {"n_masks": "many"}}', check=False)
+    text = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "explain.rise.n_masks: 'many' has the wrong type; expected integer" in text
+    assert not (tmp_path / "data").exists() and not (tmp_path / "logs").exists()
+
+
 def test_every_figure_has_its_target_renderer_and_caption(tmp_path):
     """rules/figures.smk makes fig_<name> and render_fig_<name> (the name --forcerun takes) per table row."""
     rules = set(snakemake(tmp_path, "--list-rules").stdout.split())

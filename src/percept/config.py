@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Iterable
@@ -87,6 +88,109 @@ def _fill_defaults(instance: Any, sch: dict[str, Any]) -> None:
     elif isinstance(instance, list) and isinstance(sch.get("items"), dict):
         for item in instance:
             _fill_defaults(item, sch["items"])
+
+
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+_BOOLEANS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_NULLS = ("null", "Null", "NULL", "~")
+
+
+def _resolve(sch: Any, root: dict[str, Any]) -> dict[str, Any]:
+    """``sch`` with a local ``$ref`` (``#/$defs/x``) followed; the schema itself otherwise."""
+    while isinstance(sch, dict) and isinstance(sch.get("$ref"), str) and sch["$ref"].startswith("#/"):
+        target: Any = root
+        for part in sch["$ref"][2:].split("/"):
+            target = target[part]
+        sch = target
+    return sch if isinstance(sch, dict) else {}
+
+
+def _branches(sch: Any, root: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alternatives a value may match: the schema, and recursively its ``oneOf``/``anyOf`` branches."""
+    sch = _resolve(sch, root)
+    out = [sch]
+    for key in ("oneOf", "anyOf", "allOf"):
+        for sub in sch.get(key, []):
+            out += _branches(sub, root)
+    return out
+
+
+def _accepted_types(branches: list[dict[str, Any]]) -> set[str] | None:
+    """The JSON types the branches accept; None when one of them says nothing about the type (anything goes)."""
+    types: set[str] = set()
+    for b in branches:
+        if not {"type", "enum", "const", "oneOf", "anyOf", "allOf"} & set(b):
+            return None  # this alternative takes any value
+        if "type" in b:
+            types |= {b["type"]} if isinstance(b["type"], str) else set(b["type"])
+        for values in ([b["const"]] if "const" in b else []), b.get("enum", []):
+            for v in values:
+                types.add("null" if v is None else "boolean" if isinstance(v, bool) else
+                          "integer" if isinstance(v, int) else "number" if isinstance(v, float) else
+                          "string" if isinstance(v, str) else "array" if isinstance(v, list) else "object")
+    return types
+
+
+def _coerce_scalar(text: str, types: set[str]) -> Any:
+    """``text`` read as the first of the schema's non-string types it spells; unchanged if it spells none."""
+    if "integer" in types and _INTEGER.fullmatch(text):
+        return int(text)
+    if "number" in types and _NUMBER.fullmatch(text):
+        return int(text) if _INTEGER.fullmatch(text) else float(text)
+    if "boolean" in types and text in _BOOLEANS:
+        return _BOOLEANS[text]
+    if "null" in types and text in _NULLS:
+        return None
+    return text
+
+
+def _coerce(value: Any, sch: Any, root: dict[str, Any]) -> Any:
+    branches = _branches(sch, root)
+    if isinstance(value, str):
+        types = _accepted_types(branches)
+        if types is None or "string" in types:  # the schema may want this very string: never touch it
+            return value
+        return _coerce_scalar(value, types)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            subs = []
+            for b in branches:
+                if key in b.get("properties", {}):
+                    subs.append(b["properties"][key])
+                    continue
+                pattern = [s for p, s in b.get("patternProperties", {}).items() if re.search(p, str(key))]
+                subs += pattern
+                if not pattern and isinstance(b.get("additionalProperties"), dict):
+                    subs.append(b["additionalProperties"])
+            out[key] = _coerce(item, {"anyOf": subs}, root) if subs else item
+        return out
+    if isinstance(value, list):
+        out_list = []
+        for i, item in enumerate(value):
+            subs = []
+            for b in branches:
+                prefix = b.get("prefixItems", [])
+                if i < len(prefix):
+                    subs.append(prefix[i])
+                elif isinstance(b.get("items"), dict):
+                    subs.append(b["items"])
+            out_list.append(_coerce(item, {"anyOf": subs}, root) if subs else item)
+        return out_list
+    return value
+
+
+def coerce_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Command-line overrides with their string scalars read as the schema's types (a new dict).
+
+    Snakemake parses ``--config key=value`` with YAML's base loader below the top level, so in
+    ``--config 'explain={"rise": {"n_masks": 128}}'`` the 128 arrives as the string '128'. A string becomes an
+    integer, number, boolean (true/false) or null only where the schema accepts that type and no string there
+    (directly, through ``$ref`` or any ``oneOf``/``anyOf`` branch) and the text spells it; every other value,
+    and every string where the schema allows a string, is left as it is for validation to judge.
+    """
+    return _coerce(copy.deepcopy(dict(overrides)), schema(), schema())
 
 
 def feature_name(entry: dict[str, Any]) -> str:
