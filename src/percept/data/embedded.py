@@ -285,7 +285,7 @@ def magnification_field(img: np.ndarray, cell: tuple[int, int, int, int], size: 
 def make_magnification(path: str, *, image_size: int, classes: Mapping[str, Sequence[str]], patients_per_photo: int,
                        fields_per_patient: Sequence[int], field_scale: float, stain_jitter: float, test_fraction: float,
                        seed: int) -> None:
-    """Generate the ``magnification`` dataset: an offline stand-in for BreakHis (see the README).
+    """Generate the ``magnification`` dataset: an offline stand-in for BreakHis (see docs/mpcs.md).
 
     Each shipped photo plays one tissue *subtype*; ``classes`` groups the subtypes into the classes
     (as BreakHis groups 4 benign and 4 malignant subtypes). A photo is cut into ``patients_per_photo``
