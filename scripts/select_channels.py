@@ -3,7 +3,7 @@
 import numpy as np
 
 from percept.explain.channels import select_channels
-from percept.h5io import atomic_h5
+from percept.h5io import write_arrays
 from percept.tables import write_csv
 from percept.workflow import setup_script
 
@@ -14,6 +14,6 @@ sel = select_channels(smk.input.dataset, smk.input.cache, opts["taps"] or smk.pa
                       top_k=opts["top_k"], top_images=opts["top_images"], show=opts["show"], crop=opts["crop"],
                       seed=smk.params.seed)
 write_csv(sel.table, smk.output.table, float_format="%.6g")
-with atomic_h5(smk.output.crops, kind="saliency", meta={"content": "average top-activating crops (K, show, h, w, 3)"}) as f:
-    f.create_dataset("crops", data=sel.crops.astype(np.float32))
+write_arrays(smk.output.crops, "saliency", meta={"content": "average top-activating crops (K, show, h, w, 3)"},
+             crops=sel.crops.astype(np.float32))
 log.info("selected %d relevant channels", len(sel.table))

@@ -1,9 +1,7 @@
 """Train one ablation variant of the shape translator and score its translations of the test images of domain A
 (percept.translation.training, percept.translation.evaluate)."""
 
-import json
-
-from percept.tables import write_csv
+from percept.tables import write_csv, write_json
 from percept.translation.evaluate import evaluate_translator, write_examples
 from percept.translation.training import train_translation
 from percept.workflow import setup_script
@@ -12,8 +10,7 @@ log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)
 p, inp, out, variant = snakemake.params, snakemake.input, snakemake.output, snakemake.wildcards.variant  # noqa: F821
 model, info = train_translation(inp.dataset, out.model, out.history, options=p.options, variant=variant,
                                 seed=p.seed, device=p.device, progress=p.progress, allow_download=p.allow_download)
-with open(out.timing, "w") as fh:
-    json.dump({"variant": variant, **info}, fh, indent=1)
+write_json({"variant": variant, **info}, out.timing)
 log.info("trained: %s", info)
 scores, examples = evaluate_translator(model, inp.dataset, inp.judge, options=p.options, variant=variant,
                                        seed=p.seed, device=p.device, allow_download=p.allow_download)

@@ -267,3 +267,16 @@ def test_compression_options_and_chunked_dataset(tmp_path):
     with open_h5(path, "features") as f:
         for comp in ("none", "lzf", "gzip", "blosc-lz4"):
             np.testing.assert_array_equal(f[comp][...], data)
+
+
+def test_write_arrays_round_trip_and_atomic(tmp_path):
+    path = tmp_path / "crops.h5"
+    crops = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    h5io.write_arrays(path, "saliency", meta={"content": "crops"}, crops=crops, ids=[3, 1])
+    with open_h5(path, "saliency", expect={"content": "crops"}) as f:
+        np.testing.assert_array_equal(f["crops"][()], crops)
+        assert f["crops"].dtype == np.float32 and list(f["ids"][()]) == [3, 1]
+    before = path.read_bytes()
+    with pytest.raises(TypeError):  # an array HDF5 cannot hold: nothing replaces the finished file
+        h5io.write_arrays(path, "saliency", crops=crops, bad=np.array([object()]))
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["crops.h5"]

@@ -104,6 +104,15 @@ def atomic_h5(path: str | os.PathLike, kind: str, meta: Mapping[str, Any] | None
         raise
 
 
+def write_arrays(path: str | os.PathLike, kind: str, meta: Mapping[str, Any] | None = None,
+                 **arrays: np.ndarray) -> None:
+    """Write named arrays (one HDF5 dataset each, at the root) and ``meta`` in one atomic file (:func:`atomic_h5`):
+    what a script writes when its result is a few whole arrays."""
+    with atomic_h5(path, kind, meta=meta) as f:
+        for name, data in arrays.items():
+            f.create_dataset(name, data=np.asarray(data))
+
+
 def open_h5(path: str | os.PathLike, kind: str, expect: Mapping[str, Any] | None = None) -> h5py.File:
     """Open a finished file for reading, refusing anything incomplete, of another kind, or mismatched.
 
