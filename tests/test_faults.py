@@ -4,9 +4,11 @@ and what to do; never in a file that looks complete but is not.
 
 The interrupted-run tests kill real Snakemake runs of ONE small target of the tiny config each, in their own
 working directory seeded with the inputs (and Snakemake's provenance records) of the session's `tiny_run`,
-and compare the rerun's outputs with `tiny_run`'s. Kills are triggered by polling for the partial file the
-interrupted step writes (download ``.part``, HDF5 ``.tmp``, training checkpoint, figure ``.tmp.png``) and
-stopping the job (SIGSTOP) while that file is there, so that the fault lands mid-step on any machine.
+and compare the rerun's outputs with `tiny_run`'s. Each run is armed with a fault point (percept.faults:
+PERCEPT_FAULT_PAUSE, PERCEPT_FAULT_DIR): its job stops at a named point of its step (after the first download
+chunk, after the first batch of a feature cache, after the first training checkpoint, before a figure's
+rename) and says so, and only then is the fault delivered; so it lands mid-step by construction, whatever the
+speed or load of the machine (no polling for partial files, no SIGSTOP, no sleeps as synchronisation).
 Already covered elsewhere (and not repeated here): truncated/garbage/foreign/incomplete HDF5 files
 (test_h5io), truncated and path-traversing archives (test_download), the determinism of two whole runs
 (test_workflow::test_same_config_gives_identical_tables), an invalid config stopping `snakemake` before any
@@ -40,9 +42,10 @@ import torch
 import yaml
 from conftest import REPO, TINY, loopback_server, make_tar, mirror_config, snakemake
 
-from percept import backbones, plotting
+from percept import backbones, faults, plotting
 from percept.checkpoints import CheckpointError, load_torch, save_torch
 from percept.config import ConfigError, validate_config
+from percept.data import download
 from percept.data.store import ImageDataset, write_image_dataset
 from percept.features import FeatureCache, prepare_input
 from percept.h5io import CacheError, atomic_h5, open_h5
@@ -61,24 +64,33 @@ def seed_workdir(ref: Path, work: Path, *files: str) -> None:
     shutil.copytree(ref / ".snakemake" / "metadata", work / ".snakemake" / "metadata")
 
 
-def launch(ref: Path, work: Path, seed: list[str], *targets: str) -> subprocess.Popen:
-    """A fresh working directory seeded from the reference run, and Snakemake started on ``targets``."""
-    if work.exists():
-        shutil.rmtree(work)
-    seed_workdir(ref, work, *seed)
-    return start(work, *targets)
+@contextlib.contextmanager
+def children_take_sigint():
+    """Processes started in the block take SIGINT (Ctrl-C) as a terminal's foreground job does. A test process
+    started in the background of a script (``cmd &``, as CI runners and wrappers may do) has SIGINT ignored,
+    and an ignored signal stays ignored in every child: Snakemake and its jobs would never see the Ctrl-C. A
+    handled signal is reset to the default at exec, so a handler while the children are forked is enough."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def start(work: Path, *targets: str, configfile: Path = TINY) -> subprocess.Popen:
+def start(work: Path, *targets: str, configfile: Path = TINY, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Snakemake in its own process group (so the whole group can be signalled, as a terminal or a batch
     system does), output to a file (a pipe nobody reads could block it)."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
            "--configfile", str(configfile), "--cores", "2", *targets]
     work.mkdir(parents=True, exist_ok=True)
     out = open(work / "killed-run.out", "w")  # noqa: SIM115 (closed with the process)
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    proc.out = out
+    with children_take_sigint():
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    proc.out, proc.work = out, work
     return proc
 
 
@@ -86,7 +98,7 @@ def output_of(work: Path) -> str:
     return (work / "killed-run.out").read_text()
 
 
-def wait_for(proc: subprocess.Popen, found, what: str, work: Path, timeout: float = 300):
+def wait_for(proc: subprocess.Popen, found, what: str, timeout: float = 600):
     """Poll ``found()`` until it returns something truthy; fail if Snakemake ends first."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -94,55 +106,68 @@ def wait_for(proc: subprocess.Popen, found, what: str, work: Path, timeout: floa
         if hit:
             return hit
         if proc.poll() is not None:
-            raise AssertionError(f"snakemake ended (rc {proc.returncode}) before {what}:\n{output_of(work)[-3000:]}")
-        time.sleep(0.002)
+            raise AssertionError(f"snakemake ended (rc {proc.returncode}) before {what}:\n"
+                                 f"{output_of(proc.work)[-3000:]}")
+        time.sleep(0.01)
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def freeze_mid_step(launch, script: str, mid, what: str, work: Path, attempts: int = 5):
-    """Start a run with ``launch()`` and stop (SIGSTOP) its ``scripts/<script>`` job as soon as ``mid()`` holds;
-    returns (snakemake, the stopped job) with ``mid()`` verified while the job is stopped, so the fault lands
-    mid-step however fast the machine and however late the poller runs. A step can be short (a small HDF5
-    cache, one PNG): if the job got past it before the stop, that run is let finish and ``launch()`` (which
-    must start from a clean working directory) is called again."""
-    for _ in range(attempts):
-        proc = launch()
-        job = wait_for(proc, lambda p=proc: job_process(p, script), f"the {script} job", work)
-        while proc.poll() is None and job.is_running() and not mid():
-            time.sleep(0.002)
-        with contextlib.suppress(psutil.NoSuchProcess):
-            job.suspend()
-            if mid():
-                return proc, job
-            job.resume()
-        proc.wait(timeout=300)
-        proc.out.close()
-    raise AssertionError(f"{script} got past {what} before it could be stopped, {attempts} times")
+class FaultPoint:
+    """The test's side of a fault point (percept.faults): the first job of the run that reaches ``point``
+    writes ``<folder>/<point>.reached`` (its pid) and stays there until :meth:`release` or a signal."""
+
+    def __init__(self, folder: Path, point: str):
+        assert point in faults.POINTS, point
+        self.folder, self.point = folder, point
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {faults.PAUSE_VAR: self.point, faults.DIR_VAR: str(self.folder)}
+
+    def wait(self, proc: subprocess.Popen) -> psutil.Process:
+        """The job stopped at the point, once one is there."""
+        reached = self.folder / f"{self.point}.reached"
+        wait_for(proc, reached.exists, f"a job at the fault point {self.point}")
+        job = psutil.Process(int(reached.read_text()))
+        assert job.pid in {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}, "not this run's job"
+        return job
+
+    def release(self) -> None:
+        (self.folder / f"{self.point}.release").touch()
 
 
-def job_process(proc: subprocess.Popen, script: str) -> psutil.Process | None:
-    """The Python process running ``scripts/<script>`` under this Snakemake."""
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return None
-    for child in children:
-        try:
-            if any(part.endswith(script) for part in child.cmdline()):
-                return child
-        except psutil.Error:
-            continue
-    return None
+def stop_at(point: str, work: Path, *targets: str, ref: Path | None = None, seed: tuple[str, ...] = (),
+            configfile: Path = TINY) -> tuple[subprocess.Popen, psutil.Process, FaultPoint]:
+    """Snakemake on ``targets`` in a fresh ``work`` (seeded with ``seed`` from the reference run ``ref``) whose
+    job stops at the fault point ``point``; returns once it is stopped there: (snakemake, the job, the point).
+    The fault that follows lands at that point by construction, however fast or loaded the machine."""
+    if work.exists():
+        shutil.rmtree(work)
+    if ref is not None:
+        seed_workdir(ref, work, *seed)
+    fault = FaultPoint(work.with_name(f"{work.name}.fault"), point)
+    proc = start(work, *targets, configfile=configfile, env=fault.env)
+    return proc, fault.wait(proc), fault
 
 
 def partial_files(folder: Path, pattern: str) -> list[Path]:
     return list(folder.glob(pattern)) if folder.exists() else []
 
 
-def interrupt(proc: subprocess.Popen, how: str, job: psutil.Process | None = None) -> int:
-    """Deliver the fault and wait for Snakemake to end; its exit status."""
-    if how == "snakemake SIGTERM":
+GRACEFUL = "Will exit after finishing currently running jobs"  # Snakemake's answer to SIGTERM
+
+
+def interrupt(proc: subprocess.Popen, how: str, job: psutil.Process | None = None,
+              fault: FaultPoint | None = None) -> int:
+    """Deliver the fault to a run whose job is stopped at a fault point; wait for Snakemake to end; its exit
+    status. The stopped job waits in Python code (percept.faults.pause), so a signal acts on it at once: SIGINT
+    as KeyboardInterrupt through the writer's cleanup, SIGTERM and SIGKILL with their default effect."""
+    if how == "snakemake SIGTERM":  # Snakemake lets its running job finish, then exits with an error
         os.kill(proc.pid, signal.SIGTERM)
+        # the job goes on only once Snakemake has taken the signal in: a job finishing first would let it end
+        # normally
+        wait_for(proc, lambda: GRACEFUL in output_of(proc.work), "Snakemake to take SIGTERM in")
+        fault.release()
     elif how == "Ctrl-C":  # the terminal signals the whole foreground process group
         os.killpg(proc.pid, signal.SIGINT)
     elif how == "hard kill":  # power loss, OOM killer, scancel --signal=KILL: everything dies at once
@@ -151,9 +176,6 @@ def interrupt(proc: subprocess.Popen, how: str, job: psutil.Process | None = Non
         job.send_signal(signal.SIGTERM if how == "job SIGTERM" else signal.SIGKILL)
     else:
         raise ValueError(how)
-    if job is not None:  # a job stopped by freeze_mid_step receives the signal now
-        with contextlib.suppress(psutil.NoSuchProcess):
-            job.resume()
     rc = proc.wait(timeout=300)
     proc.out.close()
     if how == "hard kill":  # nothing of the group may survive to race the rerun
@@ -192,67 +214,48 @@ def no_temporaries(work: Path) -> list[str]:
             if re.search(r"\.(tmp|part)(\.\w+)?$", p.name)]
 
 
-class _SlowHandler(SimpleHTTPRequestHandler):
-    """Serves files slowly (a trickle) until the test opens the tap: a download in flight to interrupt."""
+class _QuietHandler(SimpleHTTPRequestHandler):
+    """Serves the files; a client killed mid-transfer is not an error worth a traceback."""
 
     def log_message(self, *args):
         pass
 
-    def do_GET(self):
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            self.send_error(404)
-            return
-        data = path.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        sent = 0
-        try:
-            while sent < len(data):
-                step = 256 if not self.server.fast.is_set() else len(data)
-                self.wfile.write(data[sent:sent + step])
-                self.wfile.flush()
-                sent += step
-                if not self.server.fast.is_set():
-                    time.sleep(0.02)
-        except (BrokenPipeError, ConnectionResetError):  # the client was killed
-            pass
+    def copyfile(self, source, outputfile):
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().copyfile(source, outputfile)
 
 
 @pytest.fixture
-def slow_server(tmp_path, monkeypatch):
-    fast = threading.Event()
-    with loopback_server(tmp_path, monkeypatch, _SlowHandler, fast=fast) as srv:
-        srv.fast = fast
-        try:
-            yield srv
-        finally:
-            fast.set()
+def quiet_server(tmp_path, monkeypatch):
+    with loopback_server(tmp_path, monkeypatch, _QuietHandler) as srv:
+        yield srv
 
 
-def _download_config(server, tmp_path) -> tuple[Path, dict[str, bytes]]:
+def _download_config(server, tmp_path) -> tuple[Path, dict[str, bytes], bytes]:
+    """A config downloading an STL-10-like archive of random (incompressible) images from ``server``: more
+    than one download chunk, so a transfer stopped after its first chunk is stopped mid-transfer."""
     rng = np.random.default_rng(0)
-    members = {"stl10_binary/train_X.bin": rng.integers(0, 256, 3 * 3 * 96 * 96, dtype=np.uint8).tobytes(),
-               "stl10_binary/train_y.bin": bytes([1, 2, 3]),
+    n = 48
+    members = {"stl10_binary/train_X.bin": rng.integers(0, 256, n * 3 * 96 * 96, dtype=np.uint8).tobytes(),
+               "stl10_binary/train_y.bin": bytes(rng.integers(1, 11, n, dtype=np.uint8)),
                "stl10_binary/class_names.txt": b"\n".join(f"c{i}".encode() for i in range(10))}
-    return mirror_config(server, make_tar(members), tmp_path / "download.yaml"), members
+    archive = make_tar(members)
+    return mirror_config(server, archive, tmp_path / "download.yaml"), members, archive
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("how", ["hard kill", "job SIGTERM"])
-def test_download_interrupted(slow_server, tmp_path, how):
-    """Killed mid-transfer: the rerun (or the rule's own retry, for a killed job) downloads again and
-    extracts exactly the archive's files; no partial download is left."""
-    config, members = _download_config(slow_server, tmp_path)
+def test_download_interrupted(quiet_server, tmp_path, how):
+    """Killed mid-transfer (after the first chunk): the rerun (or the rule's own retry, for a killed job)
+    downloads again and extracts exactly the archive's files; no partial download is left."""
+    config, members, archive = _download_config(quiet_server, tmp_path)
+    assert len(archive) > download.CHUNK  # the first chunk is not the whole transfer
     work = tmp_path / "work"
-    proc = start(work, "data/raw/stl10", configfile=config)
-    # the transfer trickles for as long as the server's tap is closed: the partial file is there to the end
-    wait_for(proc, lambda: partial_files(work / "data/raw/archives", ".*.part"), "the partial download", work)
-    job = job_process(proc, "download_dataset.py") if how.startswith("job") else None
+    proc, job, _ = stop_at("download.after_first_chunk", work, "data/raw/stl10", configfile=config)
+    assert [p.stat().st_size for p in partial_files(work / "data/raw/archives", ".*.part")] == [download.CHUNK]
     rc = interrupt(proc, how, job)
-    slow_server.fast.set()
-    if how == "job SIGTERM":  # download rules retry (retries: 2): the same run finishes the job
+    if how == "job SIGTERM":  # download rules retry (retries: 2): the same run finishes the job (the retry
+        # passes the fault point: only the first arrival stops)
         assert rc == 0, output_of(work)[-3000:]
         assert "download_stl10" in output_of(work) and "Trying to restart job" in output_of(work)
     else:
@@ -269,17 +272,20 @@ FEATURES = "data/features/shapes/efficientnet_lite0.h5"
 
 @pytest.mark.e2e
 def test_feature_cache_interrupted_mid_write(tiny_run, tmp_path, how="Ctrl-C"):
-    """Ctrl-C while the HDF5 cache is being written: nothing that looks complete is left, and the rerun
-    writes arrays identical to the uninterrupted tiny run's. (A hard kill of an HDF5 writer: the unit test
+    """Ctrl-C while the HDF5 cache is being written (after its first batch): the writer removes its
+    temporary, nothing that looks complete is left, and the rerun writes arrays identical to the uninterrupted
+    tiny run's. (Ctrl-C with the finished temporary just before its rename:
+    test_ctrl_c_at_a_fault_point_leaves_no_file; a hard kill of an HDF5 writer:
     test_killed_hdf5_writer_leaves_only_a_hidden_temporary_that_the_next_write_removes; a hard kill of the
     whole run: test_download_interrupted.)"""
     ref, work = tiny_run[0], tmp_path / "work"
-    proc, job = freeze_mid_step(lambda: launch(ref, work, ["data/datasets/shapes.h5"], FEATURES),
-                                "cache_features.py",
-                                lambda: partial_files(work / "data/features/shapes", ".efficientnet_lite0.h5.*.tmp"),
-                                "the partial cache", work)
+    proc, job, _ = stop_at("features.after_first_batch", work, FEATURES, ref=ref, seed=("data/datasets/shapes.h5",))
+    temporary = ".efficientnet_lite0.h5.*.tmp"
+    assert partial_files(work / "data/features/shapes", temporary)
     assert interrupt(proc, how, job) != 0
     assert not (work / FEATURES).exists()
+    assert partial_files(work / "data/features/shapes", temporary) == []
+    assert "KeyboardInterrupt" in (work / "logs/cache_features/shapes/efficientnet_lite0.log").read_text()
     rerun(work, FEATURES, how=how)
     assert h5_arrays(work / FEATURES) == h5_arrays(ref / FEATURES)
     assert FeatureCache(work / FEATURES).taps == FeatureCache(ref / FEATURES).taps
@@ -291,21 +297,18 @@ AUTOENCODER = "results/autoencoders/shapes/pixel-z8"
 
 @pytest.mark.e2e
 def test_training_killed_resumes_from_its_checkpoint(tiny_run, tmp_path):
-    """A training job killed (SIGKILL) after a checkpoint: the rerun resumes from that epoch, not from zero,
-    and ends with the same weights, losses and embeddings as the uninterrupted tiny run."""
+    """A training job killed (SIGKILL) right after its first checkpoint: the rerun resumes from epoch 1, not
+    from zero, and ends with the same weights, losses and embeddings as the uninterrupted tiny run."""
     ref, work = tiny_run[0], tmp_path / "work"
     target = f"{AUTOENCODER}/model.pt"
-    proc, job = freeze_mid_step(lambda: launch(ref, work, ["data/datasets/shapes.h5"], target),
-                                "train_autoencoder.py",
-                                lambda: (work / f"{target}.partial").exists() and not (work / target).exists(),
-                                "the first checkpoint", work)
+    proc, job, _ = stop_at("checkpoints.after_save", work, target, ref=ref, seed=("data/datasets/shapes.h5",))
+    assert (work / f"{target}.partial").exists() and not (work / target).exists()
     assert interrupt(proc, "job SIGKILL", job) != 0
     assert not (work / target).exists()
-    epoch = int(load_torch(work / f"{target}.partial")["epoch"])
-    assert epoch >= 1
+    assert int(load_torch(work / f"{target}.partial")["epoch"]) == 1
     rerun(work, target, how="job SIGKILL")
     log = (work / "logs/train_autoencoder/shapes/pixel-z8.log").read_text()
-    assert f"resuming shapes/pixel/z8 from epoch {epoch} of 2" in log
+    assert "resuming shapes/pixel/z8 from epoch 1 of 2" in log
     assert not (work / f"{target}.partial").exists()
     mine, theirs = load_torch(work / target), load_torch(ref / target)
     assert mine["model"].keys() == theirs["model"].keys()
@@ -318,21 +321,104 @@ def test_training_killed_resumes_from_its_checkpoint(tiny_run, tmp_path):
 @pytest.mark.e2e
 @pytest.mark.parametrize("how", ["job SIGTERM", "snakemake SIGTERM"])
 def test_figure_rendering_interrupted(tiny_run, tmp_path, how):
-    """Killed while the figure file is being written: the rerun renders it, byte-identical to the tiny
-    run's PNG, from the table it was rendered from (unchanged)."""
+    """Killed while the figure is in its temporary file, before the rename: the job killed leaves only the
+    hidden temporary; Snakemake stopped lets the job finish the figure and exits with an error. The rerun
+    renders it, byte-identical to the tiny run's PNG, from the table it was rendered from (unchanged)."""
     ref, work = tiny_run[0], tmp_path / "work"
     table = "results/backbones/imagenet_check.csv"
     png = "results/figures/fig_backbone_check.png"
-    proc, job = freeze_mid_step(lambda: launch(ref, work, [table], png), "render_figure.py",
-                                lambda: partial_files(work / "results/figures", ".fig_backbone_check.*.tmp.*"),
-                                "the partial figure", work)
-    assert interrupt(proc, how, job) != 0
-    if how == "job SIGTERM":
-        assert not (work / png).exists()
+    temporary = ".fig_backbone_check.*.tmp.png"
+    proc, job, fault = stop_at("plotting.before_rename", work, png, ref=ref, seed=(table,))
+    assert partial_files(work / "results/figures", temporary) and not (work / png).exists()
+    assert interrupt(proc, how, job, fault) != 0
+    if how == "job SIGTERM":  # no cleanup runs: the hidden temporary stays, for the rerun to remove
+        assert not (work / png).exists() and partial_files(work / "results/figures", temporary)
+    else:
+        assert (work / png).read_bytes() == (ref / png).read_bytes()
     rerun(work, png, how=how)
     assert (work / png).read_bytes() == (ref / png).read_bytes()
     assert (work / table).read_bytes() == (ref / table).read_bytes()
     assert no_temporaries(work) == []
+
+
+# =================================================================================== the fault-point hook
+def test_fault_points_do_nothing_when_unset(tmp_path, monkeypatch):
+    monkeypatch.delenv(faults.PAUSE_VAR, raising=False)
+    monkeypatch.setenv(faults.DIR_VAR, str(tmp_path / "handshake"))
+    for point in faults.POINTS:
+        assert faults.pause(point) is None
+    assert not (tmp_path / "handshake").exists()
+
+
+def test_unknown_fault_point_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv(faults.PAUSE_VAR, "h5io.before_renam")
+    monkeypatch.setenv(faults.DIR_VAR, str(tmp_path))
+    with pytest.raises(ValueError, match=r"unknown fault point\(s\) \['h5io.before_renam'\]; known points: "):
+        faults.pause("h5io.before_rename")
+
+
+def test_fault_point_stops_the_first_arrival_until_released(tmp_path, monkeypatch):
+    folder = tmp_path / "handshake"
+    monkeypatch.setenv(faults.PAUSE_VAR, "plotting.before_rename")
+    monkeypatch.setenv(faults.DIR_VAR, str(folder))
+    faults.pause("h5io.before_rename")  # not listed: goes on
+    stopped = threading.Thread(target=faults.pause, args=("plotting.before_rename",), daemon=True)
+    stopped.start()
+    reached = folder / "plotting.before_rename.reached"
+    end = time.monotonic() + 60
+    while not reached.exists():
+        assert time.monotonic() < end and stopped.is_alive()
+        time.sleep(0.01)
+    assert reached.read_text() == str(os.getpid()) and stopped.is_alive()
+    (folder / "plotting.before_rename.release").touch()
+    stopped.join(60)
+    assert not stopped.is_alive()
+    (folder / "plotting.before_rename.release").unlink()
+    monkeypatch.setenv(faults.TIMEOUT_VAR, "0.2")
+    faults.pause("plotting.before_rename")  # a second arrival (a retried job, a rerun) does not stop
+    assert sorted(p.name for p in folder.iterdir()) == ["plotting.before_rename.reached"]
+
+
+def test_fault_point_not_released_times_out(tmp_path, monkeypatch):
+    monkeypatch.setenv(faults.PAUSE_VAR, "checkpoints.after_save")
+    monkeypatch.setenv(faults.DIR_VAR, str(tmp_path))
+    monkeypatch.setenv(faults.TIMEOUT_VAR, "0.05")
+    with pytest.raises(faults.FaultTimeout, match="stopped at fault point checkpoints.after_save for 0.05 s"):
+        faults.pause("checkpoints.after_save")
+
+
+_WRITERS = {  # a fault point just before a rename, and a program writing through it to argv[1]
+    "h5io.before_rename": "import sys, numpy as np\nfrom percept.h5io import atomic_h5\n"
+                          "with atomic_h5(sys.argv[1], 'features') as f:\n    f.create_dataset('x', data=np.ones(9))\n",
+    "plotting.before_rename": "import sys, matplotlib.pyplot as plt\nfrom percept import plotting\n"
+                              "plotting.save(plt.figure(), sys.argv[1])\n",
+}
+
+
+@pytest.mark.parametrize("point", list(_WRITERS))
+def test_ctrl_c_at_a_fault_point_leaves_no_file(tmp_path, point):
+    """Ctrl-C with the finished temporary file about to be renamed (the latest moment a step can be
+    interrupted): KeyboardInterrupt takes the writer's cleanup path and neither the target nor the temporary
+    is left."""
+    out = tmp_path / "out"
+    out.mkdir()
+    fault = FaultPoint(tmp_path / "handshake", point)
+    env = {**os.environ, **fault.env, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    target = out / ("cache.h5" if point.startswith("h5io") else "figure.png")
+    with children_take_sigint():
+        child = subprocess.Popen([sys.executable, "-c", _WRITERS[point], str(target)], env=env,
+                                 stderr=subprocess.PIPE, text=True)
+    reached = fault.folder / f"{point}.reached"
+    end = time.monotonic() + 120
+    while not reached.exists():
+        assert time.monotonic() < end and child.poll() is None, child.stderr.read() if child.poll() is not None else ""
+        time.sleep(0.01)
+    assert [p.name for p in out.iterdir() if p.name.endswith((".tmp", ".tmp.png"))]  # the finished temporary
+    child.send_signal(signal.SIGINT)
+    assert child.wait(60) != 0
+    err = child.stderr.read()
+    assert err.rstrip().endswith("KeyboardInterrupt") and f'faults.pause("{point}")' in err, err
+    assert list(out.iterdir()) == []
 
 
 def test_readme_tells_users_how_to_rerun():

@@ -3,7 +3,10 @@ target and an atomic rename (a killed job or a full disk never leaves a file tha
 ``torch.load(weights_only=True)`` (no pickled code runs) with a clear message for a truncated, corrupted or
 foreign file. On top, :func:`save_checkpoint` / :func:`load_checkpoint` store a ``meta`` mapping with the state
 and refuse a file whose ``meta`` differs from the run's (resumable training: MPCS, shape translation); the other
-stages keep their own identity checks on :func:`save_torch` / :func:`load_torch`."""
+stages keep their own identity checks on :func:`save_torch` / :func:`load_torch`.
+
+Fault point (tests only, see :mod:`percept.faults`): ``checkpoints.after_save``, a file written by
+:func:`save_torch` complete and in place (in a training job: its first checkpoint)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from percept import faults
 
 
 class CheckpointError(RuntimeError):
@@ -36,6 +41,7 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    faults.pause("checkpoints.after_save")
 
 
 def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:

@@ -6,6 +6,9 @@ it over a dataset file in batches under ``torch.inference_mode()`` and writes on
 (kind ``features``), with the backbone, weights, taps, preprocessing, dataset fingerprint and library
 versions recorded as attributes. ``FeatureCache`` reads it back and refuses a file made with other
 settings.
+
+Fault point (tests only, see :mod:`percept.faults`): ``features.after_first_batch``, the first batch handed
+to the writer of the temporary cache file.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from percept import backbones
+from percept import backbones, faults
 from percept.data.store import ImageDataset, read_rows
 from percept.h5io import CacheError, atomic_h5, chunked_dataset, get_json_attr, open_h5
 
@@ -259,6 +262,8 @@ def cache_features(dataset_path: str | Path, out_path: str | Path, backbone: str
                         raise FloatingPointError(f"non-finite features at tap {t} for images {start}..{stop - 1}")
                     arrays[t] = v.to("cpu", DTYPES[dtype]).numpy()
                 writer.put((start, stop, arrays))
+                if start == 0:
+                    faults.pause("features.after_first_batch")
         bar.close()
     seconds = time.perf_counter() - t0
     extractor.remove()

@@ -4,6 +4,9 @@ Every file is written to a hidden temporary name beside its target and renamed i
 the ``complete`` attribute is set and the file is closed and synced, so a killed job or a full disk
 never leaves a file that looks finished. Readers refuse files that are incomplete, of another kind,
 or whose recorded metadata does not match what the caller expects.
+
+Fault point (tests only, see :mod:`percept.faults`): ``h5io.before_rename``, the temporary file complete and
+closed but not yet renamed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any, Iterator, Mapping
 import h5py
 import hdf5plugin  # noqa: F401  (registers the Blosc filter used by feature caches, for writers and readers)
 import numpy as np
+
+from percept import faults
 
 FORMAT = "percept-h5"
 FORMAT_VERSION = 1
@@ -92,6 +97,7 @@ def atomic_h5(path: str | os.PathLike, kind: str, meta: Mapping[str, Any] | None
         yield f
         f.attrs["complete"] = True
         f.close()
+        faults.pause("h5io.before_rename")
         # The rename is atomic: readers see either the old file or the finished new one, never a partial
         # one. (No fsync: it would cost a large share of caching time on network file systems.)
         os.replace(tmp, path)

@@ -1,4 +1,7 @@
-"""The one plotting style: readable fonts, labelled axes, a colour-blind-safe palette, PNG + vector PDF."""
+"""The one plotting style: readable fonts, labelled axes, a colour-blind-safe palette, PNG + vector PDF.
+
+Fault point (tests only, see :mod:`percept.faults`): ``plotting.before_rename``, a figure in its hidden
+temporary file, not yet renamed (the first file :func:`save` writes)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from percept import faults  # noqa: E402
 
 # Okabe & Ito (2008), safe for the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -39,6 +44,7 @@ def save(fig: "plt.Figure", *paths: str | os.PathLike) -> None:
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
         try:
             fig.savefig(tmp)
+            faults.pause("plotting.before_rename")
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

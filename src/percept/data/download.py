@@ -7,6 +7,9 @@ Nothing here ever leaves a half-finished result under its final name:
 - :func:`safe_extract` checks every member of an archive before extracting any of them.
 - :func:`fetch_source` assembles a dataset in a hidden staging folder and renames it to its final name
   only when every file is downloaded, verified and unpacked, with a ``MANIFEST.json`` describing it.
+
+Fault point (tests only, see :mod:`percept.faults`): ``download.after_first_chunk``, the first chunk of a
+transfer written to the temporary file.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Mapping
 
 from tqdm.auto import tqdm
 
+from percept import faults
 from percept.data.sources import RemoteFile, Source, get_source
 from percept.h5io import remove_stale_temporaries
 
@@ -132,6 +136,8 @@ def download_file(url: str, dest: str | os.PathLike, md5: str | None = None, sha
                         sha_h.update(chunk)
                         received += len(chunk)
                         bar.update(len(chunk))
+                        if received == len(chunk):
+                            faults.pause("download.after_first_chunk")
                 if total is not None and received != total:
                     raise DownloadError(f"Download of {url} was cut short: received {received} of {total} bytes. "
                                         "Rerun to retry. " + _remedy(url, dest))
