@@ -61,11 +61,13 @@ def test_modes_on_hand_made_features():
     assert torch.allclose(spatial, torch.tensor([[1.0]]))  # mean of (−1)², 1²
     assert channel_distances(f0, f1, "mean", normalize=False).item() == 0  # equal means
     assert channel_distances(f0, f1, "sort", normalize=False).item() == 0  # equal sorted values
-    assert torch.allclose(channel_distances(f0, f1, "spatial+mean", normalize=False), spatial)
+    # combined modes: [spatial | modified] side by side (separate weights), or summed with combine="sum"
+    assert torch.allclose(channel_distances(f0, f1, "spatial+mean", normalize=False), torch.tensor([[1.0, 0.0]]))
+    assert torch.allclose(channel_distances(f0, f1, "spatial+mean", normalize=False, combine="sum"), spatial)
     f2 = _feat([[[1.0, 4.0]]])
     assert channel_distances(f0, f2, "mean", normalize=False).item() == pytest.approx((1.5 - 2.5) ** 2)
     assert channel_distances(f0, f2, "sort", normalize=False).item() == pytest.approx((0 + 4) / 2)
-    assert channel_distances(f0, f2, "spatial+sort", normalize=False).item() == pytest.approx(2 + 2)
+    assert channel_distances(f0, f2, "spatial+sort", normalize=False).sum().item() == pytest.approx(2 + 2)
 
 
 def test_normalisation_makes_scale_invariant_and_weights_apply_per_tap():
@@ -251,5 +253,27 @@ def test_challenge_pass_rule():
     d[0, ROLES.index("ref_noise")] = 0.7   # the nearest reference
     d[0, ROLES.index("hflip")] = 0.9       # farther than the noise reference -> fail
     d[0, ROLES.index("stain_clean")], d[0, ROLES.index("stain")] = 0.2, 0.1  # stain closer -> fail
+    d[0, ROLES.index("rotate_45")] = 0.7   # a tie with the nearest reference passes (the authors' `not >`)
     res = {r["challenge"]: r["passed"] for r in challenge_passes(d)}
-    assert res["rotate_22"] and not res["hflip"] and not res["stain"]
+    assert res["rotate_22"] and not res["hflip"] and not res["stain"] and res["rotate_45"]
+    d[0, ROLES.index("rotate_45")] = 0.7 + 1e-9
+    assert not {r["challenge"]: r["passed"] for r in challenge_passes(d)}["rotate_45"]
+
+
+def test_challenge_set_stain_block_follows_the_authors_layout(tmp_path):
+    from percept.data.store import ImageDataset
+    from percept.similarity.distortions import make_challenges, stain_anchors
+
+    path = make_challenges(tmp_path / "c.h5", photos=["coffee"], crops_per_photo=1, size=32, seed=0)
+    data = ImageDataset(path)
+    x = data.batch(list(range(len(ROLES)))).numpy()
+    orig, clean, stain = (x[ROLES.index(r)] for r in ("stain_original", "stain_clean", "stain"))
+    changed_clean = (np.abs(orig - clean).sum(0) > 0)
+    changed_stain = (np.abs(orig - stain).sum(0) > 0)
+    # clean: the field is kept, a 16x16 content patch replaced; stain: the content kept, the field whitened
+    assert changed_clean.sum() <= 16 * 16 and changed_stain.sum() >= 32 * 32 - 16 * 16
+    assert not (changed_clean & changed_stain).any()
+    assert (stain[:, ~changed_stain] == orig[:, ~changed_stain]).all() and (stain[:, changed_stain] == 1).all()
+    assert data.attrs["anchors"] == stain_anchors("authors")
+    assert stain_anchors("authors")[ROLES.index("stain")] == ROLES.index("stain_original")
+    assert stain_anchors("disc")[ROLES.index("stain")] == 0

@@ -24,7 +24,7 @@ from percept.similarity.calibration import (
     save_checkpoint,
     train_channel_weights,
 )
-from percept.similarity.metric import DPS, MODES, channel_distances
+from percept.similarity.metric import DPS, MODES, channel_distances, mode_width
 from percept.similarity.scoring import (
     PIXEL_METRICS,
     category_rows,
@@ -40,7 +40,17 @@ log = logging.getLogger(__name__)
 
 def metric_fingerprint(spec: Mapping[str, Any], seed: int) -> dict[str, Any]:
     keys = ("backbone", "weights", "taps", "mode", "normalize", "scaling", "resize")
-    return {**{k: spec.get(k) for k in keys}, "seed": seed}
+    fp = {**{k: spec.get(k) for k in keys}, "seed": seed}
+    # Only the non-default definitions enter the fingerprint, so earlier calibrations of spatial metrics stay valid.
+    for key, default in (("norm_order", "after"), ("combine", "concat")):
+        if spec.get(key, default) != default:
+            fp[key] = spec[key]
+    return fp
+
+
+def spec_setting(spec: Mapping[str, Any]) -> tuple[str, bool, str, str]:
+    """(mode, normalize, norm_order, combine) of a ``similarity.metrics`` entry."""
+    return (spec["mode"], spec["normalize"], spec.get("norm_order", "after"), spec.get("combine", "concat"))
 
 
 def spec_weights(spec: Mapping[str, Any], trunk: DPS, *, seed: int, calibration: str | Path | None = None
@@ -55,7 +65,7 @@ def spec_weights(spec: Mapping[str, Any], trunk: DPS, *, seed: int, calibration:
             lpips_weights_file,
         )
 
-        lin = LinearWeights(tap_channels(trunk), trunk.taps)
+        lin = LinearWeights(tap_channels(trunk), trunk.taps)  # DPS refuses lpips weights for 2C modes
         path = lpips_weights_file(spec["backbone"])
         load_linear_state(lin, load_torch(path), path)
         weights = lin.weights()
@@ -88,7 +98,8 @@ def build_metric(spec: Mapping[str, Any], *, seed: int, allow_download: bool = F
         linear = ckpt["weights"]
     return DPS(spec["backbone"], weights=spec["weights"], taps=spec["taps"], mode=spec["mode"],
                normalize=spec["normalize"], linear=linear, scaling=spec["scaling"], resize=spec.get("resize"),
-               seed=seed, allow_download=allow_download)
+               seed=seed, allow_download=allow_download, norm_order=spec.get("norm_order", "after"),
+               combine=spec.get("combine", "concat"))
 
 
 def _batches(n: int, batch_size: int) -> Iterable[slice]:
@@ -97,16 +108,17 @@ def _batches(n: int, batch_size: int) -> Iterable[slice]:
 
 
 def pair_channels(metric: DPS, data: TwoAFCData | JNDData, *, batch_size: int, device: torch.device,
-                  progress: bool = False, settings: Sequence[tuple[str, bool]] | None = None
-                  ) -> tuple[torch.Tensor, ...] | dict[tuple[str, bool], tuple[torch.Tensor, ...]]:
+                  progress: bool = False, settings: Sequence[tuple[str, bool, str, str]] | None = None
+                  ) -> tuple[torch.Tensor, ...] | dict[tuple[str, bool, str, str], tuple[torch.Tensor, ...]]:
     """Per-channel comparisons (all taps concatenated) of every triplet (→ ``s0``, ``s1``: (ref, p0), (ref, p1))
     or pair (→ ``s``: (p0, p1)), one forward pass per batch with shared reference features.
 
-    With ``settings`` (a list of (mode, normalize)), the comparisons of every setting from the same forward
-    passes, as ``{setting: tuple}``; otherwise the metric's own setting's tuple.
+    With ``settings`` (a list of (mode, normalize, norm_order, combine)), the comparisons of every setting from
+    the same forward passes, as ``{setting: tuple}``; otherwise the metric's own setting's tuple.
     """
-    wanted = [(metric.mode, metric.normalize)] if settings is None else list(dict.fromkeys(settings))
-    outs: dict[tuple[str, bool], list[list[torch.Tensor]]] = {k: [] for k in wanted}
+    own = (metric.mode, metric.normalize, metric.norm_order, metric.combine)
+    wanted = [own] if settings is None else list(dict.fromkeys(settings))
+    outs: dict[tuple[str, bool, str, str], list[list[torch.Tensor]]] = {k: [] for k in wanted}
     metric = metric.to(device)
     with torch.inference_mode():
         for sl in tqdm(list(_batches(len(data), batch_size)), desc=f"features {data.name}", disable=not progress):
@@ -114,9 +126,9 @@ def pair_channels(metric: DPS, data: TwoAFCData | JNDData, *, batch_size: int, d
             n = imgs[0].shape[0]
             feats = metric.features(torch.cat(imgs))
             parts = [{t: v[k * n:(k + 1) * n] for t, v in feats.items()} for k in range(len(imgs))]
-            for mode, normalize in wanted:
-                outs[(mode, normalize)].append(
-                    [torch.cat([channel_distances(parts[0][t], p[t], mode, normalize) for t in metric.taps], 1).cpu()
+            for setting in wanted:
+                outs[setting].append(
+                    [torch.cat([channel_distances(parts[0][t], p[t], *setting) for t in metric.taps], 1).cpu()
                      for p in parts[1:]])
     result = {k: tuple(torch.cat([o[i] for o in v]) for i in range(len(v[0]))) for k, v in outs.items()}
     return result[wanted[0]] if settings is None else result
@@ -172,10 +184,10 @@ def evaluate_two_afc(two_afc_path: str, jnd_path: str | None, metrics: Sequence[
         for specs in groups.values():
             trunk = build_metric(dict(specs[0], linear="none"), seed=seed, allow_download=allow_download)
             s_all = pair_channels(trunk, data, batch_size=batch_size, device=dev, progress=progress,
-                                  settings=[(sp["mode"], sp["normalize"]) for sp in specs])
+                                  settings=[spec_setting(sp) for sp in specs])
             for spec in specs:
                 w = spec_weights(spec, trunk, seed=seed, calibration=calibrations.get(spec["name"]))
-                s = s_all[(spec["mode"], spec["normalize"])]
+                s = s_all[spec_setting(spec)]
                 rows += _score_rows(kind, [_dist(x, w) for x in s], data, cats, method=spec["name"], family="dps")
                 log.info("%s on %s: %s", spec["name"], data.name, rows[-1])
     return pd.DataFrame(rows)
@@ -220,7 +232,8 @@ def calibrate(train_path: str, spec: Mapping[str, Any], out: str, *, options: Ma
         s0, s1, data.judge.float(), epochs=options["epochs"], decay_epochs=options["decay_epochs"], lr=options["lr"],
         betas=(options["beta1"], 0.999), batch_size=options["batch_size"], dropout=options["dropout"], seed=seed,
         checkpoint=checkpoint, fingerprint=fp, progress=progress, desc=f"calibrate {spec['name']}")
-    weights = split_weights(w, tap_channels(metric), metric.taps)
+    width = mode_width(metric.mode, metric.combine)
+    weights = split_weights(w, [width * c for c in tap_channels(metric)], metric.taps)
     save_checkpoint(out, {"fingerprint": {"metric": metric_fingerprint(spec, seed)}, "weights": weights,
                           "history": history, "training": fp})
     if checkpoint is not None:
@@ -230,20 +243,35 @@ def calibrate(train_path: str, spec: Mapping[str, Any], out: str, *, options: Ma
 
 # ---------------------------------------------------------------------------------------------- flaw analysis
 
+def flaw_taps(entry: Mapping[str, Any]) -> str | list[str]:
+    """The entry's taps; by default the LPIPS taps (as the flaws paper's analysis.py: AlexNet [1,4,7,9,11],
+    SqueezeNet, VGG16 [3,8,15,22,29]) where the backbone has them, else its ``paper`` taps."""
+    from percept import backbones as bb
+
+    taps = entry.get("taps")
+    if taps is None:
+        return "lpips" if bb.get(entry["backbone"]).lpips_taps else "paper"
+    return taps
+
+
 def evaluate_flaws(challenges_path: str, backbones: Sequence[Mapping[str, Any]], *, modes: Sequence[str],
                    normalize: Sequence[bool], seed: int, device: str, batch_size: int, allow_download: bool = False,
-                   progress: bool = False) -> pd.DataFrame:
-    """Pass/fail of every challenge for every backbone × mode × normalisation (one row per item and challenge)."""
+                   progress: bool = False, norm_order: str = "after") -> pd.DataFrame:
+    """Pass/fail of every challenge for every backbone × mode × normalisation (one row per item and challenge);
+    ``norm_order``: see :mod:`percept.similarity.metric` (the uncalibrated channel sum is the same for both
+    ways of combining a combined mode)."""
     data = ImageDataset(challenges_path)
     roles, items = data.meta("role"), data.meta("item")
     n_items, n_roles = int(items.max()) + 1, len(dist.ROLES)
     if len(data) != n_items * n_roles or not (roles.reshape(n_items, n_roles) == np.arange(n_roles)).all():
         raise ValueError(f"{challenges_path}: rows are not blocks of the roles {dist.ROLES}")
+    # Sets written before the stain anchors existed measure everything from the original.
+    anchors = list(data.attrs.get("anchors", [0] * n_roles))
     dev = resolve_device(device)
     rows = []
     for entry in backbones:
         weights = entry.get("weights", "imagenet")
-        metric = DPS(entry["backbone"], weights=weights, taps=entry.get("taps", "paper"), mode="spatial",
+        metric = DPS(entry["backbone"], weights=weights, taps=flaw_taps(entry), mode="spatial",
                      scaling="backbone", seed=seed, allow_download=allow_download).to(dev)
         label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
         # d[(mode, normalize)][item, role]
@@ -254,12 +282,11 @@ def evaluate_flaws(challenges_path: str, backbones: Sequence[Mapping[str, Any]],
                 x = data.batch(slice(sl.start * n_roles, sl.stop * n_roles)).to(dev)
                 feats = metric.features(x)
                 b = sl.stop - sl.start
-                # Each item's original against every row of its block, all items of the batch at once.
-                orig = {t: v.view(b, n_roles, *v.shape[1:])[:, :1].expand(b, n_roles, *v.shape[1:])
-                        .reshape(v.shape) for t, v in feats.items()}
+                # Each row's anchor (the original; the stain pair's own original) against the row, all at once.
+                orig = {t: v.view(b, n_roles, *v.shape[1:])[:, anchors].reshape(v.shape) for t, v in feats.items()}
                 for m in modes:
                     for z in normalize:
-                        dm = sum(channel_distances(orig[t], feats[t], m, z).sum(1) for t in metric.taps)
+                        dm = sum(channel_distances(orig[t], feats[t], m, z, norm_order).sum(1) for t in metric.taps)
                         d[(m, z)][sl] = dm.view(b, n_roles).cpu().numpy()
         for (m, z), dm in d.items():
             for r in dist.challenge_passes(dm):
