@@ -101,6 +101,7 @@ rule make_dps_challenges:
     params:
         photos=SIM["flaws"]["photos"],
         crops_per_photo=SIM["flaws"]["crops_per_photo"],
+        stain_style=SIM["flaws"]["stain_style"],
         image_size=SIM["image_size"],
         seed=config["seed"],
     log:
@@ -148,6 +149,7 @@ rule make_dps_distortions:
         "data/similarity/distortions.h5",
     params:
         max_images=SIM["adaptation"]["max_images"],
+        style=SIM["adaptation"]["distortion_style"],
         image_size=SIM["image_size"],
         seed=config["seed"],
     log:

@@ -8,7 +8,7 @@ log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)
 p, o = snakemake.params, snakemake.params.options  # noqa: F821
 table = evaluate_flaws(snakemake.input.challenges, o["backbones"], modes=o["modes"], normalize=o["normalize"],  # noqa: F821
                        seed=p.seed, device=p.device, batch_size=p.batch_size, allow_download=p.allow_download,
-                       progress=p.progress)
+                       progress=p.progress, norm_order=o["norm_order"])
 summary = flaw_summary(table)
 write_csv(table, snakemake.output.table)  # noqa: F821
 write_csv(summary, snakemake.output.summary)  # noqa: F821

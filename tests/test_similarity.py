@@ -194,7 +194,7 @@ def test_calibration_learns_which_channel_matters_and_resumes(tmp_path):
                                    fingerprint={"a": 1})
     assert [h["epoch"] for h in h2] == [1, 2, 3] and h2[:2] == h1  # resumed after epoch 2
     with pytest.raises(ValueError, match="other settings"):
-        train_channel_weights(s0, s1, judge, epochs=3, decay_epochs=0, checkpoint=ck, fingerprint={"a": 2})
+        train_channel_weights(s0, s1, judge, epochs=3, decay_epochs=0, dropout=0.0, checkpoint=ck, fingerprint={"a": 2})
 
 
 def test_checkpoint_refuses_other_settings(tmp_path):
@@ -277,3 +277,21 @@ def test_challenge_set_stain_block_follows_the_authors_layout(tmp_path):
     assert data.attrs["anchors"] == stain_anchors("authors")
     assert stain_anchors("authors")[ROLES.index("stain")] == ROLES.index("stain_original")
     assert stain_anchors("disc")[ROLES.index("stain")] == 0
+
+
+def test_adaptation_scores_a_retained_two_afc_set_per_subsplit():
+    """BAPPS is scored per subsplit (the authors test each val subsplit separately) and the headline is their
+    unweighted mean, not the pooled fraction (which weights large subsplits more)."""
+    gen = torch.Generator().manual_seed(1)
+    s = torch.rand(30, 6, 4, generator=gen)
+    split = np.array([0] * 20 + [1] * 10)
+    r0 = torch.tensor([[1.0, 0, 0, 0]] * 9 + [[1.0, 0, 0, 0]])
+    r1 = torch.tensor([[2.0, 0, 0, 0]] * 9 + [[0.5, 0, 0, 0]])
+    judge = torch.zeros(10)  # p0 closer: right for the first 9, wrong for the last
+    cat = np.array([0] * 9 + [1])
+    opts = {"contexts": 1, "epochs": 1, "decay_epochs": 0, "lr": 1e-3, "beta1": 0.5, "batch_size": 64,
+            "dropout": 0.0, "boost": 0.0, "val_fraction": 0.0}
+    df = adapt_contexts(s, split, options=opts, seed=0, retained={"bapps": (r0, r1, judge, cat, ["big", "small"])})
+    row = df.iloc[0]
+    assert row["bapps[big]_baseline"] == 1.0 and row["bapps[small]_baseline"] == 0.0
+    assert row["bapps_baseline"] == pytest.approx(0.5)  # pooled would be 0.9

@@ -122,3 +122,60 @@ def test_adaptation_blur_draws_a_fixed_11x21_kernel_and_a_random_sigma():
     sig = np.array([d["sigma"] for d in draws])
     assert sig.min() >= 4 and sig.max() <= 10 and sig.std() > 1
     assert "kernel" in sample_params("blur", rng, style="smooth")  # the earlier square kernel, a named option
+
+
+# LPIPS: l2(rgb2lab(a), rgb2lab(b), range=100.) and dssim(1.*a, 1.*b, range=255.) of lpips/__init__.py (compare_ssim
+# = skimage.metrics.structural_similarity(channel_axis=-1), scikit-image 0.26) on these 8-bit images.
+PIXEL_L2_LAB = [0.01718376262946711, 0.01760283602394652, 0.017224812817418767]
+PIXEL_DSSIM = [0.05534212302135738, 0.05965366737191502, 0.058441968186824234]
+
+
+def test_pixel_baselines_match_the_reference():
+    from percept.similarity.scoring import PIXEL_METRICS
+
+    rng = np.random.default_rng(16)
+    u0 = rng.integers(0, 256, (3, 3, 32, 32)).astype(np.float32)
+    u1 = np.clip(u0 + rng.normal(0, 40, u0.shape), 0, 255).round().astype(np.float32)
+    x0, x1 = torch.from_numpy(u0 / 255), torch.from_numpy(u1 / 255)
+    assert_allclose(PIXEL_METRICS["l2"](x0, x1).numpy(), PIXEL_L2_LAB, rtol=1e-5)
+    assert_allclose(PIXEL_METRICS["ssim"](x0, x1).numpy(), PIXEL_DSSIM, rtol=1e-5)
+    # the earlier RGB / Gaussian-window baselines stay available under their own names, with other values
+    assert np.abs(PIXEL_METRICS["ssim_gaussian"](x0, x1).numpy() / PIXEL_DSSIM - 1).max() > 0.01
+    assert np.abs(PIXEL_METRICS["l2_rgb"](x0, x1).numpy() / PIXEL_L2_LAB - 1).max() > 0.01
+
+
+# LPIPS (PyPI lpips 0.1.4 = richzhang/PerceptualSimilarity lpips/lpips.py NetLinLayer): after torch.manual_seed(0),
+# NetLinLayer(4) and NetLinLayer(6) (Dropout + Conv2d(C, 1, 1, bias=False), PyTorch's default init) hold:
+LPIPS_INIT = [[-0.003743410110473633, 0.26822179555892944, -0.4115225672721863, -0.3679695129394531],
+              [-0.15723861753940582, 0.1094747856259346, -0.008088696748018265, 0.3236957788467407,
+               -0.036229606717824936, 0.1080276295542717]]
+# ... and the first, in train mode after torch.manual_seed(3), maps d = torch.rand(2, 4, 3, 2, generator=
+# manual_seed(11)) to lin(d).mean((2, 3)) (dropout on single elements of the N x C x H x W map):
+LPIPS_DROPPED = [-0.3138269782066345, -0.3483857214450836]
+
+
+def test_calibration_starts_at_pytorch_default_init_and_drops_map_elements():
+    from percept.similarity.calibration import _channel_means, default_init
+
+    w = default_init([4, 6], seed=0)
+    assert_allclose(w.numpy(), LPIPS_INIT[0] + LPIPS_INIT[1], rtol=1e-6)
+    d = torch.rand(2, 4, 3, 2, generator=torch.Generator().manual_seed(11))
+    torch.manual_seed(3)
+    got = _channel_means([d.flatten(2)], slice(None), 0.5, elements=True) @ w[:4]
+    assert_allclose(got.numpy(), LPIPS_DROPPED, rtol=1e-5)
+
+
+def test_calibration_clamps_after_each_step_from_the_default_init():
+    from percept.similarity.calibration import train_channel_weights
+
+    g = torch.Generator().manual_seed(0)
+    maps0 = [torch.rand(64, 4, 6, generator=g), torch.rand(64, 6, 2, generator=g)]
+    maps1 = [torch.rand(64, 4, 6, generator=g), torch.rand(64, 6, 2, generator=g)]
+    judge = (torch.rand(64, generator=g) > 0.5).float()
+    assert (torch.tensor(LPIPS_INIT[0] + LPIPS_INIT[1]) < 0).any()  # the init has negatives ...
+    w, _ = train_channel_weights(maps0, maps1, judge, epochs=1, decay_epochs=0, lr=1e-4, batch_size=64, seed=0)
+    assert (w >= 0).all()  # ... that one step's clamp removes
+    kept = torch.tensor(LPIPS_INIT[0] + LPIPS_INIT[1]) > 1e-3
+    assert_allclose(w[kept].numpy(), torch.tensor(LPIPS_INIT[0] + LPIPS_INIT[1])[kept].numpy(), atol=2e-4)
+    with pytest.raises(ValueError, match="maps"):
+        train_channel_weights(maps0[0].mean(-1), maps1[0].mean(-1), judge, dropout=0.5)

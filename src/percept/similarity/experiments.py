@@ -24,7 +24,7 @@ from percept.similarity.calibration import (
     save_checkpoint,
     train_channel_weights,
 )
-from percept.similarity.metric import DPS, MODES, channel_distances, mode_width
+from percept.similarity.metric import DPS, MODES, channel_distances, channel_maps, mode_width
 from percept.similarity.scoring import (
     PIXEL_METRICS,
     category_rows,
@@ -134,6 +134,25 @@ def pair_channels(metric: DPS, data: TwoAFCData | JNDData, *, batch_size: int, d
     return result[wanted[0]] if settings is None else result
 
 
+def pair_maps(metric: DPS, data: TwoAFCData, *, batch_size: int, device: torch.device, progress: bool = False
+              ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per-tap squared-difference maps ``(N, C', P)`` (:func:`channel_maps`, float16 to halve the memory) of
+    (ref, p0) and (ref, p1) for every triplet: what calibration's element dropout acts on."""
+    setting = (metric.mode, metric.normalize, metric.norm_order, metric.combine)
+    out: tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]] = ([], [])
+    metric = metric.to(device)
+    with torch.inference_mode():
+        for sl in tqdm(list(_batches(len(data), batch_size)), desc=f"maps {data.name}", disable=not progress):
+            imgs = [x.to(device) for x in data.batch(sl)]
+            n = imgs[0].shape[0]
+            feats = metric.features(torch.cat(imgs))
+            parts = [{t: v[k * n:(k + 1) * n] for t, v in feats.items()} for k in range(3)]
+            for side in (0, 1):
+                out[side].append([channel_maps(parts[0][t], parts[side + 1][t], *setting).half().cpu()
+                                  for t in metric.taps])
+    return tuple([torch.cat([b[i] for b in side]) for i in range(len(metric.taps))] for side in out)
+
+
 def weight_vector(metric: DPS) -> torch.Tensor | None:
     w = metric.weights()
     return None if w is None else torch.cat([w[t].detach().cpu().reshape(-1) for t in metric.taps])
@@ -225,14 +244,21 @@ def calibrate(train_path: str, spec: Mapping[str, Any], out: str, *, options: Ma
     base = dict(spec, linear="none")
     metric = build_metric(base, seed=seed, allow_download=allow_download)
     data = TwoAFCData(train_path)
-    s0, s1 = pair_channels(metric, data, batch_size=batch_size, device=resolve_device(device), progress=progress)
+    init, dropout_on = options.get("init", "default"), options.get("dropout_on", "elements")
+    width = mode_width(metric.mode, metric.combine)
+    dev = resolve_device(device)
+    if options["dropout"] and dropout_on == "elements":
+        s0, s1 = pair_maps(metric, data, batch_size=batch_size, device=dev, progress=progress)
+    else:
+        s0, s1 = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
     fp = {"metric": metric_fingerprint(spec, seed), "data": data.fingerprint,
-          **{k: options[k] for k in ("epochs", "decay_epochs", "lr", "beta1", "batch_size", "dropout")}}
+          **{k: options[k] for k in ("epochs", "decay_epochs", "lr", "beta1", "batch_size", "dropout")},
+          "init": init, "dropout_on": dropout_on}
     w, history = train_channel_weights(
         s0, s1, data.judge.float(), epochs=options["epochs"], decay_epochs=options["decay_epochs"], lr=options["lr"],
         betas=(options["beta1"], 0.999), batch_size=options["batch_size"], dropout=options["dropout"], seed=seed,
+        init=init, groups=[width * c for c in tap_channels(metric)], dropout_on=dropout_on,
         checkpoint=checkpoint, fingerprint=fp, progress=progress, desc=f"calibrate {spec['name']}")
-    width = mode_width(metric.mode, metric.combine)
     weights = split_weights(w, [width * c for c in tap_channels(metric)], metric.taps)
     save_checkpoint(out, {"fingerprint": {"metric": metric_fingerprint(spec, seed)}, "weights": weights,
                           "history": history, "training": fp})
@@ -243,9 +269,10 @@ def calibrate(train_path: str, spec: Mapping[str, Any], out: str, *, options: Ma
 
 # ---------------------------------------------------------------------------------------------- flaw analysis
 
-def flaw_taps(entry: Mapping[str, Any]) -> str | list[str]:
-    """The entry's taps; by default the LPIPS taps (as the flaws paper's analysis.py: AlexNet [1,4,7,9,11],
-    SqueezeNet, VGG16 [3,8,15,22,29]) where the backbone has them, else its ``paper`` taps."""
+def entry_taps(entry: Mapping[str, Any]) -> str | list[str]:
+    """A flaws / adaptation entry's taps; by default (``taps: null``) the LPIPS taps where the backbone has them
+    (as both papers' code: the flaws paper's analysis.py, AlexNet layers [1,4,7,9,11], VGG16 [3,8,15,22,29];
+    the adaptation paper's augmentations.py, default extraction layers [1,4,7,9,11]), else its ``paper`` taps."""
     from percept import backbones as bb
 
     taps = entry.get("taps")
@@ -271,7 +298,7 @@ def evaluate_flaws(challenges_path: str, backbones: Sequence[Mapping[str, Any]],
     rows = []
     for entry in backbones:
         weights = entry.get("weights", "imagenet")
-        metric = DPS(entry["backbone"], weights=weights, taps=flaw_taps(entry), mode="spatial",
+        metric = DPS(entry["backbone"], weights=weights, taps=entry_taps(entry), mode="spatial",
                      scaling="backbone", seed=seed, allow_download=allow_download).to(dev)
         label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
         # d[(mode, normalize)][item, role]
@@ -349,12 +376,16 @@ def sample_contexts(n: int, seed: int) -> list[tuple[int, ...]]:
 def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, Any], seed: int,
                    retained: Mapping[str, tuple[torch.Tensor, ...]] | None = None, backbone: str = "",
                    checkpoint: str | None = None, fingerprint: Mapping[str, Any] | None = None,
-                   progress: bool = False) -> pd.DataFrame:
+                   progress: bool = False, groups: Sequence[int] | None = None) -> pd.DataFrame:
     """Train per-channel scalars for each context and score them against the uncalibrated baseline.
 
     ``s``: ``(n_refs, 6, C)`` distortion comparisons; ``split`` 0 = train (80 % fit, 20 % validation), 1 = test
-    (held-out photos), anything else unused. ``retained``: ``{name: (s0, s1, judge)}`` 2AFC sets or ``{name: (s, same)}`` JND sets
-    scored with the adapted and the baseline weights (the distortion-strength monotonicity set; BAPPS).
+    (held-out photos), anything else unused. ``retained``: ``{name: (s0, s1, judge)}`` or ``{name: (s0, s1, judge,
+    category, category_names)}`` 2AFC sets, or ``{name: (s, same)}`` JND sets, scored with the adapted and the
+    baseline weights (the distortion-strength monotonicity set; BAPPS). A 2AFC set with categories is scored per
+    category (BAPPS: per subsplit, as the authors' augmentations.py tests each val subsplit on its own):
+    columns ``{name}[{category}]_…``, and ``{name}_…`` is their unweighted mean. ``groups``: channels per tap
+    (the default init draws one 1x1 convolution per tap).
     Resumes from ``checkpoint`` (results of the contexts done so far).
     """
     pairs = np.array(list(itertools.combinations(range(s.shape[1]), 2)))
@@ -393,7 +424,8 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
         w, _ = train_channel_weights(fit0, fit1, lab, epochs=options["epochs"], decay_epochs=options["decay_epochs"],
                                      lr=options["lr"], betas=(options["beta1"], 0.999),
                                      batch_size=options["batch_size"], dropout=options["dropout"],
-                                     boost=options["boost"], seed=seed + ci)
+                                     boost=options["boost"], seed=seed + ci, init=options.get("init", "default"),
+                                     groups=groups, dropout_on="channels")
         weights.append(w)
         if checkpoint is not None:
             save_checkpoint(checkpoint, {"fingerprint": fp, "weights": weights})
@@ -410,7 +442,18 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
             row["other_contexts_baseline"] = float(np.mean([two_afc(*base_test, test_labels[j]) for j in others]))
             row["other_contexts_adapted"] = float(np.mean([two_afc(*d_test, test_labels[j]) for j in others]))
         for name, tensors in (retained or {}).items():
-            if len(tensors) == 3:
+            if len(tensors) == 5:
+                r0, r1, judge, category, cat_names = tensors
+                cat = np.asarray(category)
+                for kind, weights_ in (("baseline", None), ("adapted", w)):
+                    per = {}
+                    for c_i, c_name in enumerate(cat_names):
+                        sel = torch.from_numpy(cat == c_i)
+                        if sel.any():
+                            per[c_name] = two_afc(_dist(r0[sel], weights_), _dist(r1[sel], weights_), judge[sel])
+                            row[f"{name}[{c_name}]_{kind}"] = per[c_name]
+                    row[f"{name}_{kind}"] = float(np.mean(list(per.values())))
+            elif len(tensors) == 3:
                 r0, r1, judge = tensors
                 row[f"{name}_baseline"] = two_afc(_dist(r0, None), _dist(r1, None), judge)
                 row[f"{name}_adapted"] = two_afc(_dist(r0, w), _dist(r1, w), judge)
@@ -431,7 +474,7 @@ def adapt_backbone(cache_path: str, dataset_path: str, entry: Mapping[str, Any],
     the retained sets (2AFC val: the distortion-strength monotonicity set offline, BAPPS in the paper config;
     JND) through one forward pass each, then :func:`adapt_contexts`. The checkpoint is removed when done."""
     weights = entry.get("weights", "imagenet")
-    taps = entry.get("taps", "paper")
+    taps = entry_taps(entry)
     s, split = distortion_channels(cache_path, dataset_path)
     metric = DPS(entry["backbone"], weights=weights, taps=taps, mode="spatial", normalize=True, scaling="backbone",
                  seed=seed, allow_download=allow_download)
@@ -443,7 +486,8 @@ def adapt_backbone(cache_path: str, dataset_path: str, entry: Mapping[str, Any],
     if two_afc_path:
         data = TwoAFCData(two_afc_path)
         s0, s1 = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
-        retained["two_afc_val"] = (s0, s1, data.judge)
+        cats = data.category.numpy() if hasattr(data.category, "numpy") else np.asarray(data.category)
+        retained["two_afc_val"] = (s0, s1, data.judge, cats, list(data.categories))
     if jnd_path:
         data = JNDData(jnd_path)
         (sj,) = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
@@ -452,7 +496,7 @@ def adapt_backbone(cache_path: str, dataset_path: str, entry: Mapping[str, Any],
     fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed,
           "options": {k: v for k, v in options.items() if k != "backbones"}, "cache": cache.meta.get("fingerprint")}
     table = adapt_contexts(s, split, options=options, seed=seed, retained=retained, backbone=label,
-                           checkpoint=checkpoint, fingerprint=fp, progress=progress)
+                           checkpoint=checkpoint, fingerprint=fp, progress=progress, groups=tap_channels(metric))
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     return table
