@@ -295,3 +295,49 @@ def test_adaptation_scores_a_retained_two_afc_set_per_subsplit():
     row = df.iloc[0]
     assert row["bapps[big]_baseline"] == 1.0 and row["bapps[small]_baseline"] == 0.0
     assert row["bapps_baseline"] == pytest.approx(0.5)  # pooled would be 0.9
+
+
+def test_adaptation_fresh_draws_a_random_pair_per_image_per_epoch():
+    """draws: fresh — each epoch one random ordered pair per training image at draw (epoch mod K), labelled as the
+    authors' AugmentRankingDataset labels it (judge 1 when p1's distortion ranks earlier in the context)."""
+    gen = torch.Generator().manual_seed(0)
+    n, k, c = 60, 4, 12
+    s = 0.05 * torch.rand(n, k, 6, c, generator=gen)
+    bias = torch.tensor([3.0, 2.5, 2.0, 1.5, 1.0, 0.5])
+    for j in range(6):
+        s[:, :, j, 2 * j:2 * j + 2] += bias[j] * (0.8 + 0.4 * torch.rand(n, k, 2, generator=gen))
+    split = np.array([0] * 40 + [1] * 20)
+    opts = {"contexts": 3, "epochs": 30, "decay_epochs": 10, "lr": 0.05, "beta1": 0.5, "batch_size": 64,
+            "dropout": 0.0, "boost": 10.0, "val_fraction": 0.2, "draws": "fresh"}
+    seen = []
+    import percept.similarity.calibration as cal
+
+    real = cal.train_channel_weights
+
+    def spy(*args, resample=None, **kw):
+        def wrapped(epoch, g):
+            out = resample(epoch, g)
+            seen.append((epoch, out))
+            return out
+        return real(*args, resample=wrapped, **kw)
+
+    import percept.similarity.experiments as ex
+    ex.train_channel_weights, saved = spy, ex.train_channel_weights
+    try:
+        df = adapt_contexts(s, split, options=opts, seed=0)
+    finally:
+        ex.train_channel_weights = saved
+    assert df["adapted"].mean() > 0.8 and df["baseline"].mean() < 0.6
+    (e0, (a0, b0, l0)), (e1, (a1, b1, l1)) = seen[0], seen[1]
+    assert (e0, e1) == (0, 1) and len(l0) == 32  # one pair per fitting image (40 train, 20 % validation)
+    assert not torch.equal(a0, a1)  # other pairs / draws next epoch
+    # each row is one (draw, distortion) vector of s; epoch e reads draw e mod 4
+    fit_rows = s[:, 1].reshape(-1, c)
+    assert all(any(torch.equal(r, q) for q in fit_rows) for r in a1[:5])
+    # the label follows the context ranking: the authors' judge = 0 if choices[0] < choices[1] (in rank order)
+    ctx = sample_contexts(3, seed=0)[0]
+    rank = {d: i for i, d in enumerate(ctx)}
+    for r0, r1, lab in zip(a0[:10], b0[:10], l0[:10]):
+        d0 = next(j for j in range(6) if any(torch.equal(r0, s[i, 0, j]) for i in range(n)))
+        d1 = next(j for j in range(6) if any(torch.equal(r1, s[i, 0, j]) for i in range(n)))
+        assert lab == (0.0 if rank[d0] < rank[d1] else 1.0)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,7 @@ def train_channel_weights(s0: Comparisons, s1: Comparisons, judge: torch.Tensor,
                           batch_size: int = 50, dropout: float = 0.5, boost: float = 0.0,
                           init: torch.Tensor | str | None = None, groups: Sequence[int] | None = None,
                           dropout_on: str = "elements", seed: int = 0,
+                          resample: Callable[[int, torch.Generator], tuple[torch.Tensor, ...]] | None = None,
                           checkpoint: str | os.PathLike | None = None,
                           fingerprint: Mapping[str, Any] | None = None, progress: bool = False,
                           desc: str = "calibrate") -> tuple[torch.Tensor, list[dict[str, float]]]:
@@ -121,6 +122,8 @@ def train_channel_weights(s0: Comparisons, s1: Comparisons, judge: torch.Tensor,
         init: ``"default"`` (PyTorch's per-tap 1x1-convolution init, ``groups`` = channels per tap, one group
             of all C when not given), ``"ones"`` (the uncalibrated metric), or a tensor. ``None``: default.
         dropout_on: ``elements`` of the maps (maps given) or whole ``channels`` of the means.
+        resample: ``(epoch, generator) -> (s0, s1, judge)``, new training pairs every epoch (the adaptation's
+            fresh random pair per image per epoch); ``s0``, ``s1``, ``judge`` then only give the shapes.
         checkpoint: resume from / save to this file after every epoch (refused if ``fingerprint`` differs).
 
     Returns:
@@ -180,6 +183,10 @@ def train_channel_weights(s0: Comparisons, s1: Comparisons, judge: torch.Tensor,
         rate = lr if epoch < epochs else lr * (total - epoch) / max(decay_epochs, 1)
         for group in opt.param_groups:
             group["lr"] = rate
+        if resample is not None:
+            s0, s1, judge = resample(epoch, gen)
+            n = len(judge)
+            judge = judge.float()
         perm = torch.randperm(n, generator=gen)
         losses, hits = [], []
         g.train()

@@ -134,13 +134,18 @@ def _u8(t: torch.Tensor) -> np.ndarray:
 # ------------------------------------------------------------------------------------ adaptation image set
 
 def make_distortion_set(photos_path: str | Path, out: str | Path, *, seed: int, max_images: int | None = None,
-                        image_size: int | None = None, style: str = "authors") -> Path:
-    """Every reference crop of ``photos`` followed by its six distortions (paper ranges), as one dataset file.
+                        image_size: int | None = None, style: str = "authors", draws: int = 1) -> Path:
+    """Every reference crop of ``photos`` followed by ``draws`` independent draws of its six distortions (paper
+    ranges), as one dataset file.
 
-    Rows come in blocks of 7 (original, then ``DISTORTIONS`` in order); ``meta/ref`` is the row of the block's
-    original, ``meta/distortion`` the code (-1 original), ``meta/photo_row`` the reference's row in ``photos``;
-    ``split`` keeps the reference set's split (for ``photos``: by source photograph).
+    Rows come in blocks of 1 + 6 x draws (original, then ``DISTORTIONS`` in order for draw 0, 1, …);
+    ``meta/ref`` is the row of the block's original, ``meta/distortion`` the code (-1 original), ``meta/draw``
+    the draw, ``meta/photo_row`` the reference's row in ``photos``; ``split`` keeps the reference set's split
+    (for ``photos``: by source photograph). Several draws let the adaptation see fresh parameters every epoch
+    (the authors draw a new random transform each time an image is loaded).
     """
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1; got {draws}")
     from percept.data.store import ImageDataset, fingerprint, write_image_dataset
 
     photos = ImageDataset(photos_path)
@@ -148,25 +153,27 @@ def make_distortion_set(photos_path: str | Path, out: str | Path, *, seed: int, 
     n = len(photos) if max_images is None else min(len(photos), max_images)
     # Spread a capped selection over both splits (every k-th crop) rather than the first photos only.
     pick = np.linspace(0, len(photos) - 1, n).round().astype(int) if n < len(photos) else np.arange(n)
-    images, split, ref, code = [], [], [], []
+    images, split, ref, code, draw = [], [], [], [], []
     crops = _reference_images(photos, image_size, pick)
     for x, i in zip(crops, pick):
         rng = np.random.default_rng([seed, 41, int(i)])
-        block = [x] + [distort(x, kind, p, style) for kind in DISTORTIONS for p in [sample_params(kind, rng, style)]]
+        block = [x] + [distort(x, kind, p, style) for _ in range(draws) for kind in DISTORTIONS
+                       for p in [sample_params(kind, rng, style)]]
         start = len(images)
-        images += block
+        images.append(_u8(torch.stack(block)))
         split += [int(split_codes[i])] * len(block)
-        ref += [start] * len(block)
-        code += [-1, *range(len(DISTORTIONS))]
-    imgs = _u8(torch.stack(images))
-    meta = {"ref": np.array(ref, np.int64), "distortion": np.array(code, np.int64),
-            "photo_row": np.repeat(pick, 1 + len(DISTORTIONS)).astype(np.int64)}
+        ref += [start * len(block)] * len(block)
+        code += [-1, *range(len(DISTORTIONS))] * 1 + list(range(len(DISTORTIONS))) * (draws - 1)
+        draw += [0] + [k for k in range(draws) for _ in DISTORTIONS]
+    imgs = np.concatenate(images)
+    meta = {"ref": np.array(ref, np.int64), "distortion": np.array(code, np.int64), "draw": np.array(draw, np.int64),
+            "photo_row": np.repeat(pick, 1 + len(DISTORTIONS) * draws).astype(np.int64)}
     write_image_dataset(out, name="dps_distortions", images=imgs, split=np.array(split),
                         split_names=photos.split_names, fingerprint=fingerprint(
                             {"photos": photos.fingerprint, "seed": seed, "max_images": max_images, "size": image_size,
-                             "style": style, "v": 2}),
+                             "style": style, "draws": draws, "v": 3}),
                         source="photo crops and their six distortions (DPS adaptation, Pihlgren, Sandin & Liwicki)",
-                        meta=meta, extra_attrs={"distortions": list(DISTORTIONS)})
+                        meta=meta, extra_attrs={"distortions": list(DISTORTIONS), "draws": draws})
     return Path(out)
 
 

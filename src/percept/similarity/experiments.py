@@ -332,30 +332,45 @@ def flaw_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------------ adaptation
 
-def distortion_channels(cache_path: str, dataset_path: str, *, mode: str = "spatial", normalize: bool = True
-                        ) -> tuple[torch.Tensor, np.ndarray]:
-    """From the cached features of the distortion set: ``s[i, k, C]`` comparing reference i with its
-    distortion k (all taps concatenated), and each reference's split code."""
+def distortion_channels(cache_path: str | None, dataset_path: str, *, mode: str = "spatial", normalize: bool = True,
+                        norm_order: str = "after", combine: str = "concat", metric: DPS | None = None,
+                        batch_size: int = 64, device: torch.device | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """``s[i, k, j, C]`` comparing reference i with draw k of its distortion j (all taps concatenated), and each
+    reference's split code; from the cached features of the distortion set, or (``metric`` given, no cache)
+    from the metric's features of its images."""
     data = ImageDataset(dataset_path)
-    cache = FeatureCache(cache_path, expect={"dataset_fingerprint": data.fingerprint})
+    draws = int(data.attrs.get("draws", 1))
     codes, ref = data.meta("distortion"), data.meta("ref")
-    k = len(dist.DISTORTIONS) + 1
-    if len(data) % k or not (codes.reshape(-1, k) == np.arange(-1, k - 1)).all():
-        raise ValueError(f"{dataset_path}: rows are not blocks of (original, {', '.join(dist.DISTORTIONS)})")
+    nd = len(dist.DISTORTIONS)
+    k = 1 + nd * draws
+    block = np.array([-1, *list(range(nd)) * draws])
+    if len(data) % k or not (codes.reshape(-1, k) == block).all():
+        raise ValueError(f"{dataset_path}: rows are not blocks of (original, {draws} x ({', '.join(dist.DISTORTIONS)}))")
     n = len(data) // k
-    parts = []
-    for tap in cache.taps:
-        s_tap = []
-        for start in range(0, n, 64):
-            stop = min(start + 64, n)
-            f = cache.load(tap, slice(start * k, stop * k))
-            f = f.view(stop - start, k, *f.shape[1:])
-            s_tap.append(torch.stack([channel_distances(f[:, 0], f[:, j], mode, normalize) for j in range(1, k)], 1))
-        parts.append(torch.cat(s_tap))
+    setting = (mode, normalize, norm_order, combine)
+    per = max(1, 64 // k) if metric is None else max(1, batch_size // k)
+    if metric is None:
+        cache = FeatureCache(cache_path, expect={"dataset_fingerprint": data.fingerprint})
+        taps = cache.taps
+    else:
+        taps = metric.taps
+        metric = metric.to(device or torch.device("cpu"))
+    parts: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
+    with torch.inference_mode():
+        for start in range(0, n, per):
+            stop = min(start + per, n)
+            if metric is None:
+                feats = {t: cache.load(t, slice(start * k, stop * k)) for t in taps}
+            else:
+                feats = metric.features(data.batch(slice(start * k, stop * k)).to(next(iter(metric.buffers())).device))
+            for t in taps:
+                f = feats[t].float().view(stop - start, k, *feats[t].shape[1:])
+                c = torch.stack([channel_distances(f[:, 0], f[:, j], *setting) for j in range(1, k)], 1).cpu()
+                parts[t].append(c.view(stop - start, draws, nd, -1))
     codes = np.asarray(data._h5()["split"][...])[data.rows][ref.reshape(-1, k)[:, 0]]
     names = np.array(data.split_names)[codes]
     split = np.where(names == "train", 0, np.where(names == "test", 1, 2))
-    return torch.cat(parts, 2), split
+    return torch.cat([torch.cat(parts[t]) for t in taps], 3), split
 
 
 def context_labels(context: Sequence[int], pairs: np.ndarray) -> np.ndarray:
@@ -388,7 +403,11 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
     (the default init draws one 1x1 convolution per tap).
     Resumes from ``checkpoint`` (results of the contexts done so far).
     """
-    pairs = np.array(list(itertools.combinations(range(s.shape[1]), 2)))
+    if s.dim() == 3:  # one draw
+        s = s.unsqueeze(1)
+    n_draws, n_dist, n_chan = s.shape[1:]
+    pairs = np.array(list(itertools.combinations(range(n_dist), 2)))
+    fresh = options.get("draws", "fixed") == "fresh"
     train_idx = np.flatnonzero(split == 0)
     test_idx = np.flatnonzero(split == 1)
     if len(train_idx) == 0 or len(test_idx) == 0:
@@ -399,9 +418,26 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
     val_idx, fit_idx = perm[:n_val], perm[n_val:]
 
     def pair_tensors(idx):
-        a = s[idx][:, pairs[:, 0]].reshape(-1, s.shape[2])
-        b = s[idx][:, pairs[:, 1]].reshape(-1, s.shape[2])
+        # Scoring (and fixed-draw training): draw 0, every pair of distortions of every image.
+        a = s[idx, 0][:, pairs[:, 0]].reshape(-1, n_chan)
+        b = s[idx, 0][:, pairs[:, 1]].reshape(-1, n_chan)
         return a, b
+
+    def fresh_epochs(context, seed_):
+        """Per epoch, per training image, one random ordered pair of distortions (the first two of a random
+        permutation, as the authors' AugmentRankingDataset) at a fresh draw of their parameters (draw e mod K)."""
+        rank = np.empty(n_dist, int)
+        rank[list(context)] = np.arange(n_dist)
+        fit = torch.from_numpy(fit_idx)
+
+        def resample(epoch, gen):
+            choice = torch.stack([torch.randperm(n_dist, generator=gen)[:2] for _ in range(len(fit_idx))])
+            k = epoch % n_draws
+            a, b = s[fit, k, choice[:, 0]], s[fit, k, choice[:, 1]]
+            # label 1 = p1 judged closer = the second distortion is less disruptive in the context
+            lab = torch.from_numpy((rank[choice[:, 1].numpy()] < rank[choice[:, 0].numpy()]).astype(np.float32))
+            return a, b, lab
+        return resample
 
     fit0, fit1 = pair_tensors(fit_idx)
     val0, val1 = pair_tensors(val_idx) if len(val_idx) else (None, None)
@@ -425,7 +461,8 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
                                      lr=options["lr"], betas=(options["beta1"], 0.999),
                                      batch_size=options["batch_size"], dropout=options["dropout"],
                                      boost=options["boost"], seed=seed + ci, init=options.get("init", "default"),
-                                     groups=groups, dropout_on="channels")
+                                     groups=groups, dropout_on="channels",
+                                     resample=fresh_epochs(contexts[ci], seed + ci) if fresh else None)
         weights.append(w)
         if checkpoint is not None:
             save_checkpoint(checkpoint, {"fingerprint": fp, "weights": weights})
@@ -466,41 +503,59 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
     return pd.DataFrame(done)
 
 
-def adapt_backbone(cache_path: str, dataset_path: str, entry: Mapping[str, Any], *, two_afc_path: str | None,
+def adapt_backbone(cache_path: str | None, dataset_path: str, entry: Mapping[str, Any], *, two_afc_path: str | None,
                    jnd_path: str | None, options: Mapping[str, Any], seed: int, device: str, batch_size: int,
                    allow_download: bool = False, checkpoint: str | None = None, progress: bool = False
                    ) -> pd.DataFrame:
-    """The adaptation experiment for one backbone: comparisons from the cached features of the distortion set,
-    the retained sets (2AFC val: the distortion-strength monotonicity set offline, BAPPS in the paper config;
-    JND) through one forward pass each, then :func:`adapt_contexts`. The checkpoint is removed when done."""
+    """The adaptation experiment for one backbone and each of ``options["modes"]`` (the authors' metric_fun):
+    comparisons of the distortion set (from its cached features, or straight from the backbone when
+    ``cache_path`` is None: the fresh-draw set is too large to cache), the retained sets (2AFC val: the
+    distortion-strength monotonicity set offline, BAPPS in the paper config; JND) through one forward pass
+    each, then :func:`adapt_contexts` per mode (rows carry a ``mode`` column). Checkpoints are removed when done."""
     weights = entry.get("weights", "imagenet")
     taps = entry_taps(entry)
-    s, split = distortion_channels(cache_path, dataset_path)
+    modes = list(options.get("modes", ["spatial"]))
+    norm_order = options.get("norm_order", "after")
+    settings = [(m, True, norm_order, "concat") for m in modes]
     metric = DPS(entry["backbone"], weights=weights, taps=taps, mode="spatial", normalize=True, scaling="backbone",
                  seed=seed, allow_download=allow_download)
-    cache = FeatureCache(cache_path)
-    if cache.taps != metric.taps:
-        raise ValueError(f"{cache_path}: cached taps {cache.taps} differ from the entry's {metric.taps}")
     dev = resolve_device(device)
-    retained: dict[str, tuple] = {}
+    cache_fp = None
+    if cache_path is not None:
+        cache = FeatureCache(cache_path)
+        if cache.taps != metric.taps:
+            raise ValueError(f"{cache_path}: cached taps {cache.taps} differ from the entry's {metric.taps}")
+        cache_fp = cache.meta.get("fingerprint")
+    retained_all: dict[tuple, dict[str, tuple]] = {st: {} for st in settings}
     if two_afc_path:
         data = TwoAFCData(two_afc_path)
-        s0, s1 = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
-        cats = data.category.numpy() if hasattr(data.category, "numpy") else np.asarray(data.category)
-        retained["two_afc_val"] = (s0, s1, data.judge, cats, list(data.categories))
+        got = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress, settings=settings)
+        cats = data.category.numpy()
+        for st in settings:
+            retained_all[st]["two_afc_val"] = (*got[st], data.judge, cats, list(data.categories))
     if jnd_path:
         data = JNDData(jnd_path)
-        (sj,) = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
-        retained["jnd"] = (sj, data.same)
+        got = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress, settings=settings)
+        for st in settings:
+            retained_all[st]["jnd"] = (got[st][0], data.same)
     label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
-    fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed,
-          "options": {k: v for k, v in options.items() if k != "backbones"}, "cache": cache.meta.get("fingerprint")}
-    table = adapt_contexts(s, split, options=options, seed=seed, retained=retained, backbone=label,
-                           checkpoint=checkpoint, fingerprint=fp, progress=progress, groups=tap_channels(metric))
-    if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
-    return table
-
+    tables = []
+    for st in settings:
+        mode = st[0]
+        s, split = distortion_channels(cache_path, dataset_path, mode=mode, norm_order=norm_order,
+                                       metric=None if cache_path is not None else metric, batch_size=batch_size,
+                                       device=dev)
+        fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed, "mode": mode,
+              "options": {k: v for k, v in options.items() if k != "backbones"}, "cache": cache_fp,
+              "dataset": ImageDataset(dataset_path).fingerprint}
+        ckpt = None if checkpoint is None else f"{checkpoint}.{mode}" if len(settings) > 1 else checkpoint
+        table = adapt_contexts(s, split, options=options, seed=seed, retained=retained_all[st], backbone=label,
+                               checkpoint=ckpt, fingerprint=fp, progress=progress,
+                               groups=[mode_width(mode) * c for c in tap_channels(metric)])
+        tables.append(table.assign(mode=mode))
+        if ckpt is not None:
+            Path(ckpt).unlink(missing_ok=True)
+    return pd.concat(tables, ignore_index=True)
 
 
 __all__ = ["MODES", "adapt_backbone", "adapt_contexts", "build_metric", "calibrate", "distortion_channels", "evaluate_flaws",
