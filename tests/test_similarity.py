@@ -341,3 +341,36 @@ def test_adaptation_fresh_draws_a_random_pair_per_image_per_epoch():
         d0 = next(j for j in range(6) if any(torch.equal(r0, s[i, 0, j]) for i in range(n)))
         d1 = next(j for j in range(6) if any(torch.equal(r1, s[i, 0, j]) for i in range(n)))
         assert lab == (0.0 if rank[d0] < rank[d1] else 1.0)
+
+
+def test_challenge_folder_in_the_authors_layout(tmp_path):
+    """ref/ + one folder per group (X.png, X_*.png; color_stain/ with X_ref, X_stain), as the flaws paper's
+    images/; pairs matched by name as its analysis.py does, ties pass, the stain by X_ref strictly closer."""
+    from PIL import Image
+
+    from percept.similarity.distortions import folder_passes, read_challenge_folder
+
+    rng = np.random.default_rng(0)
+
+    def save(rel, arr):
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr.astype(np.uint8)).save(p)
+
+    for r in ("black", "white", "noise"):
+        save(f"ref/ref_{r}.png", rng.integers(0, 256, (8, 8, 3)))
+    save("rotate/dog.png", rng.integers(0, 256, (8, 8, 3)))
+    save("rotate/dog_22.png", rng.integers(0, 256, (8, 8, 3)))
+    save("rotate/dog_45.png", rng.integers(0, 256, (8, 8, 3)))
+    save("rotate/cat.png", rng.integers(0, 256, (8, 8, 3)))  # no transformed image: not a challenge
+    save("color_stain/dog.png", rng.integers(0, 256, (8, 8, 3)))
+    save("color_stain/dog_ref.png", rng.integers(0, 256, (8, 8, 3)))
+    save("color_stain/dog_stain.png", rng.integers(0, 256, (8, 8, 3)))
+    f = read_challenge_folder(tmp_path)
+    assert len(f["refs"]) == 3 and [p[3] for p in f["pairs"]] == ["dog_22", "dog_45"] and len(f["stains"]) == 1
+    assert f["images"].shape == (3 + 3 + 3, 8, 8, 3)
+    res = folder_passes(np.array([0.5, 0.9]), np.array([[0.5, 1, 1], [0.8, 1, 1]]), np.array([[0.2, 0.3]]), f)
+    assert [r["passed"] for r in res] == [True, False, True]  # a tie passes; 0.9 > 0.8 fails; X_ref closer passes
+    assert read_challenge_folder(tmp_path, size=16)["images"].shape[1:3] == (16, 16)
+    with pytest.raises(FileNotFoundError, match="ref/"):
+        read_challenge_folder(tmp_path / "rotate")

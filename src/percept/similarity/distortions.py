@@ -418,3 +418,75 @@ def challenge_passes(d: np.ndarray) -> list[dict[str, Any]]:
         out.append({"item": item, "challenge": "stain", "group": "stain",
                     "passed": bool(d[item, col["stain_clean"]] < d[item, col["stain"]])})
     return out
+
+
+# ------------------------------------------------------------------------------ the authors' challenge folder
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def read_challenge_folder(path: str | Path, size: int | None = None) -> dict[str, Any]:
+    """The flaws paper's challenge images in their own layout (guspih/deep_perceptual_similarity_analysis
+    images/): ``ref/`` holds the plain references; every other folder is a challenge group whose originals are
+    the images without ``_`` in the name and whose transformed images are the names containing an original's
+    name and ``_`` (``dog.png`` → ``dog_22.jpg``, as analysis.py matches them). In ``color_stain/`` each
+    original has ``X_ref`` (the field kept, the content replaced) and ``X_stain`` (the content kept, the field
+    changed).
+
+    Returns ``{"images": uint8 (N, S, S, 3), "refs": [rows], "pairs": [(group, original row, transformed row,
+    name)], "stains": [(original row, ref row, stain row, name)]}``; images are read as RGB and resized to
+    ``size`` (bilinear) when given, else they must share one size (the published ones are 96 x 96).
+    """
+    from PIL import Image
+
+    root = Path(path)
+    if not (root / "ref").is_dir():
+        raise FileNotFoundError(f"{root}: no ref/ folder of plain reference images (the flaws paper's images/ layout)")
+    images: list[np.ndarray] = []
+
+    def load(p: Path) -> int:
+        img = Image.open(p).convert("RGB")
+        if size is not None:
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+        images.append(np.asarray(img))
+        return len(images) - 1
+
+    def files(d: Path) -> list[Path]:
+        return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+    refs = [load(p) for p in files(root / "ref")]
+    if not refs:
+        raise ValueError(f"{root / 'ref'}: no reference images")
+    pairs, stains = [], []
+    for group in sorted(d for d in root.iterdir() if d.is_dir() and d.name != "ref"):
+        found = files(group)
+        for orig in (p for p in found if "_" not in p.stem):
+            others = [p for p in found if orig.stem in p.stem and "_" in p.stem]
+            if not others:
+                continue
+            o = load(orig)
+            if group.name == "color_stain":
+                by = {p.stem.rsplit("_", 1)[-1]: p for p in others}
+                if set(by) != {"ref", "stain"}:
+                    raise ValueError(f"{group}: {orig.name} needs exactly {orig.stem}_ref and {orig.stem}_stain, "
+                                     f"found {[p.name for p in others]}")
+                stains.append((o, load(by["ref"]), load(by["stain"]), orig.stem))
+            else:
+                pairs += [(group.name, o, load(p), p.stem) for p in others]
+    shapes = {im.shape for im in images}
+    if len(shapes) != 1:
+        raise ValueError(f"{root}: images of several sizes {sorted(shapes)}; give a size to resize them to")
+    return {"images": np.stack(images), "refs": refs, "pairs": pairs, "stains": stains}
+
+
+def folder_passes(d_pair: np.ndarray, d_refs: np.ndarray, d_stain: np.ndarray, folder: dict[str, Any]
+                  ) -> list[dict[str, Any]]:
+    """Pass/fail of the folder's challenges: ``d_pair[i]`` = d(original, transformed) of pair i, ``d_refs[i, r]``
+    = d(original of pair i, reference r), ``d_stain[j] = (d(original, X_ref), d(original, X_stain))``. Ties
+    pass (analysis.py: ``sum(aug_dist > ref_dist) == 0``); a stain passes when X_ref is strictly closer."""
+    out = []
+    for i, (group, _, _, name) in enumerate(folder["pairs"]):
+        out.append({"item": i, "challenge": name, "group": group, "passed": bool((d_pair[i] <= d_refs[i]).all())})
+    for j, (_, _, _, name) in enumerate(folder["stains"]):
+        out.append({"item": j, "challenge": name, "group": "color_stain", "passed": bool(d_stain[j, 0] < d_stain[j, 1])})
+    return out

@@ -321,6 +321,43 @@ def evaluate_flaws(challenges_path: str, backbones: Sequence[Mapping[str, Any]],
     return pd.DataFrame(rows)
 
 
+def evaluate_flaw_folder(folder_path: str, backbones: Sequence[Mapping[str, Any]], *, modes: Sequence[str],
+                         normalize: Sequence[bool], seed: int, device: str, size: int | None = None,
+                         allow_download: bool = False, norm_order: str = "after") -> pd.DataFrame:
+    """The flaw analysis on the authors' challenge images (:func:`distortions.read_challenge_folder`), one row per
+    backbone x mode x normalisation x challenge, as :func:`evaluate_flaws` (``source`` = the folder)."""
+    folder = dist.read_challenge_folder(folder_path, size)
+    x = torch.from_numpy(folder["images"]).permute(0, 3, 1, 2).float() / 255
+    pairs = np.array([(o, t) for _, o, t, _ in folder["pairs"]], int).reshape(-1, 2)
+    stains = np.array([(o, r, s_) for o, r, s_, _ in folder["stains"]], int).reshape(-1, 3)
+    refs = np.array(folder["refs"])
+    dev = resolve_device(device)
+    rows = []
+    for entry in backbones:
+        weights = entry.get("weights", "imagenet")
+        metric = DPS(entry["backbone"], weights=weights, taps=entry_taps(entry), mode="spatial", scaling="backbone",
+                     seed=seed, allow_download=allow_download).to(dev)
+        label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
+        with torch.inference_mode():
+            feats = metric.features(x.to(dev))
+
+        def dist_(a, b, m, z):
+            a, b = np.asarray(a), np.asarray(b)
+            return sum(channel_distances(feats[t][a], feats[t][b], m, z, norm_order).sum(1)
+                       for t in metric.taps).cpu().numpy()
+
+        for m in modes:
+            for z in normalize:
+                d_pair = dist_(pairs[:, 0], pairs[:, 1], m, z) if len(pairs) else np.zeros(0)
+                d_refs = (np.stack([dist_(pairs[:, 0], np.full(len(pairs), r), m, z) for r in refs], 1)
+                          if len(pairs) else np.zeros((0, len(refs))))
+                d_stain = (np.stack([dist_(stains[:, 0], stains[:, 1], m, z), dist_(stains[:, 0], stains[:, 2], m, z)], 1)
+                           if len(stains) else np.zeros((0, 2)))
+                for r in dist.folder_passes(d_pair, d_refs, d_stain, folder):
+                    rows.append({"backbone": label, "mode": m, "normalize": z, "source": str(folder_path), **r})
+    return pd.DataFrame(rows)
+
+
 def flaw_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Pass rate per backbone × mode × normalisation × challenge group, and over all challenges."""
     keys = ["backbone", "mode", "normalize"]
