@@ -334,6 +334,14 @@ def test_adaptation_fresh_draws_a_random_pair_per_image_per_epoch():
     # each row is one (draw, distortion) vector of s; epoch e reads draw e mod 4
     fit_rows = s[:, 1].reshape(-1, c)
     assert all(any(torch.equal(r, q) for q in fit_rows) for r in a1[:5])
+    # fresh pairs: an image's pair of distortions changes between epochs (fixed pairs would repeat every one)
+
+    def where(row, k):
+        return next((i, j) for i in range(n) for j in range(6) if torch.equal(row, s[i, k, j]))
+
+    pairs0 = {where(r, 0)[0]: (where(r, 0)[1], where(q, 0)[1]) for r, q in zip(a0, b0)}
+    pairs1 = {where(r, 1)[0]: (where(r, 1)[1], where(q, 1)[1]) for r, q in zip(a1, b1)}
+    assert set(pairs0) == set(pairs1) and sum(pairs0[i] == pairs1[i] for i in pairs0) < len(pairs0) / 2
     # the label follows the context ranking: the authors' judge = 0 if choices[0] < choices[1] (in rank order)
     ctx = sample_contexts(3, seed=0)[0]
     rank = {d: i for i, d in enumerate(ctx)}
