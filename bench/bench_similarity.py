@@ -7,6 +7,8 @@ from the package's network into ours: torchvision's pretrained weights cannot be
 reference scores a triplet as two calls, d(ref, p0) and d(ref, p1), each running the trunk on both inputs;
 ``DPS.two_afc_distances`` runs the trunk once on [ref; p0; p1] and reuses the reference's features. The ratio
 DPS/lpips (triplets per second) is printed, with the largest absolute difference of the distances.
+With ``--modes`` the other DPS modes (mean, sort and the combined ones, the flaws paper's definitions; no
+package to compare with) are timed on the same trunk and triplets, uncalibrated, and printed beside it.
 Not a test: numbers are printed, not asserted.
 """
 
@@ -32,6 +34,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--modes", action="store_true", help="also time the mean / sort / combined modes")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -80,6 +83,20 @@ def main() -> None:
     print(f"lpips package: {r:8.1f} triplets/s   (median of {args.repeats})")
     print(f"percept DPS:   {o:8.1f} triplets/s")
     print(f"ratio DPS/lpips: {o / r:.2f}x   max |d_ours - d_lpips| = {diff:.2e} (relative {rel:.2e})")
+    if args.modes:
+        from percept.similarity import MODES
+
+        for mode in MODES:
+            metric = DPS(NETS[args.net], weights="random", taps="lpips", mode=mode, scaling="lpips")
+            metric.extractor.model.load_state_dict(ours.extractor.model.state_dict())
+            metric = metric.to(dev)
+
+            def run_mode(metric=metric):
+                with torch.inference_mode():
+                    return [metric.two_afc_distances(r, a, b) for r, a, b in batches]
+
+            rate = statistics.median(timed(run_mode)[0] for _ in range(args.repeats))
+            print(f"percept DPS {mode:13s} {rate:8.1f} triplets/s  ({rate / r:.2f}x the lpips package's spatial)")
 
 
 if __name__ == "__main__":

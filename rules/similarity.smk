@@ -6,6 +6,17 @@ from percept.config import dps_entry_name
 SIM = config["similarity"]
 SIM_ADAPT = {dps_entry_name(e): e for e in SIM["adaptation"]["backbones"]}
 SIM_CALIBRATED = [m["name"] for m in SIM["metrics"] if m["linear"] == "calibrated"]
+# Fresh draws: a pool of independent distortion draws per image, one per training epoch (null = as many as epochs);
+# the pool is too large to cache, so the adaptation computes its comparisons from the backbone directly.
+SIM_DRAWS = 1 if SIM["adaptation"]["draws"] == "fixed" else (
+    SIM["adaptation"]["pool"] or max(1, SIM["adaptation"]["epochs"] + SIM["adaptation"]["decay_epochs"]))
+
+
+def adapt_inputs(wc):
+    out = {"dataset": "data/similarity/distortions.h5", **two_afc_inputs()}
+    if SIM["adaptation"]["draws"] == "fixed":
+        out["cache"] = f"data/features/similarity/distortions/{wc.adapt}.h5"
+    return out
 
 
 wildcard_constraints:
@@ -98,6 +109,7 @@ rule make_dps_challenges:
     params:
         photos=SIM["flaws"]["photos"],
         crops_per_photo=SIM["flaws"]["crops_per_photo"],
+        stain_style=SIM["flaws"]["stain_style"],
         image_size=SIM["image_size"],
         seed=config["seed"],
     log:
@@ -145,6 +157,8 @@ rule make_dps_distortions:
         "data/similarity/distortions.h5",
     params:
         max_images=SIM["adaptation"]["max_images"],
+        style=SIM["adaptation"]["distortion_style"],
+        draws=SIM_DRAWS,
         image_size=SIM["image_size"],
         seed=config["seed"],
     log:
@@ -188,9 +202,7 @@ rule cache_dps_distortion_features:
 
 rule adapt_dps:
     input:
-        dataset="data/similarity/distortions.h5",
-        cache="data/features/similarity/distortions/{adapt}.h5",
-        **two_afc_inputs(),
+        unpack(adapt_inputs),
     output:
         table="results/similarity/adaptation/{adapt}.csv",
     params:

@@ -6,7 +6,7 @@ from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)
 p, inp = snakemake.params, snakemake.input  # noqa: F821
-table = adapt_backbone(inp.cache, inp.dataset, p.entry, two_afc_path=inp.two_afc, jnd_path=inp.get("jnd"),
+table = adapt_backbone(inp.get("cache"), inp.dataset, p.entry, two_afc_path=inp.two_afc, jnd_path=inp.get("jnd"),
                        options=p.options, seed=p.seed, device=p.device, batch_size=p.batch_size,
                        allow_download=p.allow_download, checkpoint=p.checkpoint, progress=p.progress)
 write_csv(table, snakemake.output.table)  # noqa: F821

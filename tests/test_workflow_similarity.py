@@ -46,4 +46,6 @@ def test_flaws_and_adaptation_tables(tiny_run):
     for col in ("baseline", "adapted", "other_contexts_adapted", "two_afc_val_adapted", "jnd_adapted"):
         assert ad[col].between(0, 1).all(), col
     assert ad["adapted"].mean() >= ad["baseline"].mean() - 0.05
+    # the retained 2AFC set is scored per category (BAPPS: per subsplit) and the rows name their DPS mode
+    assert set(ad["mode"]) == {"spatial"} and any(c.startswith("two_afc_val[") for c in ad.columns)
     assert not (workdir / "results/similarity/adaptation/efficientnet_lite0.ckpt").exists()

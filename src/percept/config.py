@@ -313,6 +313,9 @@ def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
         if m["linear"] == "lpips" and (m["backbone"] not in LPIPS_NETS or m["taps"] != "lpips"):
             yield (f"{where}.linear: the official LPIPS weights exist for backbones {sorted(LPIPS_NETS)} at taps "
                    f"'lpips' only, not {m['backbone']!r} at {m['taps']!r}")
+        if m["linear"] == "lpips" and "+" in m["mode"] and m["combine"] == "concat":
+            yield (f"{where}.linear: the official LPIPS weights have one weight per channel; mode {m['mode']!r} with "
+                   "combine 'concat' needs two (use linear: calibrated, or combine: sum)")
         side = m["resize"] or sim["image_size"]
         if side < spec.min_input_size:
             yield f"{where}: {side}x{side} inputs are too small for {spec.name} (needs {spec.min_input_size}); set resize"
@@ -321,7 +324,8 @@ def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
         for i, e in enumerate(sim[part]["backbones"]):
             where = f"similarity.{part}.backbones[{i}]"
             spec = backbones.get(e["backbone"])
-            yield from tap_errors(f"{where}.taps", spec, e.get("taps", "paper"))
+            taps = e.get("taps") or ("lpips" if spec.lpips_taps else "paper")  # null: as entry_taps
+            yield from tap_errors(f"{where}.taps", spec, taps)
             if sim["image_size"] < spec.min_input_size:
                 yield (f"{where}: similarity.image_size {sim['image_size']} is too small for {spec.name} (needs "
                        f"{spec.min_input_size})")

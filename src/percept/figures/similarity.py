@@ -54,7 +54,8 @@ def fig_dps_flaws(inputs, out: Sequence[str]) -> None:
 
     df = _read(inputs["summary"])
     data = ImageDataset(inputs["challenges"])
-    show = ["original", "translate_0.125", "rotate_45", "rotate_180", "hflip", "invert", "stain_clean", "stain",
+    show = ["original", "translate_0.125", "rotate_45", "rotate_180", "hflip", "invert", "stain_original", "stain_clean",
+            "stain",
             "ref_grey", "ref_noise"]
     imgs = data.batch([ROLES.index(r) for r in show]).permute(0, 2, 3, 1).numpy()
     groups = list(dict.fromkeys(df["group"]))

@@ -24,7 +24,7 @@ from percept.similarity.calibration import (
     save_checkpoint,
     train_channel_weights,
 )
-from percept.similarity.metric import DPS, MODES, channel_distances
+from percept.similarity.metric import DPS, MODES, channel_distances, channel_maps, mode_width
 from percept.similarity.scoring import (
     PIXEL_METRICS,
     category_rows,
@@ -40,7 +40,17 @@ log = logging.getLogger(__name__)
 
 def metric_fingerprint(spec: Mapping[str, Any], seed: int) -> dict[str, Any]:
     keys = ("backbone", "weights", "taps", "mode", "normalize", "scaling", "resize")
-    return {**{k: spec.get(k) for k in keys}, "seed": seed}
+    fp = {**{k: spec.get(k) for k in keys}, "seed": seed}
+    # Only the non-default definitions enter the fingerprint, so earlier calibrations of spatial metrics stay valid.
+    for key, default in (("norm_order", "after"), ("combine", "concat")):
+        if spec.get(key, default) != default:
+            fp[key] = spec[key]
+    return fp
+
+
+def spec_setting(spec: Mapping[str, Any]) -> tuple[str, bool, str, str]:
+    """(mode, normalize, norm_order, combine) of a ``similarity.metrics`` entry."""
+    return (spec["mode"], spec["normalize"], spec.get("norm_order", "after"), spec.get("combine", "concat"))
 
 
 def spec_weights(spec: Mapping[str, Any], trunk: DPS, *, seed: int, calibration: str | Path | None = None
@@ -55,7 +65,7 @@ def spec_weights(spec: Mapping[str, Any], trunk: DPS, *, seed: int, calibration:
             lpips_weights_file,
         )
 
-        lin = LinearWeights(tap_channels(trunk), trunk.taps)
+        lin = LinearWeights(tap_channels(trunk), trunk.taps)  # DPS refuses lpips weights for 2C modes
         path = lpips_weights_file(spec["backbone"])
         load_linear_state(lin, load_torch(path), path)
         weights = lin.weights()
@@ -88,7 +98,8 @@ def build_metric(spec: Mapping[str, Any], *, seed: int, allow_download: bool = F
         linear = ckpt["weights"]
     return DPS(spec["backbone"], weights=spec["weights"], taps=spec["taps"], mode=spec["mode"],
                normalize=spec["normalize"], linear=linear, scaling=spec["scaling"], resize=spec.get("resize"),
-               seed=seed, allow_download=allow_download)
+               seed=seed, allow_download=allow_download, norm_order=spec.get("norm_order", "after"),
+               combine=spec.get("combine", "concat"))
 
 
 def _batches(n: int, batch_size: int) -> Iterable[slice]:
@@ -97,16 +108,17 @@ def _batches(n: int, batch_size: int) -> Iterable[slice]:
 
 
 def pair_channels(metric: DPS, data: TwoAFCData | JNDData, *, batch_size: int, device: torch.device,
-                  progress: bool = False, settings: Sequence[tuple[str, bool]] | None = None
-                  ) -> tuple[torch.Tensor, ...] | dict[tuple[str, bool], tuple[torch.Tensor, ...]]:
+                  progress: bool = False, settings: Sequence[tuple[str, bool, str, str]] | None = None
+                  ) -> tuple[torch.Tensor, ...] | dict[tuple[str, bool, str, str], tuple[torch.Tensor, ...]]:
     """Per-channel comparisons (all taps concatenated) of every triplet (→ ``s0``, ``s1``: (ref, p0), (ref, p1))
     or pair (→ ``s``: (p0, p1)), one forward pass per batch with shared reference features.
 
-    With ``settings`` (a list of (mode, normalize)), the comparisons of every setting from the same forward
-    passes, as ``{setting: tuple}``; otherwise the metric's own setting's tuple.
+    With ``settings`` (a list of (mode, normalize, norm_order, combine)), the comparisons of every setting from
+    the same forward passes, as ``{setting: tuple}``; otherwise the metric's own setting's tuple.
     """
-    wanted = [(metric.mode, metric.normalize)] if settings is None else list(dict.fromkeys(settings))
-    outs: dict[tuple[str, bool], list[list[torch.Tensor]]] = {k: [] for k in wanted}
+    own = (metric.mode, metric.normalize, metric.norm_order, metric.combine)
+    wanted = [own] if settings is None else list(dict.fromkeys(settings))
+    outs: dict[tuple[str, bool, str, str], list[list[torch.Tensor]]] = {k: [] for k in wanted}
     metric = metric.to(device)
     with torch.inference_mode():
         for sl in tqdm(list(_batches(len(data), batch_size)), desc=f"features {data.name}", disable=not progress):
@@ -114,12 +126,31 @@ def pair_channels(metric: DPS, data: TwoAFCData | JNDData, *, batch_size: int, d
             n = imgs[0].shape[0]
             feats = metric.features(torch.cat(imgs))
             parts = [{t: v[k * n:(k + 1) * n] for t, v in feats.items()} for k in range(len(imgs))]
-            for mode, normalize in wanted:
-                outs[(mode, normalize)].append(
-                    [torch.cat([channel_distances(parts[0][t], p[t], mode, normalize) for t in metric.taps], 1).cpu()
+            for setting in wanted:
+                outs[setting].append(
+                    [torch.cat([channel_distances(parts[0][t], p[t], *setting) for t in metric.taps], 1).cpu()
                      for p in parts[1:]])
     result = {k: tuple(torch.cat([o[i] for o in v]) for i in range(len(v[0]))) for k, v in outs.items()}
     return result[wanted[0]] if settings is None else result
+
+
+def pair_maps(metric: DPS, data: TwoAFCData, *, batch_size: int, device: torch.device, progress: bool = False
+              ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per-tap squared-difference maps ``(N, C', P)`` (:func:`channel_maps`, float16 to halve the memory) of
+    (ref, p0) and (ref, p1) for every triplet: what calibration's element dropout acts on."""
+    setting = (metric.mode, metric.normalize, metric.norm_order, metric.combine)
+    out: tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]] = ([], [])
+    metric = metric.to(device)
+    with torch.inference_mode():
+        for sl in tqdm(list(_batches(len(data), batch_size)), desc=f"maps {data.name}", disable=not progress):
+            imgs = [x.to(device) for x in data.batch(sl)]
+            n = imgs[0].shape[0]
+            feats = metric.features(torch.cat(imgs))
+            parts = [{t: v[k * n:(k + 1) * n] for t, v in feats.items()} for k in range(3)]
+            for side in (0, 1):
+                out[side].append([channel_maps(parts[0][t], parts[side + 1][t], *setting).half().cpu()
+                                  for t in metric.taps])
+    return tuple([torch.cat([b[i] for b in side]) for i in range(len(metric.taps))] for side in out)
 
 
 def weight_vector(metric: DPS) -> torch.Tensor | None:
@@ -172,10 +203,10 @@ def evaluate_two_afc(two_afc_path: str, jnd_path: str | None, metrics: Sequence[
         for specs in groups.values():
             trunk = build_metric(dict(specs[0], linear="none"), seed=seed, allow_download=allow_download)
             s_all = pair_channels(trunk, data, batch_size=batch_size, device=dev, progress=progress,
-                                  settings=[(sp["mode"], sp["normalize"]) for sp in specs])
+                                  settings=[spec_setting(sp) for sp in specs])
             for spec in specs:
                 w = spec_weights(spec, trunk, seed=seed, calibration=calibrations.get(spec["name"]))
-                s = s_all[(spec["mode"], spec["normalize"])]
+                s = s_all[spec_setting(spec)]
                 rows += _score_rows(kind, [_dist(x, w) for x in s], data, cats, method=spec["name"], family="dps")
                 log.info("%s on %s: %s", spec["name"], data.name, rows[-1])
     return pd.DataFrame(rows)
@@ -213,14 +244,22 @@ def calibrate(train_path: str, spec: Mapping[str, Any], out: str, *, options: Ma
     base = dict(spec, linear="none")
     metric = build_metric(base, seed=seed, allow_download=allow_download)
     data = TwoAFCData(train_path)
-    s0, s1 = pair_channels(metric, data, batch_size=batch_size, device=resolve_device(device), progress=progress)
+    init, dropout_on = options.get("init", "default"), options.get("dropout_on", "elements")
+    width = mode_width(metric.mode, metric.combine)
+    dev = resolve_device(device)
+    if options["dropout"] and dropout_on == "elements":
+        s0, s1 = pair_maps(metric, data, batch_size=batch_size, device=dev, progress=progress)
+    else:
+        s0, s1 = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
     fp = {"metric": metric_fingerprint(spec, seed), "data": data.fingerprint,
-          **{k: options[k] for k in ("epochs", "decay_epochs", "lr", "beta1", "batch_size", "dropout")}}
+          **{k: options[k] for k in ("epochs", "decay_epochs", "lr", "beta1", "batch_size", "dropout")},
+          "init": init, "dropout_on": dropout_on}
     w, history = train_channel_weights(
         s0, s1, data.judge.float(), epochs=options["epochs"], decay_epochs=options["decay_epochs"], lr=options["lr"],
         betas=(options["beta1"], 0.999), batch_size=options["batch_size"], dropout=options["dropout"], seed=seed,
+        init=init, groups=[width * c for c in tap_channels(metric)], dropout_on=dropout_on,
         checkpoint=checkpoint, fingerprint=fp, progress=progress, desc=f"calibrate {spec['name']}")
-    weights = split_weights(w, tap_channels(metric), metric.taps)
+    weights = split_weights(w, [width * c for c in tap_channels(metric)], metric.taps)
     save_checkpoint(out, {"fingerprint": {"metric": metric_fingerprint(spec, seed)}, "weights": weights,
                           "history": history, "training": fp})
     if checkpoint is not None:
@@ -230,20 +269,36 @@ def calibrate(train_path: str, spec: Mapping[str, Any], out: str, *, options: Ma
 
 # ---------------------------------------------------------------------------------------------- flaw analysis
 
+def entry_taps(entry: Mapping[str, Any]) -> str | list[str]:
+    """A flaws / adaptation entry's taps; by default (``taps: null``) the LPIPS taps where the backbone has them
+    (as both papers' code: the flaws paper's analysis.py, AlexNet layers [1,4,7,9,11], VGG16 [3,8,15,22,29];
+    the adaptation paper's augmentations.py, default extraction layers [1,4,7,9,11]), else its ``paper`` taps."""
+    from percept import backbones as bb
+
+    taps = entry.get("taps")
+    if taps is None:
+        return "lpips" if bb.get(entry["backbone"]).lpips_taps else "paper"
+    return taps
+
+
 def evaluate_flaws(challenges_path: str, backbones: Sequence[Mapping[str, Any]], *, modes: Sequence[str],
                    normalize: Sequence[bool], seed: int, device: str, batch_size: int, allow_download: bool = False,
-                   progress: bool = False) -> pd.DataFrame:
-    """Pass/fail of every challenge for every backbone × mode × normalisation (one row per item and challenge)."""
+                   progress: bool = False, norm_order: str = "after") -> pd.DataFrame:
+    """Pass/fail of every challenge for every backbone × mode × normalisation (one row per item and challenge);
+    ``norm_order``: see :mod:`percept.similarity.metric` (the uncalibrated channel sum is the same for both
+    ways of combining a combined mode)."""
     data = ImageDataset(challenges_path)
     roles, items = data.meta("role"), data.meta("item")
     n_items, n_roles = int(items.max()) + 1, len(dist.ROLES)
     if len(data) != n_items * n_roles or not (roles.reshape(n_items, n_roles) == np.arange(n_roles)).all():
         raise ValueError(f"{challenges_path}: rows are not blocks of the roles {dist.ROLES}")
+    # Sets written before the stain anchors existed measure everything from the original.
+    anchors = list(data.attrs.get("anchors", [0] * n_roles))
     dev = resolve_device(device)
     rows = []
     for entry in backbones:
         weights = entry.get("weights", "imagenet")
-        metric = DPS(entry["backbone"], weights=weights, taps=entry.get("taps", "paper"), mode="spatial",
+        metric = DPS(entry["backbone"], weights=weights, taps=entry_taps(entry), mode="spatial",
                      scaling="backbone", seed=seed, allow_download=allow_download).to(dev)
         label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
         # d[(mode, normalize)][item, role]
@@ -254,16 +309,52 @@ def evaluate_flaws(challenges_path: str, backbones: Sequence[Mapping[str, Any]],
                 x = data.batch(slice(sl.start * n_roles, sl.stop * n_roles)).to(dev)
                 feats = metric.features(x)
                 b = sl.stop - sl.start
-                # Each item's original against every row of its block, all items of the batch at once.
-                orig = {t: v.view(b, n_roles, *v.shape[1:])[:, :1].expand(b, n_roles, *v.shape[1:])
-                        .reshape(v.shape) for t, v in feats.items()}
+                # Each row's anchor (the original; the stain pair's own original) against the row, all at once.
+                orig = {t: v.view(b, n_roles, *v.shape[1:])[:, anchors].reshape(v.shape) for t, v in feats.items()}
                 for m in modes:
                     for z in normalize:
-                        dm = sum(channel_distances(orig[t], feats[t], m, z).sum(1) for t in metric.taps)
+                        dm = sum(channel_distances(orig[t], feats[t], m, z, norm_order).sum(1) for t in metric.taps)
                         d[(m, z)][sl] = dm.view(b, n_roles).cpu().numpy()
         for (m, z), dm in d.items():
             for r in dist.challenge_passes(dm):
                 rows.append({"backbone": label, "mode": m, "normalize": z, **r})
+    return pd.DataFrame(rows)
+
+
+def evaluate_flaw_folder(folder_path: str, backbones: Sequence[Mapping[str, Any]], *, modes: Sequence[str],
+                         normalize: Sequence[bool], seed: int, device: str, size: int | None = None,
+                         allow_download: bool = False, norm_order: str = "after") -> pd.DataFrame:
+    """The flaw analysis on the authors' challenge images (:func:`distortions.read_challenge_folder`), one row per
+    backbone x mode x normalisation x challenge, as :func:`evaluate_flaws` (``source`` = the folder)."""
+    folder = dist.read_challenge_folder(folder_path, size)
+    x = torch.from_numpy(folder["images"]).permute(0, 3, 1, 2).float() / 255
+    pairs = np.array([(o, t) for _, o, t, _ in folder["pairs"]], int).reshape(-1, 2)
+    stains = np.array([(o, r, s_) for o, r, s_, _ in folder["stains"]], int).reshape(-1, 3)
+    refs = np.array(folder["refs"])
+    dev = resolve_device(device)
+    rows = []
+    for entry in backbones:
+        weights = entry.get("weights", "imagenet")
+        metric = DPS(entry["backbone"], weights=weights, taps=entry_taps(entry), mode="spatial", scaling="backbone",
+                     seed=seed, allow_download=allow_download).to(dev)
+        label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
+        with torch.inference_mode():
+            feats = metric.features(x.to(dev))
+
+        def dist_(a, b, m, z):
+            a, b = np.asarray(a), np.asarray(b)
+            return sum(channel_distances(feats[t][a], feats[t][b], m, z, norm_order).sum(1)
+                       for t in metric.taps).cpu().numpy()
+
+        for m in modes:
+            for z in normalize:
+                d_pair = dist_(pairs[:, 0], pairs[:, 1], m, z) if len(pairs) else np.zeros(0)
+                d_refs = (np.stack([dist_(pairs[:, 0], np.full(len(pairs), r), m, z) for r in refs], 1)
+                          if len(pairs) else np.zeros((0, len(refs))))
+                d_stain = (np.stack([dist_(stains[:, 0], stains[:, 1], m, z), dist_(stains[:, 0], stains[:, 2], m, z)], 1)
+                           if len(stains) else np.zeros((0, 2)))
+                for r in dist.folder_passes(d_pair, d_refs, d_stain, folder):
+                    rows.append({"backbone": label, "mode": m, "normalize": z, "source": str(folder_path), **r})
     return pd.DataFrame(rows)
 
 
@@ -278,30 +369,45 @@ def flaw_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------------ adaptation
 
-def distortion_channels(cache_path: str, dataset_path: str, *, mode: str = "spatial", normalize: bool = True
-                        ) -> tuple[torch.Tensor, np.ndarray]:
-    """From the cached features of the distortion set: ``s[i, k, C]`` comparing reference i with its
-    distortion k (all taps concatenated), and each reference's split code."""
+def distortion_channels(cache_path: str | None, dataset_path: str, *, mode: str = "spatial", normalize: bool = True,
+                        norm_order: str = "after", combine: str = "concat", metric: DPS | None = None,
+                        batch_size: int = 64, device: torch.device | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """``s[i, k, j, C]`` comparing reference i with draw k of its distortion j (all taps concatenated), and each
+    reference's split code; from the cached features of the distortion set, or (``metric`` given, no cache)
+    from the metric's features of its images."""
     data = ImageDataset(dataset_path)
-    cache = FeatureCache(cache_path, expect={"dataset_fingerprint": data.fingerprint})
+    draws = int(data.attrs.get("draws", 1))
     codes, ref = data.meta("distortion"), data.meta("ref")
-    k = len(dist.DISTORTIONS) + 1
-    if len(data) % k or not (codes.reshape(-1, k) == np.arange(-1, k - 1)).all():
-        raise ValueError(f"{dataset_path}: rows are not blocks of (original, {', '.join(dist.DISTORTIONS)})")
+    nd = len(dist.DISTORTIONS)
+    k = 1 + nd * draws
+    block = np.array([-1, *list(range(nd)) * draws])
+    if len(data) % k or not (codes.reshape(-1, k) == block).all():
+        raise ValueError(f"{dataset_path}: rows are not blocks of (original, {draws} x ({', '.join(dist.DISTORTIONS)}))")
     n = len(data) // k
-    parts = []
-    for tap in cache.taps:
-        s_tap = []
-        for start in range(0, n, 64):
-            stop = min(start + 64, n)
-            f = cache.load(tap, slice(start * k, stop * k))
-            f = f.view(stop - start, k, *f.shape[1:])
-            s_tap.append(torch.stack([channel_distances(f[:, 0], f[:, j], mode, normalize) for j in range(1, k)], 1))
-        parts.append(torch.cat(s_tap))
+    setting = (mode, normalize, norm_order, combine)
+    per = max(1, 64 // k) if metric is None else max(1, batch_size // k)
+    if metric is None:
+        cache = FeatureCache(cache_path, expect={"dataset_fingerprint": data.fingerprint})
+        taps = cache.taps
+    else:
+        taps = metric.taps
+        metric = metric.to(device or torch.device("cpu"))
+    parts: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
+    with torch.inference_mode():
+        for start in range(0, n, per):
+            stop = min(start + per, n)
+            if metric is None:
+                feats = {t: cache.load(t, slice(start * k, stop * k)) for t in taps}
+            else:
+                feats = metric.features(data.batch(slice(start * k, stop * k)).to(next(iter(metric.buffers())).device))
+            for t in taps:
+                f = feats[t].float().view(stop - start, k, *feats[t].shape[1:])
+                c = torch.stack([channel_distances(f[:, 0], f[:, j], *setting) for j in range(1, k)], 1).cpu()
+                parts[t].append(c.view(stop - start, draws, nd, -1))
     codes = np.asarray(data._h5()["split"][...])[data.rows][ref.reshape(-1, k)[:, 0]]
     names = np.array(data.split_names)[codes]
     split = np.where(names == "train", 0, np.where(names == "test", 1, 2))
-    return torch.cat(parts, 2), split
+    return torch.cat([torch.cat(parts[t]) for t in taps], 3), split
 
 
 def context_labels(context: Sequence[int], pairs: np.ndarray) -> np.ndarray:
@@ -322,15 +428,23 @@ def sample_contexts(n: int, seed: int) -> list[tuple[int, ...]]:
 def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, Any], seed: int,
                    retained: Mapping[str, tuple[torch.Tensor, ...]] | None = None, backbone: str = "",
                    checkpoint: str | None = None, fingerprint: Mapping[str, Any] | None = None,
-                   progress: bool = False) -> pd.DataFrame:
+                   progress: bool = False, groups: Sequence[int] | None = None) -> pd.DataFrame:
     """Train per-channel scalars for each context and score them against the uncalibrated baseline.
 
     ``s``: ``(n_refs, 6, C)`` distortion comparisons; ``split`` 0 = train (80 % fit, 20 % validation), 1 = test
-    (held-out photos), anything else unused. ``retained``: ``{name: (s0, s1, judge)}`` 2AFC sets or ``{name: (s, same)}`` JND sets
-    scored with the adapted and the baseline weights (the distortion-strength monotonicity set; BAPPS).
+    (held-out photos), anything else unused. ``retained``: ``{name: (s0, s1, judge)}`` or ``{name: (s0, s1, judge,
+    category, category_names)}`` 2AFC sets, or ``{name: (s, same)}`` JND sets, scored with the adapted and the
+    baseline weights (the distortion-strength monotonicity set; BAPPS). A 2AFC set with categories is scored per
+    category (BAPPS: per subsplit, as the authors' augmentations.py tests each val subsplit on its own):
+    columns ``{name}[{category}]_…``, and ``{name}_…`` is their unweighted mean. ``groups``: channels per tap
+    (the default init draws one 1x1 convolution per tap).
     Resumes from ``checkpoint`` (results of the contexts done so far).
     """
-    pairs = np.array(list(itertools.combinations(range(s.shape[1]), 2)))
+    if s.dim() == 3:  # one draw
+        s = s.unsqueeze(1)
+    n_draws, n_dist, n_chan = s.shape[1:]
+    pairs = np.array(list(itertools.combinations(range(n_dist), 2)))
+    fresh = options.get("draws", "fixed") == "fresh"
     train_idx = np.flatnonzero(split == 0)
     test_idx = np.flatnonzero(split == 1)
     if len(train_idx) == 0 or len(test_idx) == 0:
@@ -341,9 +455,26 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
     val_idx, fit_idx = perm[:n_val], perm[n_val:]
 
     def pair_tensors(idx):
-        a = s[idx][:, pairs[:, 0]].reshape(-1, s.shape[2])
-        b = s[idx][:, pairs[:, 1]].reshape(-1, s.shape[2])
+        # Scoring (and fixed-draw training): draw 0, every pair of distortions of every image.
+        a = s[idx, 0][:, pairs[:, 0]].reshape(-1, n_chan)
+        b = s[idx, 0][:, pairs[:, 1]].reshape(-1, n_chan)
         return a, b
+
+    def fresh_epochs(context, seed_):
+        """Per epoch, per training image, one random ordered pair of distortions (the first two of a random
+        permutation, as the authors' AugmentRankingDataset) at a fresh draw of their parameters (draw e mod K)."""
+        rank = np.empty(n_dist, int)
+        rank[list(context)] = np.arange(n_dist)
+        fit = torch.from_numpy(fit_idx)
+
+        def resample(epoch, gen):
+            choice = torch.stack([torch.randperm(n_dist, generator=gen)[:2] for _ in range(len(fit_idx))])
+            k = epoch % n_draws
+            a, b = s[fit, k, choice[:, 0]], s[fit, k, choice[:, 1]]
+            # label 1 = p1 judged closer = the second distortion is less disruptive in the context
+            lab = torch.from_numpy((rank[choice[:, 1].numpy()] < rank[choice[:, 0].numpy()]).astype(np.float32))
+            return a, b, lab
+        return resample
 
     fit0, fit1 = pair_tensors(fit_idx)
     val0, val1 = pair_tensors(val_idx) if len(val_idx) else (None, None)
@@ -366,7 +497,9 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
         w, _ = train_channel_weights(fit0, fit1, lab, epochs=options["epochs"], decay_epochs=options["decay_epochs"],
                                      lr=options["lr"], betas=(options["beta1"], 0.999),
                                      batch_size=options["batch_size"], dropout=options["dropout"],
-                                     boost=options["boost"], seed=seed + ci)
+                                     boost=options["boost"], seed=seed + ci, init=options.get("init", "default"),
+                                     groups=groups, dropout_on="channels",
+                                     resample=fresh_epochs(contexts[ci], seed + ci) if fresh else None)
         weights.append(w)
         if checkpoint is not None:
             save_checkpoint(checkpoint, {"fingerprint": fp, "weights": weights})
@@ -383,7 +516,18 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
             row["other_contexts_baseline"] = float(np.mean([two_afc(*base_test, test_labels[j]) for j in others]))
             row["other_contexts_adapted"] = float(np.mean([two_afc(*d_test, test_labels[j]) for j in others]))
         for name, tensors in (retained or {}).items():
-            if len(tensors) == 3:
+            if len(tensors) == 5:
+                r0, r1, judge, category, cat_names = tensors
+                cat = np.asarray(category)
+                for kind, weights_ in (("baseline", None), ("adapted", w)):
+                    per = {}
+                    for c_i, c_name in enumerate(cat_names):
+                        sel = torch.from_numpy(cat == c_i)
+                        if sel.any():
+                            per[c_name] = two_afc(_dist(r0[sel], weights_), _dist(r1[sel], weights_), judge[sel])
+                            row[f"{name}[{c_name}]_{kind}"] = per[c_name]
+                    row[f"{name}_{kind}"] = float(np.mean(list(per.values())))
+            elif len(tensors) == 3:
                 r0, r1, judge = tensors
                 row[f"{name}_baseline"] = two_afc(_dist(r0, None), _dist(r1, None), judge)
                 row[f"{name}_adapted"] = two_afc(_dist(r0, w), _dist(r1, w), judge)
@@ -396,40 +540,59 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
     return pd.DataFrame(done)
 
 
-def adapt_backbone(cache_path: str, dataset_path: str, entry: Mapping[str, Any], *, two_afc_path: str | None,
+def adapt_backbone(cache_path: str | None, dataset_path: str, entry: Mapping[str, Any], *, two_afc_path: str | None,
                    jnd_path: str | None, options: Mapping[str, Any], seed: int, device: str, batch_size: int,
                    allow_download: bool = False, checkpoint: str | None = None, progress: bool = False
                    ) -> pd.DataFrame:
-    """The adaptation experiment for one backbone: comparisons from the cached features of the distortion set,
-    the retained sets (2AFC val: the distortion-strength monotonicity set offline, BAPPS in the paper config;
-    JND) through one forward pass each, then :func:`adapt_contexts`. The checkpoint is removed when done."""
+    """The adaptation experiment for one backbone and each of ``options["modes"]`` (the authors' metric_fun):
+    comparisons of the distortion set (from its cached features, or straight from the backbone when
+    ``cache_path`` is None: the fresh-draw set is too large to cache), the retained sets (2AFC val: the
+    distortion-strength monotonicity set offline, BAPPS in the paper config; JND) through one forward pass
+    each, then :func:`adapt_contexts` per mode (rows carry a ``mode`` column). Checkpoints are removed when done."""
     weights = entry.get("weights", "imagenet")
-    taps = entry.get("taps", "paper")
-    s, split = distortion_channels(cache_path, dataset_path)
+    taps = entry_taps(entry)
+    modes = list(options.get("modes", ["spatial"]))
+    norm_order = options.get("norm_order", "after")
+    settings = [(m, True, norm_order, "concat") for m in modes]
     metric = DPS(entry["backbone"], weights=weights, taps=taps, mode="spatial", normalize=True, scaling="backbone",
                  seed=seed, allow_download=allow_download)
-    cache = FeatureCache(cache_path)
-    if cache.taps != metric.taps:
-        raise ValueError(f"{cache_path}: cached taps {cache.taps} differ from the entry's {metric.taps}")
     dev = resolve_device(device)
-    retained: dict[str, tuple] = {}
+    cache_fp = None
+    if cache_path is not None:
+        cache = FeatureCache(cache_path)
+        if cache.taps != metric.taps:
+            raise ValueError(f"{cache_path}: cached taps {cache.taps} differ from the entry's {metric.taps}")
+        cache_fp = cache.meta.get("fingerprint")
+    retained_all: dict[tuple, dict[str, tuple]] = {st: {} for st in settings}
     if two_afc_path:
         data = TwoAFCData(two_afc_path)
-        s0, s1 = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
-        retained["two_afc_val"] = (s0, s1, data.judge)
+        got = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress, settings=settings)
+        cats = data.category.numpy()
+        for st in settings:
+            retained_all[st]["two_afc_val"] = (*got[st], data.judge, cats, list(data.categories))
     if jnd_path:
         data = JNDData(jnd_path)
-        (sj,) = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress)
-        retained["jnd"] = (sj, data.same)
+        got = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress, settings=settings)
+        for st in settings:
+            retained_all[st]["jnd"] = (got[st][0], data.same)
     label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
-    fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed,
-          "options": {k: v for k, v in options.items() if k != "backbones"}, "cache": cache.meta.get("fingerprint")}
-    table = adapt_contexts(s, split, options=options, seed=seed, retained=retained, backbone=label,
-                           checkpoint=checkpoint, fingerprint=fp, progress=progress)
-    if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
-    return table
-
+    tables = []
+    for st in settings:
+        mode = st[0]
+        s, split = distortion_channels(cache_path, dataset_path, mode=mode, norm_order=norm_order,
+                                       metric=None if cache_path is not None else metric, batch_size=batch_size,
+                                       device=dev)
+        fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed, "mode": mode,
+              "options": {k: v for k, v in options.items() if k != "backbones"}, "cache": cache_fp,
+              "dataset": ImageDataset(dataset_path).fingerprint}
+        ckpt = None if checkpoint is None else f"{checkpoint}.{mode}" if len(settings) > 1 else checkpoint
+        table = adapt_contexts(s, split, options=options, seed=seed, retained=retained_all[st], backbone=label,
+                               checkpoint=ckpt, fingerprint=fp, progress=progress,
+                               groups=[mode_width(mode) * c for c in tap_channels(metric)])
+        tables.append(table.assign(mode=mode))
+        if ckpt is not None:
+            Path(ckpt).unlink(missing_ok=True)
+    return pd.concat(tables, ignore_index=True)
 
 
 __all__ = ["MODES", "adapt_backbone", "adapt_contexts", "build_metric", "calibrate", "distortion_channels", "evaluate_flaws",

@@ -4,18 +4,27 @@ Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual M
 
     d(x, x0) = sum_l 1/(H_l W_l) sum_{h,w} || w_l ⊙ (ŷ_l[h,w] - ŷ0_l[h,w]) ||²
 
-with ŷ the activations at tap l unit-normalised over channels. Sjögren et al., "Identifying and Mitigating
-Flaws of Deep Perceptual Similarity Metrics" (NLDL 2023) swap the spatial comparison for per-channel
-statistics. Every mode here is linear in the per-channel weights, so a distance is
+with ŷ the activations at tap l unit-normalised over channels. Sjögren, Pihlgren, Sandin & Liwicki, "Identifying
+and Mitigating Flaws of Deep Perceptual Similarity Metrics" (NLDL 2023) swap the spatial comparison for
+per-channel statistics. Every mode here is linear in the per-channel weights, so a distance is
 
     d = sum_l  s_l · w_l,      s_l[c] = the per-channel comparison of tap l (``channel_distances``)
 
-with the modes (``f`` = features at one tap, optionally unit-normalised, ``Δ`` = difference):
+with the modes (``f`` = raw features at one tap, ``n(·)`` = unit normalisation over channels, ``Δ`` = difference):
 
-- ``spatial``: s[c] = mean_{h,w} Δ_c²                    (LPIPS; a spatial map before the average)
-- ``mean``:    s[c] = (mean_{h,w} f0_c - mean_{h,w} f1_c)²  (position-free channel means)
-- ``sort``:    s[c] = mean_k (sort(f0_c)_k - sort(f1_c)_k)²  (each channel's activations sorted over positions)
-- ``spatial+mean``, ``spatial+sort``: the sums.
+- ``spatial``: s[c] = mean_{h,w} Δ n(f)_c²                           (LPIPS; a spatial map before the average)
+- ``mean``:    s[c] = (n(m0)_c - n(m1)_c)²,  m = mean_{h,w} f           (position-free channel means)
+- ``sort``:    s[c] = mean_k (n(o0)_{c,k} - n(o1)_{c,k})²,  o = each channel sorted over positions
+- ``spatial+mean``, ``spatial+sort``: the spatial and the modified comparison side by side, ``s`` of 2C values
+  per tap ``[spatial | modified]`` with their own weights (the authors' ``ExtractionModifier(return_policy=
+  'concat')``: the modified maps are extra layers of the metric, each with its own 1x1 convolution).
+
+``norm_order="after"`` (the default, the authors' ``ExtractionModifier(shape_policy='keep')`` followed by
+``DistanceMetric(channel_norm=True)``, guspih/deep_perceptual_similarity_analysis loss_networks.py /
+experiment.py) averages or sorts the raw features and normalises the result across channels;
+``norm_order="before"`` (this project's earlier definition) normalises each position first and then averages
+or sorts. The two differ by tens of per cent (see docs/fidelity/similarity.md). ``combine="sum"`` (the earlier
+definition) adds the two parts of a combined mode into C values with one shared weight per channel.
 
 Weights ``w_l`` are none (all ones: the uncalibrated channel sum) or learned non-negative 1x1 convolutions;
 averaging over positions after the weighting (as LPIPS does) or before it is the same number.
@@ -37,6 +46,8 @@ from percept.features import TapExtractor
 
 MODES = ("spatial", "mean", "sort", "spatial+mean", "spatial+sort")
 SCALINGS = ("backbone", "lpips")
+NORM_ORDERS = ("after", "before")
+COMBINES = ("concat", "sum")
 EPS = 1e-10
 # The LPIPS scaling layer: inputs in [-1, 1] are shifted and scaled per channel (lpips v0.1).
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
@@ -68,26 +79,79 @@ def _pair(f0: torch.Tensor, f1: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return f0, f1
 
 
-def channel_distances(f0: torch.Tensor, f1: torch.Tensor, mode: str = "spatial",
-                      normalize: bool = True) -> torch.Tensor:
-    """Per-channel comparison ``s[n, c]`` of one tap's features (N, C, H, W); see the module docstring.
+def check_options(norm_order: str, combine: str) -> None:
+    if norm_order not in NORM_ORDERS:
+        raise ValueError(f"norm_order must be one of {NORM_ORDERS}; got {norm_order!r}")
+    if combine not in COMBINES:
+        raise ValueError(f"combine must be one of {COMBINES}; got {combine!r}")
 
-    A batch of 1 on either side is broadcast (one reference against many images).
+
+def mode_width(mode: str, combine: str = "concat") -> int:
+    """Comparison values per channel of a tap: 2 for a combined mode with separate weights, else 1."""
+    return 2 if "+" in check_mode(mode) and combine == "concat" else 1
+
+
+def channel_maps(f0: torch.Tensor, f1: torch.Tensor, mode: str = "spatial", normalize: bool = True,
+                 norm_order: str = "after", combine: str = "concat") -> torch.Tensor:
+    """The squared-difference map ``(N, C', P)`` of one tap whose mean over ``P`` is :func:`channel_distances`.
+
+    ``P`` is the positions (spatial), the sorted ranks (sort) or one value repeated over the positions
+    (mean: the authors expand the channel mean back to H x W, ``shape_policy='keep'``); ``C'`` is C, or 2C
+    for a combined mode with ``combine="concat"``. Calibration drops single elements of this map (LPIPS's
+    dropout before the 1x1 convolution acts on the N x C x H x W difference map).
     """
     f0, f1 = _pair(f0, f1)
     check_mode(mode)
-    if normalize:
-        f0, f1 = unit_normalize(f0), unit_normalize(f1)
-    out = 0
+    check_options(norm_order, combine)
+    pre = normalize and norm_order == "before"
+    post = normalize and norm_order == "after"
+    a0, a1 = (unit_normalize(f0), unit_normalize(f1)) if normalize else (f0, f1)
+    b0, b1 = (a0, a1) if pre else (f0, f1)
+    parts = []
     if "spatial" in mode:
-        out = out + (f0 - f1).pow(2).mean((2, 3))
+        parts.append((a0 - a1).pow(2).flatten(2))
+    p = f0.shape[2] * f0.shape[3]
     if "mean" in mode:
-        out = out + (f0.mean((2, 3)) - f1.mean((2, 3))).pow(2)
+        m0, m1 = b0.mean((2, 3), keepdim=True), b1.mean((2, 3), keepdim=True)
+        if post:
+            m0, m1 = unit_normalize(m0), unit_normalize(m1)
+        parts.append((m0 - m1).pow(2).flatten(2).expand(-1, -1, p))
     if "sort" in mode:
-        s0 = f0.flatten(2).sort(-1).values
-        s1 = f1.flatten(2).sort(-1).values
-        out = out + (s0 - s1).pow(2).mean(-1)
-    return out
+        s0 = b0.flatten(2).sort(-1).values.unsqueeze(-1)
+        s1 = b1.flatten(2).sort(-1).values.unsqueeze(-1)
+        if post:  # each rank's channel vector, as the authors' reshaped (N, C, H, W) sorted map
+            s0, s1 = unit_normalize(s0), unit_normalize(s1)
+        parts.append((s0 - s1).pow(2).squeeze(-1))
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat(parts, 1) if combine == "concat" else parts[0] + parts[1]
+
+
+def channel_distances(f0: torch.Tensor, f1: torch.Tensor, mode: str = "spatial", normalize: bool = True,
+                      norm_order: str = "after", combine: str = "concat") -> torch.Tensor:
+    """Per-channel comparison ``s[n, c]`` of one tap's features (N, C, H, W); see the module docstring.
+
+    A batch of 1 on either side is broadcast (one reference against many images). Combined modes give 2C
+    values ``[spatial | modified]`` with ``combine="concat"`` (the default), C summed ones with ``"sum"``.
+    """
+    f0, f1 = _pair(f0, f1)
+    check_mode(mode)
+    check_options(norm_order, combine)
+    if mode == "spatial":
+        a0, a1 = (unit_normalize(f0), unit_normalize(f1)) if normalize else (f0, f1)
+        return (a0 - a1).pow(2).mean((2, 3))
+    if "sort" not in mode:  # mean modes need no P-long map
+        a0, a1 = (unit_normalize(f0), unit_normalize(f1)) if normalize else (f0, f1)
+        b0, b1 = (a0, a1) if normalize and norm_order == "before" else (f0, f1)
+        m0, m1 = b0.mean((2, 3), keepdim=True), b1.mean((2, 3), keepdim=True)
+        if normalize and norm_order == "after":
+            m0, m1 = unit_normalize(m0), unit_normalize(m1)
+        mod = (m0 - m1).pow(2).flatten(1)
+        if mode == "mean":
+            return mod
+        spatial = (a0 - a1).pow(2).mean((2, 3))
+        return torch.cat([spatial, mod], 1) if combine == "concat" else spatial + mod
+    return channel_maps(f0, f1, mode, normalize, norm_order, combine).mean(-1)
 
 
 def _weight_vector(weights: Mapping[str, torch.Tensor] | None, tap: str, channels: int,
@@ -103,7 +167,8 @@ def _weight_vector(weights: Mapping[str, torch.Tensor] | None, tap: str, channel
 
 
 def dps_distance(feats0: Features, feats1: Features, mode: str = "spatial", normalize: bool = True,
-                 weights: Mapping[str, torch.Tensor] | None = None, per_tap: bool = False
+                 weights: Mapping[str, torch.Tensor] | None = None, per_tap: bool = False,
+                 norm_order: str = "after", combine: str = "concat"
                  ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The DPS distance between two images' tap features.
 
@@ -111,9 +176,11 @@ def dps_distance(feats0: Features, feats1: Features, mode: str = "spatial", norm
         feats0, feats1: ``{tap: Tensor[N, C, H, W]}`` with the same taps (a batch of 1 on one side is
             broadcast against the other: a shared reference).
         mode: one of :data:`MODES` (``spatial`` is LPIPS).
-        normalize: unit-normalise each position's channel vector first (x / (‖x‖₂ + 1e-10)).
+        normalize: unit-normalise channel vectors (x / (‖x‖₂ + 1e-10)).
         weights: ``None`` (uncalibrated: the channel sum) or ``{tap: non-negative weights}`` of C values
-            each, in any shape (``(C,)`` or the ``(1, C, 1, 1)`` of a 1x1 convolution).
+            each (2C for a combined mode with ``combine="concat"``: spatial then modified), in any shape
+            (``(C,)`` or the ``(1, C, 1, 1)`` of a 1x1 convolution).
+        norm_order, combine: see the module docstring (defaults: the authors' definitions).
         per_tap: also return each tap's contribution.
 
     Returns:
@@ -126,7 +193,7 @@ def dps_distance(feats0: Features, feats1: Features, mode: str = "spatial", norm
         raise ValueError("no tap features given")
     parts: dict[str, torch.Tensor] = {}
     for tap in feats0:
-        s = channel_distances(feats0[tap], feats1[tap], mode, normalize)
+        s = channel_distances(feats0[tap], feats1[tap], mode, normalize, norm_order, combine)
         w = _weight_vector(weights, tap, s.shape[1], s)
         parts[tap] = s.sum(1) if w is None else s @ w
     total = torch.stack(list(parts.values())).sum(0)
@@ -229,7 +296,7 @@ class DPS(nn.Module):
     - ``backbone``/``weights``/``seed``: a registry network (``imagenet`` or seeded ``random`` weights), or an
       already built ``model``;
     - ``taps``: ``lpips``, ``paper``, ``all`` or a list of module paths;
-    - ``mode``/``normalize``: see :data:`MODES`;
+    - ``mode``/``normalize``/``norm_order``/``combine``: see :data:`MODES` and the module docstring;
     - ``linear``: ``None`` (uncalibrated channel sum), ``"lpips"`` (the official v0.1 weights of the lpips
       package, strict load), a path to a state dict, or a ``{tap: weights}`` dict;
     - ``scaling``: ``lpips`` (x in [0,1] → 2x-1 → (x - shift)/scale, LPIPS v0.1) or ``backbone`` (the registry's
@@ -242,8 +309,11 @@ class DPS(nn.Module):
     def __init__(self, backbone: str = "alexnet", *, weights: str = "imagenet", taps: str | Sequence[str] = "lpips",
                  mode: str = "spatial", normalize: bool = True, linear: str | Mapping[str, torch.Tensor] | None = None,
                  scaling: str = "backbone", resize: int | None = None, seed: int = 0, allow_download: bool = False,
-                 model: nn.Module | None = None, dropout: float = 0.5, channels_last: bool = True):
+                 model: nn.Module | None = None, dropout: float = 0.5, channels_last: bool = True,
+                 norm_order: str = "after", combine: str = "concat"):
         super().__init__()
+        check_options(norm_order, combine)
+        self.norm_order, self.combine = norm_order, combine
         self.spec = backbones.get(backbone)
         self.taps = backbones.resolve_taps(self.spec, taps if isinstance(taps, str) else list(taps))
         self.mode = check_mode(mode)
@@ -275,7 +345,11 @@ class DPS(nn.Module):
         if linear is not None:
             with torch.inference_mode():
                 probe = self.extractor(torch.zeros(1, 3, 64, 64) * self._a + self._b)
-            self.linear = LinearWeights([probe[t].shape[1] for t in self.taps], self.taps, dropout=dropout)
+            width = mode_width(self.mode, combine)
+            if linear == "lpips" and width != 1:
+                raise ValueError("the official LPIPS weights have one weight per channel; a combined mode with "
+                                 "combine='concat' needs 2C (calibrate it, or use combine='sum')")
+            self.linear = LinearWeights([width * probe[t].shape[1] for t in self.taps], self.taps, dropout=dropout)
             if isinstance(linear, str):
                 path = lpips_weights_file(self.spec.name) if linear == "lpips" else linear
                 load_linear_state(self.linear, load_torch(path), path)
@@ -304,7 +378,8 @@ class DPS(nn.Module):
         return self.extractor(x)
 
     def distance(self, feats0: Features, feats1: Features) -> torch.Tensor:
-        return dps_distance(feats0, feats1, self.mode, self.normalize, self.weights())
+        return dps_distance(feats0, feats1, self.mode, self.normalize, self.weights(), norm_order=self.norm_order,
+                            combine=self.combine)
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, spatial_map: bool = False) -> torch.Tensor:
         """Distances ``(N,)`` between image pairs (one forward pass for both sides when their batch sizes

@@ -81,9 +81,41 @@ def category_rows(scores: np.ndarray, category, categories: Sequence[str], **fie
 
 
 # ------------------------------------------------------------------------------------------ pixel baselines
+# The reference's baselines (richzhang/PerceptualSimilarity lpips/lpips.py ``L2``/``DSSIM``; test_dataset_model.py
+# scores both with its default colorspace): L2 = ½ mean((Lab0 - Lab1) / 100)² with skimage's rgb2lab, DSSIM =
+# (1 - SSIM) / 2 with skimage's structural_similarity at its defaults (7x7 uniform window, data range 255) over
+# the RGB channels. Images in [0, 1] are taken to 8 bits exactly (round(255 x)); the reference's tensor2im
+# truncates instead, which moves some values down by one.
+
+def _u8_images(x: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8."""
+    return (x.detach().cpu().double().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def l2_lab_distance(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+    """½ mean((Lab0 - Lab1) / 100)² per image (the reference's ``L2``, colorspace Lab)."""
+    from skimage.color import rgb2lab
+
+    a, b = _u8_images(x0), _u8_images(x1)
+    if len(a) != len(b):
+        a, b = np.broadcast_arrays(a, b)
+    return torch.tensor([0.5 * np.mean((rgb2lab(p) / 100 - rgb2lab(q) / 100) ** 2) for p, q in zip(a, b)],
+                        dtype=torch.float64)
+
+
+def ssim_skimage_distance(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+    """DSSIM = (1 - SSIM) / 2 per image with scikit-image's defaults on 8-bit RGB (the reference's ``DSSIM``)."""
+    from skimage.metrics import structural_similarity
+
+    a, b = _u8_images(x0), _u8_images(x1)
+    if len(a) != len(b):
+        a, b = np.broadcast_arrays(a, b)
+    return torch.tensor([(1 - structural_similarity(1.0 * p, 1.0 * q, data_range=255.0, channel_axis=-1)) / 2
+                         for p, q in zip(a, b)], dtype=torch.float64)
+
 
 def l2_distance(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-    """Mean squared RGB difference per image (images in [0, 1])."""
+    """Mean squared RGB difference per image (images in [0, 1]); the earlier baseline, ``l2_rgb``."""
     return (x0 - x1).pow(2).flatten(1).mean(1)
 
 
@@ -95,7 +127,8 @@ def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 def ssim_distance(x0: torch.Tensor, x1: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """DSSIM = (1 - SSIM) / 2 per image: SSIM (Wang et al. 2004) with an 11x11 Gaussian window (σ 1.5) per
-    RGB channel over valid positions, averaged over channels and positions."""
+    RGB channel over valid positions, averaged over channels and positions; the earlier baseline,
+    ``ssim_gaussian``."""
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     g = _gaussian().to(x0)
     k = (g[:, None] * g[None, :]).expand(x0.shape[1], 1, 11, 11)
@@ -111,4 +144,6 @@ def ssim_distance(x0: torch.Tensor, x1: torch.Tensor, data_range: float = 1.0) -
     return (1 - ssim.flatten(1).mean(1)) / 2
 
 
-PIXEL_METRICS = {"l2": l2_distance, "ssim": ssim_distance}
+# l2 / ssim: the reference's definitions; l2_rgb / ssim_gaussian: this project's earlier ones.
+PIXEL_METRICS = {"l2": l2_lab_distance, "ssim": ssim_skimage_distance, "l2_rgb": l2_distance,
+                 "ssim_gaussian": ssim_distance}
