@@ -212,7 +212,7 @@ def test_breakhis_end_to_end_with_patient_split(server, tmp_path):
     images = as_uint8(ds.batch(np.arange(len(ds))))
     labels = ds.labels().numpy()
     for i in range(len(ds)):
-        key = (patients[ds.meta("patient")[i]], int(ds.meta("magnification")[i]), int(ds.meta("region")[i]))
+        key = (patients[ds.meta("patient")[i]], int(ds.meta("magnification")[i]), int(ds.meta("sequence")[i]))
         arr, cls, subtype = expected[key]
         np.testing.assert_array_equal(images[i], arr)
         assert labels[i] == ["benign", "malignant"].index(cls)

@@ -31,21 +31,26 @@ def test_mpcs_tables_hold_every_run_with_sane_accuracies(tiny_run):
     runs = pd.read_csv(root / "runs.csv")
     encoders = [f"mpcs_{s}" for s in cfg["pretrain"]["strategies"]] + ["baseline_imagenet", "baseline_random"]
     assert set(runs["encoder"]) == set(encoders) and set(runs["protocol"]) == {"linear", "full"}
-    assert len(runs) == len(encoders) * 2 * len(cfg["finetune"]["fractions"]) * cfg["finetune"]["seeds"]
+    # fine-tuned and scored per magnification, as the paper's tables are
+    assert sorted(set(runs["magnification"])) == [40, 100, 200, 400]
+    assert len(runs) == len(encoders) * 2 * 4 * len(cfg["finetune"]["fractions"]) * cfg["finetune"]["seeds"]
     assert runs["ila"].between(0, 1).all() and runs["pla"].between(0, 1).all()
     assert (runs["n_test_patients"] >= 4).all()  # one test patient per subtype
-    assert (runs.groupby(["encoder", "protocol"])["n_labels"].apply(lambda s: s.is_monotonic_increasing)).all()
+    assert (runs.groupby(["encoder", "protocol", "magnification"])["n_labels"]
+            .apply(lambda s: s.is_monotonic_increasing)).all()
     # the test images are the dataset's patient-disjoint test split
     test = ImageDataset(workdir / "data/datasets/magnification.h5", split="test")
     train = ImageDataset(workdir / "data/datasets/magnification.h5", split="train")
-    assert (runs["n_test"] == len(test)).all()
+    for m, n in runs.groupby("magnification")["n_test"]:
+        assert (n == int((test.meta("magnification") == m).sum())).all()
     assert not set(test.meta("patient").tolist()) & set(train.meta("patient").tolist())
     # patients hold different numbers of images, so the two accuracies are not the same number
     assert (runs["ila"] != runs["pla"]).any()
     summary = pd.read_csv(root / "accuracy.csv")
-    assert len(summary) == len(encoders) * 2 * len(cfg["finetune"]["fractions"])
-    row = summary[(summary.encoder == "baseline_imagenet") & (summary.protocol == "linear") & (summary.fraction == 1.0)]
-    sel = runs[(runs.encoder == "baseline_imagenet") & (runs.protocol == "linear") & (runs.fraction == 1.0)]
+    assert len(summary) == len(encoders) * 2 * 4 * len(cfg["finetune"]["fractions"])
+    pick = lambda t: t[(t.encoder == "baseline_imagenet") & (t.protocol == "linear") & (t.fraction == 1.0)  # noqa: E731
+                       & (t.magnification == 200)]
+    row, sel = pick(summary), pick(runs)
     assert row["ila_mean"].item() == pytest.approx(sel["ila"].mean())
     # the runs differ (a pipeline that ignored its encoder or labels would score every run alike); how well
     # they do is not asserted: 32 px images and ~30 labels are too few for a stable accuracy

@@ -295,6 +295,10 @@ def make_magnification(path: str, *, image_size: int, classes: Mapping[str, Sequ
     their image counts, as in BreakHis, so patient- and image-level accuracy differ) are imaged at
     40x/100x/200x/400x analogues by nested crops (:func:`magnification_field`). Train/test is split by patient within each subtype
     (:func:`percept.data.prepare.patient_split`), so no patient is on both sides.
+
+    ``meta``: ``subtype``, ``magnification``, ``patient``, ``field`` (one id per field of view, unique in the
+    set) and ``sequence`` (the field's number within its patient, 1, 2, ..., the same at every magnification:
+    what BreakHis's file names record and what MPCS pairs by, :mod:`percept.mpcs.pairs`).
     """
     from percept.data.prepare import patient_split
     from percept.data.store import fingerprint as make_fingerprint
@@ -310,8 +314,8 @@ def make_magnification(path: str, *, image_size: int, classes: Mapping[str, Sequ
     params = dict(image_size=image_size, classes={k: list(v) for k, v in classes.items()},
                   patients_per_photo=patients_per_photo, fields_per_patient=[lo, hi],
                   field_scale=field_scale, stain_jitter=stain_jitter, test_fraction=test_fraction, seed=seed,
-                  magnifications=list(MAGNIFICATIONS), generator=1)
-    images, label, subtype, patient, field, mag = [], [], [], [], [], []
+                  magnifications=list(MAGNIFICATIONS), generator=2)
+    images, label, subtype, patient, field, sequence, mag = [], [], [], [], [], [], []
     for s, name in enumerate(subtypes):
         cls = next(c for c, (_, names) in enumerate(classes.items()) if name in names)
         photo = load_photo(name)
@@ -319,7 +323,7 @@ def make_magnification(path: str, *, image_size: int, classes: Mapping[str, Sequ
             pid = s * patients_per_photo + p
             rng = np.random.default_rng([seed, 3, s, p])
             gain = 1.0 + rng.uniform(-stain_jitter, stain_jitter, size=3)
-            for _ in range(int(rng.integers(lo, hi + 1))):
+            for seq in range(1, int(rng.integers(lo, hi + 1)) + 1):
                 views, _ = magnification_field(photo, cell, image_size, MAGNIFICATIONS, field_scale, rng)
                 views = np.clip(np.round(views * gain), 0, 255).astype(np.uint8)
                 images.append(views)
@@ -328,6 +332,7 @@ def make_magnification(path: str, *, image_size: int, classes: Mapping[str, Sequ
                 subtype += [s] * n
                 patient += [pid] * n
                 field += [len(images) - 1] * n
+                sequence += [seq] * n  # as BreakHis numbers a patient's images: one number at every magnification
                 mag += list(MAGNIFICATIONS)
     patient_arr = np.array(patient, np.int64)
     split = patient_split(patient_arr, test_fraction, seed, strata=np.array(subtype))
@@ -335,7 +340,8 @@ def make_magnification(path: str, *, image_size: int, classes: Mapping[str, Sequ
                         split_names=["train", "test"], fingerprint=make_fingerprint(params),
                         labels=np.array(label, np.int64), class_names=list(classes), label_kind="single",
                         meta={"subtype": np.array(subtype, np.int64), "magnification": np.array(mag, np.int64),
-                              "patient": patient_arr, "field": np.array(field, np.int64)},
+                              "patient": patient_arr, "field": np.array(field, np.int64),
+                              "sequence": np.array(sequence, np.int64)},
                         source="nested crops (4 zoom levels) of photographs shipped by scikit-image/scikit-learn, "
                                "a BreakHis stand-in with subtypes = photos and patients = disjoint photo regions",
                         extra_attrs={"params": params, "subtype_names": subtypes})

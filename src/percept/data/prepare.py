@@ -324,8 +324,9 @@ def prepare_breakhis(raw_dir: str | Path, out: str | Path, *, image_size: int = 
     """BreakHis histology images, benign (0) / malignant (1), resized to ``image_size`` squares.
 
     ``meta``: ``subtype`` (codes into attr ``subtype_names``), ``magnification`` (40/100/200/400),
-    ``patient`` (codes into attr ``patient_names``, the slide id such as ``14-22549AB``) and ``region``
-    (the image number within its folder). Train/test is split by patient (:func:`patient_split`,
+    ``patient`` (codes into attr ``patient_names``, the slide id such as ``14-22549AB``) and ``sequence``
+    (the image's sequence number, the last field of ``SOB_B_A-14-22549AB-40-001.png``; MPCS pairs the images
+    of one patient that share it across magnifications, :mod:`percept.mpcs.pairs`). Train/test is split by patient (:func:`patient_split`,
     stratified by class), so no patient is on both sides.
     """
     raw_dir, out = Path(raw_dir), Path(out)
@@ -350,10 +351,10 @@ def prepare_breakhis(raw_dir: str | Path, out: str | Path, *, image_size: int = 
                         continue
                     for png in _images_in(mag_dir):
                         try:
-                            region = int(png.stem.rsplit("-", 1)[-1])
+                            sequence = int(png.stem.rsplit("-", 1)[-1])
                         except ValueError:
-                            region = -1
-                        records.append((png, label, subtype, mag, patient, region))
+                            sequence = -1
+                        records.append((png, label, subtype, mag, patient, sequence))
     if not records:
         raise ValueError(f"{root}: no images found for magnifications {mags}")
     patient_names = sorted({r[4] for r in records})
@@ -368,7 +369,7 @@ def prepare_breakhis(raw_dir: str | Path, out: str | Path, *, image_size: int = 
                         labels=labels, class_names=list(BREAKHIS_CLASSES), label_kind="single",
                         meta={"subtype": np.array([r[2] for r in records], np.int64),
                               "magnification": np.array([r[3] for r in records], np.int64),
-                              "patient": patient_codes, "region": np.array([r[5] for r in records], np.int64)},
+                              "patient": patient_codes, "sequence": np.array([r[5] for r in records], np.int64)},
                         fingerprint=_fingerprint("breakhis", raw_dir, params),
                         source="BreakHis v1 (Spanhol et al. 2016), patient-level train/test split",
                         extra_attrs={"params": params, "subtype_names": list(BREAKHIS_SUBTYPES),

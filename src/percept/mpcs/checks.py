@@ -27,7 +27,7 @@ def config_errors(config: dict[str, Any]) -> Iterable[str]:
         mags = prep.get("magnifications") or [40, 100, 200, 400]
         if mpcs["pretrain"]["within"] == "field":
             yield ("mpcs.pretrain.within: 'field' needs a dataset that records fields of view (magnification); "
-                   "BreakHis images of one patient are paired within the patient: use 'patient'")
+                   "BreakHis pairs by image sequence number: use 'sequence' (or 'patient')")
     else:
         side, mags = mag["image_size"], [40, 100, 200, 400]
         patients = mag["patients_per_photo"] * len(photos)
@@ -36,6 +36,9 @@ def config_errors(config: dict[str, Any]) -> Iterable[str]:
                    "patients per photo (or set mpcs.folds >= 2)")
         if mpcs["folds"] > patients:
             yield f"mpcs.folds: {mpcs['folds']} folds but the magnification dataset has only {patients} patients"
+    if mpcs["pretrain"]["within"] == "sequence" and not {40, 100, 200, 400} <= set(mags):
+        yield (f"mpcs.pretrain.within: 'sequence' pairs image sequence numbers present at all of 40x, 100x, 200x "
+               f"and 400x, have {mags}; prepare all four or use 'patient'")
     if "fixed" in mpcs["pretrain"]["strategies"] and not {200, 400} <= set(mags):
         yield f"mpcs.pretrain.strategies: the fixed pair (200x→400x) needs magnifications 200 and 400, have {mags}"
     side = mpcs["image_size"] or side

@@ -25,10 +25,11 @@ from percept.mpcs.metrics import (
     image_level_accuracy,
     label_subsets,
     patient_level_accuracy,
+    patient_subsets,
 )
 from percept.mpcs.model import Classifier, Encoder, recalibrate_batchnorm
 from percept.mpcs.pretrain import load_uint8
-from percept.mpcs.splits import fold_rows
+from percept.mpcs.splits import fold_rows, strata_of
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +94,29 @@ def finetune_meta(ds: ImageDataset, *, encoder: str, source: Mapping[str, Any], 
 def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str | Path | None, fold: int, folds: int,
                      backbone: str, seed: int, options: Mapping[str, Any], checkpoint: str | Path,
                      device: str = "auto", allow_download: bool = False, progress: bool = True) -> pd.DataFrame:
-    """Every (protocol, seed, label fraction) run for one encoder on one fold; one row per run.
+    """Every (protocol, seed, magnification, label fraction) run for one encoder on one fold; one row per run.
 
     ``encoder``: ``mpcs_<strategy>`` (weights from ``pretrained``, an MPCS pretraining output) or
     ``baseline_imagenet`` / ``baseline_random`` (the registry's weights). ``options``: ``protocols``,
-    ``fractions``, ``seeds``, ``batch_size``, ``weight_decay``, ``flip``, ``image_size``, and per protocol
-    ``linear``/``full`` ``{epochs, lr}``. Completed runs and the running full fine-tune (after every epoch)
-    are checkpointed to ``checkpoint``; a rerun resumes there.
+    ``fractions``, ``label_unit`` (patient: whole patients per subtype, the reference's portions; image:
+    images per class), ``per_magnification`` (the reference fine-tunes and scores each magnification on its
+    own, src/supervised/finetune_breakhis.py ``train_model(args, fold, magnification)``; false pools them,
+    recorded as magnification 0), ``validation`` (share of training patients held out and scored),
+    ``seeds``, ``batch_size``, ``weight_decay``, ``flip``, ``image_size``, ``recalibrate_batchnorm``, and per
+    protocol ``linear``/``full`` ``{epochs, lr}``. Completed runs and the running full fine-tune (after every
+    epoch) are checkpointed to ``checkpoint``; a rerun resumes there.
     """
     dev = resolve_device(device)
     ds = ImageDataset(dataset_path)
-    train, test = fold_rows(ds, fold, folds, seed)
+    train, val, test = fold_rows(ds, fold, folds, seed, validation=float(options["validation"]))
     labels = ds.labels().numpy()
     patients = ds.meta("patient")
+    strata = strata_of(ds)
+    mag = ds.meta("magnification")
     if set(patients[train].tolist()) & set(patients[test].tolist()):
         raise RuntimeError("patient-level split violated: a patient has images in both train and test")
     train_img, test_img = load_uint8(ds, train).to(dev), load_uint8(ds, test).to(dev)
+    val_img = load_uint8(ds, val).to(dev) if len(val) else None
     train_y = torch.from_numpy(labels[train]).to(dev)
     num_classes = ds.num_classes
     if pretrained is not None:
@@ -130,59 +138,85 @@ def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str 
     saved = load_checkpoint(checkpoint, meta, map_location=dev) or {}
     rows: list[dict[str, Any]] = list(saved.get("rows", []))
     running = saved.get("running")
-    done = {(r["protocol"], r["seed"], r["fraction"]) for r in rows}
+    done = {(r["protocol"], r["seed"], r["magnification"], r["fraction"]) for r in rows}
     fractions = [float(f) for f in options["fractions"]]
+    magnifications = sorted(set(mag[train].tolist())) if options["per_magnification"] else [0]
     bs = int(options["batch_size"])
     frozen: dict[str, torch.Tensor] = {}
     for replicate in range(int(options["seeds"])):
-        # The labelled subsets depend on (seed, fold, replicate) only: every encoder and protocol sees the same ones.
-        subsets = label_subsets(labels[train], fractions, np.random.default_rng([seed, 31, fold, replicate]))
+        # The labelled subsets depend on (seed, fold, replicate) only: every encoder, protocol and magnification
+        # sees the same patients (the reference's train_XX folder serves all four magnifications).
+        rng = np.random.default_rng([seed, 31, fold, replicate])
+        if options["label_unit"] == "patient":
+            subsets = patient_subsets(patients[train], strata[train], fractions, rng)
+        else:
+            subsets = label_subsets(labels[train], fractions, rng)
         for protocol in options["protocols"]:
-            for f_i, fraction in enumerate(fractions):
-                if (protocol, replicate, fraction) in done:
-                    continue
-                run_seed = int(np.random.default_rng([seed, 32, fold, replicate, PROTOCOLS.index(protocol),
-                                                      f_i]).integers(2**62))
-                subset = torch.from_numpy(subsets[fraction]).to(dev)
-                t0 = time.perf_counter()
-                cfg = options[protocol]
-                if protocol == "linear":
-                    if not frozen:
-                        net.load_state_dict(initial)
-                        frozen = {"train": embed(net, train_img, bs), "test": embed(net, test_img, bs)}
-                    probe = train_linear_probe(frozen["train"][subset], train_y[subset], num_classes,
-                                               epochs=cfg["epochs"], lr=cfg["lr"], batch_size=bs, seed=run_seed,
-                                               weight_decay=options["weight_decay"])
-                    with torch.inference_mode():
-                        pred = probe(frozen["test"]).argmax(1).cpu().numpy()
-                else:
-                    key = {"protocol": protocol, "seed": replicate, "fraction": fraction}
-                    resume = running if running is not None and running["key"] == key else None
-                    pred = _full_finetune(model, initial, train_img, train_y, subset, test_img, cfg=cfg, bs=bs,
-                                          weight_decay=options["weight_decay"], use_flip=options["flip"],
-                                          run_seed=run_seed, resume=resume, progress=progress,
-                                          on_epoch=lambda state, k=key: save_checkpoint(
-                                              checkpoint, meta, rows=rows, running={"key": k, **state}),
-                                          desc=f"{encoder} {fraction:.0%} seed {replicate}")
-                ila = image_level_accuracy(pred, labels[test])
-                pla = patient_level_accuracy(pred, labels[test], patients[test])
-                rows.append({"backbone": backbone, "encoder": encoder, "protocol": protocol, "fraction": fraction, "seed": replicate,
-                             "fold": fold, "n_labels": int(len(subset)), "n_test": int(len(test)),
-                             "n_test_patients": int(len(np.unique(patients[test]))), "ila": ila, "pla": pla})
-                log.info("%s %s %.0f%% labels seed %d: ILA %.4f PLA %.4f (%.1f s)", encoder, protocol, 100 * fraction,
-                         replicate, ila, pla, time.perf_counter() - t0)
-                save_checkpoint(checkpoint, meta, rows=rows, running=None)
+            for m in magnifications:
+                at_m = (mag[train] == m) if m else np.ones(len(train), bool)
+                on_test = np.flatnonzero(mag[test] == m) if m else np.arange(len(test))
+                on_val = np.flatnonzero(mag[val] == m) if m else np.arange(len(val))
+                for f_i, fraction in enumerate(fractions):
+                    if (protocol, replicate, m, fraction) in done:
+                        continue
+                    run_seed = int(np.random.default_rng([seed, 32, fold, replicate, PROTOCOLS.index(protocol),
+                                                          f_i, m]).integers(2**62))
+                    chosen = subsets[fraction][at_m[subsets[fraction]]]
+                    subset = torch.from_numpy(chosen).to(dev)
+                    t0 = time.perf_counter()
+                    cfg = options[protocol]
+                    evals = [("test", on_test)] + ([("val", on_val)] if len(on_val) else [])
+                    if protocol == "linear":
+                        if not frozen:
+                            net.load_state_dict(initial)
+                            frozen = {"train": embed(net, train_img, bs), "test": embed(net, test_img, bs)}
+                            if val_img is not None:
+                                frozen["val"] = embed(net, val_img, bs)
+                        probe = train_linear_probe(frozen["train"][subset], train_y[subset], num_classes,
+                                                   epochs=cfg["epochs"], lr=cfg["lr"], batch_size=bs, seed=run_seed,
+                                                   weight_decay=options["weight_decay"])
+                        with torch.inference_mode():
+                            preds = {k: probe(frozen[k][torch.from_numpy(pos).to(dev)]).argmax(1).cpu().numpy()
+                                     for k, pos in evals}
+                    else:
+                        key = {"protocol": protocol, "seed": replicate, "magnification": m, "fraction": fraction}
+                        resume = running if running is not None and running["key"] == key else None
+                        images = {"test": test_img, "val": val_img}
+                        preds = _full_finetune(model, initial, train_img, train_y, subset,
+                                               {k: images[k][torch.from_numpy(pos).to(dev)] for k, pos in evals},
+                                               cfg=cfg, bs=bs, weight_decay=options["weight_decay"],
+                                               use_flip=options["flip"], recalibrate=options["recalibrate_batchnorm"],
+                                               run_seed=run_seed, resume=resume, progress=progress,
+                                               on_epoch=lambda state, k=key: save_checkpoint(
+                                                   checkpoint, meta, rows=rows, running={"key": k, **state}),
+                                               desc=f"{encoder} {m or 'all'}x {fraction:.0%} seed {replicate}")
+                    t_pos, v_pos = test[on_test], val[on_val]
+                    row = {"backbone": backbone, "encoder": encoder, "protocol": protocol, "magnification": m,
+                           "fraction": fraction, "seed": replicate, "fold": fold, "n_labels": int(len(subset)),
+                           "n_label_patients": int(len(np.unique(patients[train][chosen]))),
+                           "n_test": int(len(t_pos)), "n_test_patients": int(len(np.unique(patients[t_pos]))),
+                           "ila": image_level_accuracy(preds["test"], labels[t_pos]),
+                           "pla": patient_level_accuracy(preds["test"], labels[t_pos], patients[t_pos]),
+                           "val_ila": (image_level_accuracy(preds["val"], labels[v_pos]) if "val" in preds
+                                       else float("nan"))}
+                    rows.append(row)
+                    log.info("%s %s %sx %.0f%% labels seed %d: ILA %.4f PLA %.4f (%.1f s)", encoder, protocol,
+                             m or "all", 100 * fraction, replicate, row["ila"], row["pla"], time.perf_counter() - t0)
+                    save_checkpoint(checkpoint, meta, rows=rows, running=None)
     order = {p: i for i, p in enumerate(options["protocols"])}
     out = pd.DataFrame(rows)
-    return out.sort_values(["protocol", "seed", "fraction"], key=lambda c: c.map(order) if c.name == "protocol"
-                           else c, kind="stable").reset_index(drop=True)
+    return out.sort_values(["protocol", "seed", "magnification", "fraction"],
+                           key=lambda c: c.map(order) if c.name == "protocol" else c,
+                           kind="stable").reset_index(drop=True)
 
 
 def _full_finetune(model: Classifier, initial: Mapping[str, torch.Tensor], train_img: torch.Tensor,
-                   train_y: torch.Tensor, subset: torch.Tensor, test_img: torch.Tensor, *, cfg: Mapping[str, Any],
-                   bs: int, weight_decay: float, use_flip: bool, run_seed: int, resume: Mapping[str, Any] | None,
-                   on_epoch, progress: bool, desc: str) -> np.ndarray:
-    """Fine-tune encoder + linear head (Adam, cross-entropy) from the encoder's initial weights; test predictions."""
+                   train_y: torch.Tensor, subset: torch.Tensor, evaluate: Mapping[str, torch.Tensor], *,
+                   cfg: Mapping[str, Any], bs: int, weight_decay: float, use_flip: bool, recalibrate: bool,
+                   run_seed: int, resume: Mapping[str, Any] | None, on_epoch, progress: bool,
+                   desc: str) -> dict[str, np.ndarray]:
+    """Fine-tune encoder + linear head (Adam, cross-entropy) from the encoder's initial weights; predictions for
+    each image set in ``evaluate`` after the last epoch."""
     model.encoder.load_state_dict(initial)
     _seeded(model.head, run_seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=weight_decay)
@@ -207,5 +241,6 @@ def _full_finetune(model: Classifier, initial: Mapping[str, torch.Tensor], train
             loss.backward()
             opt.step()
         on_epoch({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict()})
-    recalibrate_batchnorm(model, train_img[subset], bs)
-    return predict(model, test_img, bs)
+    if recalibrate:  # a named addition, not the reference's
+        recalibrate_batchnorm(model, train_img[subset], bs)
+    return {k: predict(model, images, bs) for k, images in evaluate.items()}

@@ -29,10 +29,32 @@ def label_subsets(labels: np.ndarray, fractions: Sequence[float], rng: np.random
             for f in fractions}
 
 
+def patient_subsets(patients: np.ndarray, strata: np.ndarray, fractions: Sequence[float],
+                    rng: np.random.Generator) -> dict[float, np.ndarray]:
+    """Nested subsets of whole patients, stratified: ``ceil(f * n_s)`` (at least one) of the ``n_s`` patients of
+    every stratum s (the subtype) per fraction f, each subset containing the smaller ones; returns the
+    positions of the chosen patients' images.
+
+    The reference's label portions (``train_20`` ... ``train_80``) are folders of whole patients, split from
+    the training patients by subtype (prakashchhipa/Magnification-Prior-Self-Supervised-Method,
+    src/data/prepare_data_breakhis.py, ``train_test_split(..., stratify=subtype)``); its BreakHis dataset class
+    reads every image of every patient folder (src/supervised/apply/datasets.py, ``BreakHis_Dataset``).
+    """
+    patients, strata = np.asarray(patients), np.asarray(strata)
+    unique, first = np.unique(patients, return_index=True)
+    orders = {s: unique[strata[first] == s] for s in np.unique(strata[first])}
+    orders = {s: o[rng.permutation(len(o))] for s, o in orders.items()}
+    out = {}
+    for f in fractions:
+        chosen = np.concatenate([o[:max(1, int(np.ceil(f * len(o) - 1e-9)))] for o in orders.values()])
+        out[f] = np.flatnonzero(np.isin(patients, chosen))
+    return out
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean, standard deviation and count of ILA and PLA over seeds and folds, per backbone (when recorded),
-    encoder, protocol and label fraction."""
-    keys = [k for k in ("backbone", "encoder", "protocol", "fraction") if k in runs]
+    encoder, protocol, magnification (when recorded; 0 = magnifications pooled) and label fraction."""
+    keys = [k for k in ("backbone", "encoder", "protocol", "magnification", "fraction") if k in runs]
     g = runs.groupby(keys, sort=False)
     out = g.agg(ila_mean=("ila", "mean"), ila_std=("ila", "std"), pla_mean=("pla", "mean"),
                 pla_std=("pla", "std"), runs=("ila", "size")).reset_index()

@@ -30,10 +30,19 @@ class Encoder(nn.Module):
 
 
 class ProjectionHead(nn.Sequential):
-    """SimCLR's non-linear projection g: Linear → ReLU → Linear (MPCS: 1024 → 128)."""
+    """The non-linear projection g (MPCS: ``projector: "1024-128"``).
 
-    def __init__(self, dim: int, hidden: int = 1024, out: int = 128):
-        super().__init__(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
+    ``batchnorm=True`` (the reference's ``Resnet_SSL.projector``, src/self_supervised/core/models.py):
+    Linear without bias → BatchNorm1d → ReLU → Linear without bias. ``False`` (a named option): SimCLR's
+    Linear → ReLU → Linear with biases.
+    """
+
+    def __init__(self, dim: int, hidden: int = 1024, out: int = 128, batchnorm: bool = True):
+        if batchnorm:
+            super().__init__(nn.Linear(dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                             nn.Linear(hidden, out, bias=False))
+        else:
+            super().__init__(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
 
 
 class Classifier(nn.Module):

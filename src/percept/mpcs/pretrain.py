@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,7 +18,7 @@ from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset, fingerprint
 from percept.features import resolve_device
 from percept.mpcs import STRATEGIES
-from percept.mpcs.augment import Augment
+from percept.mpcs.augment import make_augment
 from percept.mpcs.loss import nt_xent, pair_accuracy
 from percept.mpcs.model import Encoder, ProjectionHead, recalibrate_batchnorm
 from percept.mpcs.pairs import PairSampler
@@ -27,9 +28,11 @@ log = logging.getLogger(__name__)
 
 
 class LARS(torch.optim.Optimizer):
-    """LARS (You et al. 2017) as SimCLR and MPCS use it: SGD with momentum whose step for each weight
-    tensor is scaled by ``trust * ||w|| / ||g + wd w||``; biases and normalisation parameters (1-D) are
-    neither adapted nor decayed."""
+    """LARS (You et al. 2017) as MPCS uses it (the reference's ``optimizers.LARS`` with
+    ``weight_decay_filter`` and ``lars_adaptation_filter`` on, its multi-GPU configs): SGD with momentum whose
+    step for each weight tensor is scaled by ``trust * ||w|| / ||g + wd w||``; biases and normalisation
+    parameters (1-D) are neither adapted nor decayed. The reference puts them in a second parameter group
+    with their own learning rate (:func:`lars_param_groups`, :func:`lars_learning_rates`)."""
 
     def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 1e-6, trust: float = 1e-3):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, trust=trust))
@@ -56,11 +59,37 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def lars_param_groups(model: nn.Module) -> list[dict[str, Any]]:
+    """The reference's two groups: weights (``ndim > 1``) first, then biases and normalisation parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim > 1]}, {"params": [p for p in params if p.ndim == 1]}]
+
+
+def lars_learning_rates(step: int, *, epochs: int, steps_per_epoch: int, batch_size: int, lr_weights: float,
+                        lr_biases: float, warmup_epochs: int = 10) -> tuple[float, float]:
+    """Learning rates (weights, biases) at global ``step``: linear warm-up from 0 over ``warmup_epochs``, then
+    cosine decay to 0.001 of the peak; the peak is ``lr * batch_size / 256``.
+
+    The reference's ``adjust_learning_rate`` (src/self_supervised/core/pretrain.py, from Barlow Twins), with
+    the global step it was written for: the reference passes the step within the epoch and guards the call by
+    ``True == optimizer_type`` (a string), so as committed it never changes the rate (its LARS ``lr`` is 0).
+    """
+    max_steps = epochs * steps_per_epoch
+    warmup = warmup_epochs * steps_per_epoch
+    base = batch_size / 256
+    if step < warmup:
+        lr = base * step / warmup
+    else:
+        q = 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, max_steps - warmup)))
+        lr = base * q + base * 0.001 * (1 - q)
+    return lr * lr_weights, lr * lr_biases
+
+
+def make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     if name == "lars":
-        return LARS(params, lr=lr, weight_decay=weight_decay)
+        return LARS(lars_param_groups(model), lr=0.0, weight_decay=weight_decay)  # rates set per step
     raise ValueError(f"unknown optimizer {name!r}; allowed: adam, lars")
 
 
@@ -85,25 +114,29 @@ def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, f
     """Pretrain an encoder with one pair strategy on the training patients of ``fold``; write its weights to
     ``out_path`` and return the per-epoch history (loss, in-batch pair retrieval accuracy).
 
-    ``options``: ``epochs``, ``batch_size``, ``pairs_per_epoch`` (null: one pair per training image),
-    ``optimizer`` (adam/lars), ``lr``, ``weight_decay``, ``temperature``, ``projection_hidden``,
-    ``projection_dim``, ``within`` (patient/field), ``image_size`` (null: as stored), ``augment`` (see
-    :class:`~percept.mpcs.augment.Augment`). Resumes from ``checkpoint`` (written after every epoch).
+    ``options``: ``epochs``, ``batch_size``, ``pairs_per_epoch`` (null: the sampler's epoch, one pair per
+    complete image sequence with ``within: sequence``), ``optimizer`` (adam: constant ``lr``; lars: ``lr`` and
+    ``lr_biases`` per 256 pairs with ``warmup_epochs`` then cosine decay, :func:`lars_learning_rates`),
+    ``weight_decay``, ``temperature``, ``projection_hidden``, ``projection_dim``, ``projection_batchnorm``,
+    ``within`` (sequence/patient/field, :class:`~percept.mpcs.pairs.PairSampler`), ``image_size`` (null: as
+    stored), ``augment`` (:func:`~percept.mpcs.augment.make_augment`), ``recalibrate_batchnorm``. Resumes from
+    ``checkpoint`` (written after every epoch).
     """
     dev = resolve_device(device)
     ds = ImageDataset(dataset_path)
-    train, _ = fold_rows(ds, fold, folds, seed)
-    field = ds.meta("field")[train] if "field" in ds.meta_keys else None
-    sampler = PairSampler(strategy, ds.meta("magnification")[train], ds.meta("patient")[train], field,
-                          within=options["within"])
+    train, _, _ = fold_rows(ds, fold, folds, seed)  # no validation share: every non-test patient (train_80)
+    ids = {k: ds.meta(k)[train] for k in ("sequence", "field") if k in ds.meta_keys}
+    sampler = PairSampler(strategy, ds.meta("magnification")[train], ds.meta("patient")[train],
+                          within=options["within"], **ids)
     images = load_uint8(ds, train).to(dev)
-    augment = Augment(**options["augment"])
+    augment = make_augment(options["augment"])
     encoder = Encoder(backbone, weights=init, seed=seed, resize=options["image_size"], allow_download=allow_download)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        head = ProjectionHead(encoder.dim, options["projection_hidden"], options["projection_dim"])
+        head = ProjectionHead(encoder.dim, options["projection_hidden"], options["projection_dim"],
+                              batchnorm=options["projection_batchnorm"])
     model = nn.ModuleDict({"encoder": encoder, "head": head}).to(dev)
-    opt = make_optimizer(options["optimizer"], model.parameters(), options["lr"], options["weight_decay"])
+    opt = make_optimizer(options["optimizer"], model, options["lr"], options["weight_decay"])
     meta = pretrain_meta(ds, strategy=strategy, fold=fold, folds=folds, backbone=backbone, init=init, seed=seed,
                          options=options)
     history: list[dict[str, Any]] = []
@@ -115,10 +148,10 @@ def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, f
         history, start = list(state["history"]), int(state["epoch"])
         log.info("resuming %s pretraining from %s at epoch %d/%d", strategy, checkpoint, start, options["epochs"])
     bs = int(options["batch_size"])
-    n_pairs = int(options.get("pairs_per_epoch") or len(train))
+    n_pairs = int(options.get("pairs_per_epoch") or sampler.epoch_size)
     steps = max(1, n_pairs // bs)
-    log.info("MPCS %s pair: %d training images (%d anchors), %d steps x %d pairs per epoch, %s on %s",
-             strategy, len(train), len(sampler.anchors), steps, bs, backbone, dev)
+    log.info("MPCS %s pair within %s: %d training images (%d anchors), %d steps x %d pairs per epoch, %s on %s",
+             strategy, options["within"], len(train), len(sampler.anchors), steps, bs, backbone, dev)
     for epoch in range(start, int(options["epochs"])):
         t0 = time.perf_counter()
         # Everything random in an epoch derives from (seed, fold, strategy, epoch): a resumed run is identical.
@@ -131,9 +164,17 @@ def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, f
         for s in bar:
             idx_a = torch.from_numpy(anchors[s * bs:(s + 1) * bs]).to(dev)
             idx_b = torch.from_numpy(partners[s * bs:(s + 1) * bs]).to(dev)
-            views = torch.cat([augment(images[idx_a].float() / 255, gen), augment(images[idx_b].float() / 255, gen)])
-            z = model["head"](model["encoder"](views))  # one batch of 2N views: BatchNorm sees both
-            loss = nt_xent(z[:bs], z[bs:], options["temperature"])
+            if options["optimizer"] == "lars":
+                rates = lars_learning_rates(epoch * steps + s, epochs=int(options["epochs"]), steps_per_epoch=steps,
+                                            batch_size=bs, lr_weights=options["lr"], lr_biases=options["lr_biases"],
+                                            warmup_epochs=options["warmup_epochs"])
+                for group, rate in zip(opt.param_groups, rates):
+                    group["lr"] = rate
+            # each view forwarded on its own, as the reference does: BatchNorm normalises each view's batch alone
+            za = model["head"](model["encoder"](augment(images[idx_a].float() / 255, gen)))
+            zb = model["head"](model["encoder"](augment(images[idx_b].float() / 255, gen)))
+            z = torch.cat([za, zb])
+            loss = nt_xent(za, zb, options["temperature"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -147,7 +188,8 @@ def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, f
                  history[-1]["pair_accuracy"], time.perf_counter() - t0)
         save_checkpoint(checkpoint, meta, epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
                         history=history)
-    recalibrate_batchnorm(model["encoder"], images, bs)  # statistics of the (unaugmented) training images
+    if options["recalibrate_batchnorm"]:  # a named addition, not the reference's: statistics of the training images
+        recalibrate_batchnorm(model["encoder"], images, bs)
     save_checkpoint(out_path, meta, encoder=model["encoder"].state_dict(), history=history)
     out = pd.DataFrame(history)
     out.insert(0, "backbone", backbone)
