@@ -1,9 +1,11 @@
-"""RISE throughput vs the bare forward pass of the same classifier and batch size.
+"""Perturbation-explanation throughput vs the bare forward pass of the same classifier and batch size.
 
-RISE costs N forward passes per image; everything else it does (rendering a batch of masks, perturbing,
-accumulating Σ f·M) must be cheap beside them. Prints images/s of both and their ratio (target ≥ 0.9).
+Each setting costs N forward passes per image; everything else it does (segmenting, rendering a batch of
+masks, perturbing, accumulating Σ f·M, the calculators) must be cheap beside them. Prints images/s of the bare
+forward pass and of every setting, and their ratio (target ≥ 0.9).
 
     python bench/bench_rise.py --masks 512 --batch 64            # a randomly initialised head, no files
+    python bench/bench_rise.py --settings bernoulli/grid/norm_zero/rise bernoulli/slic/grey/gaussian
     python bench/bench_rise.py --classifier results/explain/shapes_lite0/classifier.pt
 """
 
@@ -22,6 +24,12 @@ from percept.explain.perturbation import (
 )
 
 
+DEFAULT_SETTINGS = ["bernoulli/grid/norm_zero/rise", "bernoulli/grid/norm_zero/rise/segments",
+                    "bernoulli/grid/norm_zero/hard", "bernoulli/grid/norm_zero/gaussian",
+                    *[f"bernoulli/grid/{p}/rise" for p in ("grey", "mean", "black", "blur", "noise")],
+                    "bernoulli/slic/norm_zero/rise", "shapley/grid/norm_zero/rise"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classifier", help="a trained classifier.pt (default: the shapes classifier's architecture)")
@@ -31,7 +39,10 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=6)
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--calculators", nargs="+", default=["rise"])
+    ap.add_argument("--calculators", nargs="+", default=["rise", "difference", "linear", "kernel_shap", "pda"])
+    ap.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS,
+                    help="sampler/segmenter/perturbation/smoothing[/attribution] (default: every perturbation, "
+                         "smoothing and a superpixel segmenter from the base)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.classifier:
@@ -46,27 +57,30 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(args.images, 3, args.size, args.size, generator=gen)
     x = torch.rand(args.batch, 3, args.size, args.size, generator=gen)
-    explainer = PerturbationExplainer(f, Setting(n_masks=args.masks, grid=args.grid), SampleBank(0), args.batch)
+    mean = model.spec.mean
     with torch.inference_mode():
         f(x)
+    print(f"{'setting':44s} {'img/s':>8s} {'bare img/s':>10s} {'ratio':>6s}")
+    for spec in args.settings:
+        parts = spec.split("/")
+        comp = dict(zip(("sampler", "segmenter", "perturbation", "smoothing", "attribution"), parts))
+        st = Setting(**comp, n_masks=args.masks, grid=args.grid)
+        explainer = PerturbationExplainer(f, st, SampleBank(0), args.batch, normalisation_mean=mean)
         explainer.attribute(images[0], args.calculators)  # warm-up
-    bare_t, rise_t = 0.0, 0.0
-    n_bare = 0
-    for img in images:  # interleave, so that load from other processes hits both alike
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            for _ in range(0, args.masks, args.batch):
-                f(x)
-                n_bare += args.batch
-        bare_t += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        att = explainer.attribute(img, args.calculators)
-        rise_t += time.perf_counter() - t0
-    bare = n_bare / bare_t
-    rise = att.model_calls * len(images) / rise_t
-    print(f"bare forward: {bare:.1f} img/s   RISE ({args.masks} masks, batch {args.batch}, calculators "
-          f"{' '.join(args.calculators)}): {rise:.1f} img/s")
-    print(f"ratio RISE / bare = {rise / bare:.3f}")
+        bare_t, rise_t, n_bare, calls = 0.0, 0.0, 0, 0
+        for img in images:  # interleave, so that load from other processes hits both alike
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                for _ in range(0, args.masks, args.batch):
+                    f(x)
+                    n_bare += args.batch
+            bare_t += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            att = explainer.attribute(img, args.calculators)
+            rise_t += time.perf_counter() - t0
+            calls += att.model_calls
+        bare, rise = n_bare / bare_t, calls / rise_t
+        print(f"{spec:44s} {rise:8.1f} {bare:10.1f} {rise / bare:6.3f}", flush=True)
 
 
 if __name__ == "__main__":

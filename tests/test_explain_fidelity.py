@@ -251,3 +251,63 @@ def test_gradcam_equals_pytorch_grad_cam_on_any_layer_including_the_tap():
         model.trunk.stop_early = True
         assert ours.shape == expected.shape == (2, 48, 40)
         assert_allclose(ours, expected, atol=2e-5)
+
+
+# --- samplers and the faded masks of the components repository -------------------------------------------------
+def test_deterministic_samplers_equal_the_repository():
+    # ShapSampler(ignore_warning=True)(M, N), SingleFeatureSampler(add_all, add_none)(4), (inverse=True)(4)
+    assert np.array_equal(P.sample("shapley_coalitions", 5, 20, np.random.default_rng(0)), REF["shap_sampler_5_20"])
+    assert np.array_equal(P.sample("shapley_coalitions", 4, 16, np.random.default_rng(0)), REF["shap_sampler_4_16"])
+    assert np.array_equal(P.sample("single_inverse", 4, 0, np.random.default_rng(0)), REF["single_inverse_sampler_4"])
+    st = P.Setting(sampler="single", add_all=True, add_none=True, n_masks=4)
+    z, _ = P.SampleBank(0).get(st, 4, 2)
+    assert np.array_equal(z, REF["single_sampler_4_all_none"])
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "normal", "beta"])
+def test_sample_probability_sampler_draws_one_removal_probability_per_sample(distribution):
+    z = P.sample(distribution, 400, 300, np.random.default_rng(1))
+    kept = z.mean(1)  # ≈ 1 − q per sample: spread over [0, 1], not concentrated at 0.5 as Bernoulli(0.5)
+    assert z.shape == (300, 400) and abs(kept.mean() - 0.5) < 0.06 and kept.std() > 0.15
+    assert P.sample("bernoulli", 400, 300, np.random.default_rng(1)).mean(1).std() < 0.05
+
+
+def test_faded_masks_are_scipy_gaussian_filter_with_the_repository_sigma():
+    from scipy.ndimage import gaussian_filter
+
+    labels = torch.from_numpy(P.segment(np.zeros((30, 22, 3)), "grid", 3))
+    r = P.MaskRenderer(labels, "gaussian", sigma=None)
+    sigma = 70 / 3 * 30 / 224  # 70/√S at 224 px, scaled to 30 px
+    assert P.fade_sigma(9, 30) == pytest.approx(sigma)
+    hard = r.hard_masks().numpy()
+    expected = np.stack([gaussian_filter(m, sigma) for m in hard])  # FadeMaskSegmenter on each segment mask
+    assert_allclose(r.segment_masks().numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+# --- the components repository's perturbers ---------------------------------------------------------------------
+@pytest.mark.parametrize("ours, theirs", [("inpaint_telea", "telea"), ("inpaint_ns", "bertalmio")])
+def test_inpainting_equals_cv2_inpaint_perturber(ours, theirs):
+    pytest.importorskip("cv2")
+    img = torch.from_numpy(REF["inpaint_image"]).permute(2, 0, 1)  # (3, 14, 12)
+    masks = torch.from_numpy(REF["inpaint_masks"]).float()[:, None]  # a batch of 2 holes
+    out = P.perturb(img, masks, P.replacement(img, ours))
+    expected = REF[f"inpaint_{theirs}"].astype(np.float32)  # the repository returns the 8-bit images
+    holes = masks[:, 0].numpy() == 0
+    assert_allclose((out.permute(0, 2, 3, 1).numpy() * 255)[holes], expected[holes], atol=1e-3)
+    assert torch.equal(out[:, :, ~torch.from_numpy(holes).any(0)], img[:, ~torch.from_numpy(holes).any(0)].expand(2, 3, -1))
+
+
+def test_histogram_and_random_colour_fills():
+    g = torch.Generator().manual_seed(0)
+    img = torch.zeros(3, 6, 10)
+    img[:, :, :7] = torch.tensor([0.9, 0.1, 0.1]).view(3, 1, 1)  # 70 % red, 30 % two blues in one bin
+    img[:, :3, 7:] = torch.tensor([0.1, 0.1, 0.8]).view(3, 1, 1)
+    img[:, 3:, 7:] = torch.tensor([0.1, 0.1, 0.85]).view(3, 1, 1)
+    colours = P.histogram_colours(img, 2000, g)[:, :, 0, 0]
+    red = (colours[:, 0] > 0.5).float().mean()
+    assert colours.shape == (2000, 3) and abs(float(red) - 0.7) < 0.04  # bins drawn ∝ their pixel counts
+    blue = colours[colours[:, 0] < 0.5]
+    assert torch.allclose(blue, torch.tensor([0.1, 0.1, 0.825]).expand_as(blue))  # the bin's median colour
+    fill = P.replacement(img, "random_colour", gen=g)
+    assert any(torch.equal(fill[:, 0, 0], img[:, y, x]) for y in range(6) for x in range(10))
+    assert torch.equal(fill, fill[:, :1, :1].expand_as(fill))  # one colour for every sample of the image

@@ -31,7 +31,7 @@ from percept.explain.perturbation import (
     compatible,
     probabilities,
 )
-from percept.h5io import atomic_h5, get_json_attr, open_h5, set_json_attr
+from percept.explain.maps import read_maps, write_maps  # noqa: F401 (re-exported: the stage's map files)
 
 log = logging.getLogger(__name__)
 COMPONENT_KEYS = ("sampler", "segmenter", "perturbation", "smoothing", "attribution")
@@ -53,7 +53,8 @@ def rise_settings(opts: Mapping[str, Any]) -> list[Setting]:
     common = {"n_masks": opts["n_masks"], "grid": opts["grid"], "p": opts["p"], "keep": opts["keep"],
               "gaussian_sigma": opts["gaussian_sigma"], "blur_sigma": opts["blur_sigma"],
               "pda_mode": opts["pda"]["mode"], "pda_divide_weight": opts["pda"]["divide_weight"],
-              "pda_laplace": (opts["pda"]["laplace_classes"], opts["pda"]["laplace_train"])}
+              "pda_laplace": (opts["pda"]["laplace_classes"], opts["pda"]["laplace_train"]),
+              "add_all": opts["add_all"], "add_none": opts["add_none"]}
     base = {k: opts["base"][k] for k in COMPONENT_KEYS}
     if opts["design"] == "full":
         choices = [[base[k], *opts["vary"].get(k, [])] for k in COMPONENT_KEYS]
@@ -77,24 +78,6 @@ def setting_id(method: str, components: Mapping[str, Any] | None = None) -> str:
     if not components:
         return method
     return method + ":" + "-".join(str(components[k]) for k in COMPONENTS)
-
-
-def write_maps(path: str | Path, rows: np.ndarray, maps: Mapping[str, np.ndarray], meta: Mapping[str, dict],
-               attrs: Mapping[str, Any]) -> None:
-    with atomic_h5(path, kind="saliency", meta=attrs) as f:
-        f.create_dataset("rows", data=np.asarray(rows, np.int64))
-        for key, arr in maps.items():
-            ds = f.create_dataset(f"maps/{key}", data=arr.astype(np.float16), compression="gzip",
-                                  compression_opts=4)
-            set_json_attr(ds, "meta", meta[key])
-
-
-def read_maps(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, dict]]:
-    with open_h5(path, "saliency") as f:
-        rows = f["rows"][...]
-        maps = {k: f[f"maps/{k}"][...].astype(np.float32) for k in f["maps"]}
-        meta = {k: get_json_attr(f[f"maps/{k}"], "meta") for k in f["maps"]}
-    return rows, maps, meta
 
 
 def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts: Mapping[str, Any],
@@ -208,3 +191,4 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
     sem = g[list(METRICS)].sem().add_suffix("_sem")
     out = mean.join(sem).join(g.size().rename("n")).reset_index()
     return out
+

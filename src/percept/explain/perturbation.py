@@ -7,7 +7,10 @@ An explanation is ``sampler × segmenter × perturbation × smoothing × attribu
   ``quickshift``, ``watershed`` from scikit-image);
 - a **sampler** draws N binary vectors z ∈ {0,1}^S of segments to keep (``bernoulli`` p — RISE; ``fixed``
   count; ``single`` — one segment removed per sample; ``single_inverse`` — one segment kept per sample;
-  ``shapley`` — coalition sizes from the Shapley kernel);
+  ``shapley`` — coalition sizes from the Shapley kernel; ``shapley_coalitions`` — the components repository's
+  deterministic coalitions, best-weighted sizes first; ``uniform`` / ``normal`` / ``beta`` — its
+  sample-probability sampler, a removal probability per sample from that distribution; ``add_all`` /
+  ``add_none`` append the all-removed / nothing-removed samples);
 - **smoothing** turns z into a pixel mask M ∈ [0,1]^{H×W}: ``hard`` segment masks, ``gaussian``-smoothed
   segment masks, or ``rise`` — the original RISE generator for the grid (s×s values upsampled linearly with
   a mirror boundary to (s+1)·cell, as ``skimage.transform.resize(order=1, mode='reflect')`` in eclique/RISE,
@@ -15,12 +18,15 @@ An explanation is ``sampler × segmenter × perturbation × smoothing × attribu
   width and a random shift in [0, cell) with the border continued (no wrap-around);
 - a **perturbation** fills the removed part: I·M + R·(1−M) with R the classifier's normalisation mean
   (``norm_zero``, 0 in its normalised input space — RISE's convention and the default), ``grey`` 0.5, the
-  image's ``mean`` colour, pixel-space ``black``, a ``blur``red copy or uniform ``noise``;
+  image's ``mean`` colour, pixel-space ``black``, a ``blur``red copy, uniform ``noise``, a ``random_colour``
+  pixel, a colour-``histogram`` bin's median per sample, or OpenCV inpainting (``inpaint_telea``,
+  ``inpaint_ns``);
 - **attribution** (the components paper's attribution type): segment weights are spread to pixels through the
   smoothed (``pixels``) or the hard (``segments``) segment masks, normalised by their sum per pixel;
 - a **calculator** turns model outputs f_i = f(perturbed image i) into attributions. ``rise`` with ``rise``
   smoothing is eclique/RISE's weighted mean Σ f_i M_i / (N·p) per pixel (eq. 6); otherwise the calculators
-  work on the binary samples as post-hoc-image-perturbation's attributers (arXiv 2409.04116): ``rise`` per
+  work on the binary samples as post-hoc-image-perturbation's attributers (``rise`` too with ``segments``
+  attribution) (arXiv 2409.04116): ``rise`` per
   segment Σ z f / Σ z; ``linear`` least squares of f on z with an intercept (LIME); ``kernel_shap`` the same
   weighted by the Shapley kernel π(|z|) = (S−1)/(C(S,|z|)·|z|·(S−|z|)) with f(∅) and f(full) added at weight
   10⁵; ``pda`` prediction difference analysis; ``ciu`` / ``ciu_inverse`` contextual importance × (utility −
@@ -34,6 +40,7 @@ per-pixel ones, the N×S design and N×C outputs for the regressions).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,9 +51,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SAMPLERS = ("bernoulli", "fixed", "single", "single_inverse", "shapley")
+SAMPLERS = ("bernoulli", "fixed", "single", "single_inverse", "shapley", "shapley_coalitions", "uniform", "normal",
+            "beta")
 SEGMENTERS = ("grid", "slic", "felzenszwalb", "quickshift", "watershed")
-PERTURBATIONS = ("norm_zero", "grey", "mean", "black", "blur", "noise")
+PERTURBATIONS = ("norm_zero", "grey", "mean", "black", "blur", "noise", "random_colour", "histogram", "inpaint_telea",
+                 "inpaint_ns")
 SMOOTHINGS = ("rise", "hard", "gaussian")
 ATTRIBUTIONS = ("pixels", "segments")
 CALCULATORS = ("rise", "difference", "linear", "kernel_shap", "pda", "ciu", "ciu_inverse")
@@ -117,6 +126,10 @@ def sample(sampler: str, s: int, n: int, rng: np.random.Generator, p: float = 0.
         return ~np.eye(s, dtype=bool)
     if sampler == "single_inverse":  # SingleFeatureSampler(inverse=True): one segment kept per sample
         return np.eye(s, dtype=bool)
+    if sampler == "shapley_coalitions":
+        return shapley_coalitions(s, n)
+    if sampler in ("uniform", "normal", "beta"):
+        return sample_probability(sampler, s, n, rng)
     if sampler == "shapley":
         sizes = rng.choice(np.arange(1, s), size=n, p=shapley_size_weights(s))
         z = np.zeros((n, s), bool)
@@ -126,13 +139,47 @@ def sample(sampler: str, s: int, n: int, rng: np.random.Generator, p: float = 0.
     raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
 
 
+def shapley_coalitions(s: int, n: int) -> np.ndarray:
+    """The components repository's deterministic ``ShapSampler``: coalitions by the number r of removed
+    segments in the order r = 0, S, 1, S−1, 2, … (the best-weighted sizes of the Shapley kernel first), each
+    size's combinations in lexicographic order, until ``n`` samples."""
+    out = np.ones((n, s), bool)
+    i = 0
+    for j in range(s + 1):
+        r = j // 2 if j % 2 == 0 else s - (j - 1) // 2
+        for idx in itertools.combinations(range(s), r):
+            if i == n:
+                return out
+            out[i, list(idx)] = False
+            i += 1
+    return out[:i]
+
+
+def sample_probability(distribution: str, s: int, n: int, rng: np.random.Generator, normal_scale: float = 1.0,
+                       beta: tuple[float, float] = (1.5, 1.5)) -> np.ndarray:
+    """``SampleProbabilitySampler``: per sample a removal probability q from ``uniform`` [0, 1], a ``normal``
+    (mean 0.5, σ ``normal_scale``) truncated to [0, 1], or ``beta`` (1.5, 1.5); each segment kept when q < u,
+    u uniform."""
+    if distribution == "uniform":
+        q = rng.random((n, 1))
+    elif distribution == "normal":
+        from scipy.stats import truncnorm
+
+        q = truncnorm(-0.5 / normal_scale, 0.5 / normal_scale, 0.5, normal_scale).rvs(size=(n, 1), random_state=rng)
+    elif distribution == "beta":
+        q = rng.beta(*beta, size=(n, 1))
+    else:
+        raise ValueError(f"unknown sample-probability distribution {distribution!r}")
+    return q < rng.random((n, s))
+
+
 def sample_log_density(sampler: str, z: np.ndarray, p: float = 0.5) -> np.ndarray:
     """log q(z) of each sample, up to a constant (importance correction of the kernel-SHAP weights)."""
     s = z.shape[1]
     k = z.sum(1)
     if sampler == "bernoulli":
         return k * math.log(p) + (s - k) * math.log(1 - p)
-    if sampler in ("fixed", "single", "single_inverse"):
+    if sampler in ("fixed", "single", "single_inverse", "shapley_coalitions", "uniform", "normal", "beta"):
         return np.zeros(len(z))
     if sampler == "shapley":
         return _log_shapley_kernel(k, s)
@@ -142,7 +189,8 @@ def sample_log_density(sampler: str, z: np.ndarray, p: float = 0.5) -> np.ndarra
 def keep_probability(sampler: str, s: int, p: float = 0.5, keep: float = 0.5) -> float:
     """E[z_s], the p of RISE's normalisation N·p."""
     return {"bernoulli": p, "fixed": min(s - 1, max(1, round(keep * s))) / s, "single": (s - 1) / s,
-            "single_inverse": 1 / s, "shapley": 0.5}[sampler]
+            "single_inverse": 1 / s, "shapley": 0.5,
+            "shapley_coalitions": 0.5, "uniform": 0.5, "normal": 0.5, "beta": 0.5}[sampler]
 
 
 def _log_shapley_kernel(k: np.ndarray, s: int) -> np.ndarray:
@@ -170,6 +218,30 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1)[..., r - pad_w:r + pad_w + 1], groups=c)
     x = F.pad(x, (0, 0, pad_h, pad_h), mode="reflect" if pad_h else "replicate")
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1)[..., r - pad_h:r + pad_h + 1, :], groups=c)
+
+
+def gaussian_filter(x: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """``scipy.ndimage.gaussian_filter`` over the last two axes of ``(B, C, H, W)`` (its defaults: 'reflect'
+    = symmetric boundary, the edge pixel repeated; radius round(truncate·σ)) — the components repository's
+    ``FadeMaskSegmenter`` smoothing."""
+    if sigma <= 0:
+        return x
+    r = int(truncate * sigma + 0.5)
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    for dim in (-1, -2):
+        n = x.shape[dim]
+        j = torch.remainder(torch.arange(-r, n + r, device=x.device), 2 * n)
+        idx = torch.where(j < n, j, 2 * n - 1 - j)
+        x = x.index_select(dim, idx).unfold(dim, 2 * r + 1, 1) @ k
+    return x
+
+
+def fade_sigma(n_segments: int, height: int) -> float:
+    """The components repository's σ of the faded masks: 70/√S pixels at 224 px (``experiment.py``: 'to get
+    similar blur to bilinear in GridSegmenter'), scaled with the image height."""
+    return 70.0 / max(1, round(math.sqrt(n_segments))) * height / 224.0
 
 
 def linear_resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
@@ -214,7 +286,7 @@ class MaskRenderer:
     labels: torch.Tensor  # (H, W) int64
     smoothing: str
     grid: int | None = None  # cells per side when the segmenter is the grid
-    sigma: float = 2.0
+    sigma: float | None = 2.0  # None: fade_sigma (σ scaled with the segment count, as the repository)
     n_segments: int = field(init=False)
     cell: tuple[int, int] = field(init=False)
 
@@ -254,7 +326,7 @@ class MaskRenderer:
         if self.smoothing == "hard":
             return hard
         if self.smoothing == "gaussian":
-            return gaussian_blur(hard, self.sigma)
+            return gaussian_filter(hard, self.sigma if self.sigma is not None else fade_sigma(self.n_segments, h))
         soft = box_blur(hard, self.cell[0])
         if shifts is None:
             return soft
@@ -274,15 +346,60 @@ class MaskRenderer:
 
 
 # --- perturbations -------------------------------------------------------------------------------------------
+def histogram_colours(image: torch.Tensor, n: int, gen: torch.Generator | None, bins: int = 8) -> torch.Tensor:
+    """``ColorHistogramPerturber``: the image's pixels binned ``bins`` per channel; per sample the median colour
+    of one occupied bin, drawn with probability ∝ its pixel count. Returns ``(n, 3, 1, 1)``."""
+    flat = image.reshape(3, -1).T  # (P, 3)
+    edges = torch.linspace(0, 1, bins + 1, device=image.device)[1:-1]
+    ids = torch.bucketize(flat.contiguous(), edges, right=True)  # np.digitize
+    key = (ids[:, 0] * bins + ids[:, 1]) * bins + ids[:, 2]
+    uniq, inv, counts = torch.unique(key, return_inverse=True, return_counts=True)
+    medians = torch.stack([torch.quantile(flat[inv == i], 0.5, dim=0) for i in range(len(uniq))])
+    pick = torch.multinomial(counts.float().cpu(), n, replacement=True, generator=gen).to(image.device)
+    return medians[pick].view(n, 3, 1, 1)
+
+
+class InpaintFill:
+    """OpenCV inpainting (``Cv2InpaintPerturber``): per sample the removed pixels (mask rounded to 0) are
+    inpainted from the rest with Telea's or the Navier–Stokes method, radius 1, on the 8-bit image."""
+
+    def __init__(self, image: torch.Tensor, method: str, radius: int = 1):
+        import cv2
+
+        self.cv2 = cv2
+        self.flag = {"inpaint_telea": cv2.INPAINT_TELEA, "inpaint_ns": cv2.INPAINT_NS}[method]
+        self.radius = radius
+        self.image = image
+        self.u8 = (image.permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)
+
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        out = []
+        for m in masks[:, 0].cpu().numpy():
+            hole = (1 - np.round(m)).astype(np.uint8)
+            out.append(self.cv2.inpaint(self.u8, hole, self.radius, self.flag))
+        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(self.image) / 255.0
+
+
 def replacement(image: torch.Tensor, perturbation: str, sigma: float = 4.0,
-                normalisation_mean: Sequence[float] | None = None) -> torch.Tensor | None:
+                normalisation_mean: Sequence[float] | None = None,
+                gen: torch.Generator | None = None) -> torch.Tensor | Callable | None:
     """What fills removed pixels of ``image`` ``(3, H, W)`` (``None`` for noise: drawn per sample).
 
     ``norm_zero``: 0 in the classifier's normalised input space, i.e. its normalisation mean colour (RISE
     multiplies the *normalised* image by the mask; post-hoc-image-perturbation's 'norm_zero' perturber);
     ``grey``: 0.5 (the components paper's SRG perturber); ``mean``: the image's mean colour; ``black``: 0 in
-    [0, 1] pixel space; ``blur``: a Gaussian-blurred copy; ``noise``: uniform noise.
+    [0, 1] pixel space; ``blur``: a Gaussian-blurred copy; ``noise``: uniform noise; ``random_colour``: the
+    colour of one random pixel of the image (``RandomColorPerturber``); ``histogram``: per sample a colour-
+    histogram bin's median (:func:`histogram_colours`); ``inpaint_telea`` / ``inpaint_ns``: OpenCV inpainting
+    per sample (:class:`InpaintFill`). Per-sample fills are callables of the masks.
     """
+    if perturbation == "random_colour":
+        idx = int(torch.randint(image.shape[1] * image.shape[2], (1,), generator=gen))
+        return image.reshape(3, -1)[:, idx].view(3, 1, 1).expand_as(image)
+    if perturbation == "histogram":
+        return lambda masks: histogram_colours(image, len(masks), gen)
+    if perturbation in ("inpaint_telea", "inpaint_ns"):
+        return InpaintFill(image, perturbation)
     if perturbation == "norm_zero":
         if normalisation_mean is None:
             raise ValueError("the norm_zero perturbation needs the classifier's normalisation mean")
@@ -300,11 +417,14 @@ def replacement(image: torch.Tensor, perturbation: str, sigma: float = 4.0,
     raise ValueError(f"unknown perturbation {perturbation!r}; choose one of {PERTURBATIONS}")
 
 
-def perturb(image: torch.Tensor, masks: torch.Tensor, fill: torch.Tensor | None,
+def perturb(image: torch.Tensor, masks: torch.Tensor, fill: torch.Tensor | Callable | None,
             gen: torch.Generator | None = None) -> torch.Tensor:
-    """I·M + R·(1−M) for a batch of masks ``(B, 1, H, W)``; R uniform noise in [0, 1] when ``fill`` is None."""
+    """I·M + R·(1−M) for a batch of masks ``(B, 1, H, W)``; R uniform noise in [0, 1] when ``fill`` is None,
+    ``fill(masks)`` when it is callable (a fill per sample)."""
     if fill is None:
         fill = torch.rand((len(masks), *image.shape), generator=gen).to(image.device)
+    elif callable(fill):
+        fill = fill(masks)
     return image * masks + fill * (1 - masks)
 
 
@@ -445,12 +565,14 @@ class Setting:
     grid: int = 7
     p: float = 0.5
     keep: float = 0.5
-    gaussian_sigma: float = 2.0
+    gaussian_sigma: float | None = None
     blur_sigma: float = 4.0
     segmenter_options: tuple = ()
     pda_mode: str = "probdiff"
     pda_divide_weight: bool = False
     pda_laplace: tuple = (1000, 1281167)
+    add_all: bool = False  # append the all-removed sample (SingleFeatureSampler add_all)
+    add_none: bool = False  # append the nothing-removed sample (add_none)
 
     def __post_init__(self):
         for name, allowed in (("sampler", SAMPLERS), ("segmenter", SEGMENTERS), ("perturbation", PERTURBATIONS),
@@ -471,10 +593,12 @@ class SampleBank:
 
     def get(self, setting: Setting, s: int, cell: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         cell = (cell, cell) if isinstance(cell, int) else tuple(cell)
-        key = (setting.sampler, s, setting.n_masks, setting.p, setting.keep, cell)
+        key = (setting.sampler, s, setting.n_masks, setting.p, setting.keep, cell, setting.add_all, setting.add_none)
         if key not in self._bank:
             rng = np.random.default_rng([self.seed, SAMPLERS.index(setting.sampler), s, setting.n_masks])
             z = sample(setting.sampler, s, setting.n_masks, rng, p=setting.p, keep=setting.keep)
+            ends = [np.zeros((1, s), bool)] * setting.add_all + [np.ones((1, s), bool)] * setting.add_none
+            z = np.vstack([z, *ends])
             shifts = np.stack([rng.integers(0, max(1, c), size=len(z)) for c in cell], 1)
             self._bank[key] = (z, shifts)
         return self._bank[key]
@@ -534,8 +658,8 @@ class PerturbationExplainer:
         z_all, shifts_all = self.bank.get(st, s, rend.cell)
         shifts_t = torch.from_numpy(shifts_all) if st.smoothing == "rise" else None
         image = image.to(self.device)
-        fill = replacement(image, st.perturbation, st.blur_sigma, self.normalisation_mean)
         gen = torch.Generator().manual_seed(self.bank.seed + 7919)
+        fill = replacement(image, st.perturbation, st.blur_sigma, self.normalisation_mean, gen)
         n = len(z_all)
         sum_fm = sum_m = sum_f = None
         fs = []
@@ -544,7 +668,8 @@ class PerturbationExplainer:
                 z = torch.from_numpy(z_all[start:start + self.batch_size])
                 m = rend(z, None if shifts_t is None else shifts_t[start:start + self.batch_size]).to(self.device)
                 f = self.model(perturb(image, m, fill, gen)).float()  # (B, C)
-                if "difference" in calculators or ("rise" in calculators and st.smoothing == "rise"):
+                if "difference" in calculators or ("rise" in calculators and st.smoothing == "rise"
+                                                   and st.attribution == "pixels"):
                     m2 = m[:, 0]
                     bsum = torch.einsum("bc,bhw->chw", f, m2)
                     sum_fm = bsum if sum_fm is None else sum_fm + bsum
@@ -564,7 +689,7 @@ class PerturbationExplainer:
         norm = spread.sum(0).clamp_min(1e-8)
         maps: dict[str, torch.Tensor] = {}
         for calc in calculators:
-            if calc == "rise" and st.smoothing == "rise":
+            if calc == "rise" and st.smoothing == "rise" and st.attribution == "pixels":
                 maps[calc] = rise_weighted_mean(sum_fm, n, p)
                 continue
             if calc == "difference":
