@@ -319,3 +319,32 @@ def test_config_refuses_a_classifier_tap_that_is_not_cached():
     cfg["explain"]["classifiers"][0].update(tap="_blocks.7", dataset="photos")
     with pytest.raises(ConfigError, match="allowed values: shapes, voc2007"):
         validate_config(cfg)
+
+
+# --- which parts of RISE matter: variance shares ------------------------------------------------------------------
+def test_component_variance_shares_of_a_one_at_a_time_design():
+    import pandas as pd
+
+    from percept.explain.components import component_variance_shares
+
+    base = {"sampler": "bernoulli", "segmenter": "grid", "perturbation": "norm_zero", "smoothing": "rise",
+            "attribution": "pixels", "calculator": "rise"}
+    rows = [{**base, "srg": 0.5, "base": True}]
+    rows += [{**base, "segmenter": s, "srg": v, "base": False} for s, v in (("slic", 0.1), ("felzenszwalb", 0.3))]
+    rows += [{**base, "calculator": "linear", "srg": 0.45, "base": False}]
+    rows += [{**base, "smoothing": "hard", "srg": 0.3, "base": False}]
+    # a two-component change is not a main effect of either
+    rows += [{**base, "segmenter": "slic", "calculator": "linear", "srg": -5.0, "base": False}]
+    df = pd.DataFrame(rows).assign(method="rise")
+    shares = component_variance_shares(df, "srg").set_index("component")
+    seg = np.var([0.5, 0.1, 0.3])
+    calc = np.var([0.5, 0.45])
+    smooth = np.var([0.5, 0.3])
+    assert shares.loc["segmenter", "variance"] == pytest.approx(seg)
+    assert shares.loc["calculator", "variance"] == pytest.approx(calc)
+    assert shares.loc["sampler", "variance"] == 0 and shares.loc["sampler", "choices"] == 1
+    assert shares["share"].sum() == pytest.approx(1.0)
+    assert shares.loc["segmenter", "share"] == pytest.approx(seg / (seg + calc + smooth))
+    assert shares.loc["segmenter", "best"] == "grid" and shares.loc["segmenter", "range"] == pytest.approx(0.4)
+    lower = component_variance_shares(df, "srg", higher_is_better=False).set_index("component")
+    assert lower.loc["segmenter", "best"] == "slic"
