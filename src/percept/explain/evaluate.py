@@ -125,7 +125,8 @@ def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts
 def run_baselines(dataset_path: str, classifier: torch.nn.Module, explainer: torch.nn.Module | None,
                   channel_maps, out_path: str, n_images: int, *, seed: int = 0,
                   device: str | torch.device = "cpu") -> dict:
-    """Grad-CAM, the trained explainer and the relevant-channel heatmaps on the evaluation images."""
+    """Grad-CAM, the trained explainer, the relevant-channel heatmaps and a constant map on the evaluation
+    images."""
     from percept.explain.gradcam import GradCAM
 
     test, positions = evaluation_positions(dataset_path, n_images, seed)
@@ -139,6 +140,9 @@ def run_baselines(dataset_path: str, classifier: torch.nn.Module, explainer: tor
         t0 = time.perf_counter()
         maps[name] = np.stack([method.attribute(img.to(device), classes).cpu().numpy() for img in images])
         meta[name] = {"method": name, "seconds": time.perf_counter() - t0}
+    # the floor every method must beat on the ground-truth metrics: a constant map (its maximum the first pixel)
+    maps["constant"] = np.ones((len(images), len(classes), *images.shape[2:]), np.float32)
+    meta["constant"] = {"method": "constant", "seconds": 0.0}
     if channel_maps is not None:
         t0 = time.perf_counter()
         maps["channels"] = np.stack([channel_maps.attribute(int(r), classes).numpy() for r in test.rows[positions]])

@@ -168,7 +168,7 @@ def fig_explainer_comparison(inputs: Mapping[str, Any], out: Sequence[str]) -> N
         best["label"] = "best RISE variant\n(insertion)"
         other = s[s.method != "rise"].copy()
         other["label"] = other["method"].map({"gradcam": "Grad-CAM", "explainer": "explainer",
-                                              "channels": "relevant channels"})
+                                              "channels": "relevant channels", "constant": "constant map"})
         frames.append(pd.concat([other, rise, best]))
     df = pd.concat(frames)
     metrics = [m for m in METRIC_LABELS if m in df and df[m].notna().any()]
