@@ -346,17 +346,30 @@ class MaskRenderer:
 
 
 # --- perturbations -------------------------------------------------------------------------------------------
-def histogram_colours(image: torch.Tensor, n: int, gen: torch.Generator | None, bins: int = 8) -> torch.Tensor:
+class HistogramFill:
     """``ColorHistogramPerturber``: the image's pixels binned ``bins`` per channel; per sample the median colour
-    of one occupied bin, drawn with probability ∝ its pixel count. Returns ``(n, 3, 1, 1)``."""
-    flat = image.reshape(3, -1).T  # (P, 3)
-    edges = torch.linspace(0, 1, bins + 1, device=image.device)[1:-1]
-    ids = torch.bucketize(flat.contiguous(), edges, right=True)  # np.digitize
-    key = (ids[:, 0] * bins + ids[:, 1]) * bins + ids[:, 2]
-    uniq, inv, counts = torch.unique(key, return_inverse=True, return_counts=True)
-    medians = torch.stack([torch.quantile(flat[inv == i], 0.5, dim=0) for i in range(len(uniq))])
-    pick = torch.multinomial(counts.float().cpu(), n, replacement=True, generator=gen).to(image.device)
-    return medians[pick].view(n, 3, 1, 1)
+    of one occupied bin, drawn with probability ∝ its pixel count (the bins are computed once per image)."""
+
+    def __init__(self, image: torch.Tensor, gen: torch.Generator | None = None, bins: int = 8):
+        flat = image.reshape(3, -1).T  # (P, 3)
+        edges = torch.linspace(0, 1, bins + 1, device=image.device)[1:-1]
+        ids = torch.bucketize(flat.contiguous(), edges, right=True)  # np.digitize
+        key = (ids[:, 0] * bins + ids[:, 1]) * bins + ids[:, 2]
+        uniq, inv, self.counts = torch.unique(key, return_inverse=True, return_counts=True)
+        self.medians = torch.stack([torch.quantile(flat[inv == i], 0.5, dim=0) for i in range(len(uniq))])
+        self.gen = gen
+
+    def colours(self, n: int) -> torch.Tensor:
+        pick = torch.multinomial(self.counts.float().cpu(), n, replacement=True, generator=self.gen)
+        return self.medians[pick.to(self.medians.device)].view(n, 3, 1, 1)
+
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        return self.colours(len(masks))
+
+
+def histogram_colours(image: torch.Tensor, n: int, gen: torch.Generator | None, bins: int = 8) -> torch.Tensor:
+    """``n`` colours ``(n, 3, 1, 1)`` drawn as :class:`HistogramFill` does."""
+    return HistogramFill(image, gen, bins).colours(n)
 
 
 class InpaintFill:
@@ -397,7 +410,7 @@ def replacement(image: torch.Tensor, perturbation: str, sigma: float = 4.0,
         idx = int(torch.randint(image.shape[1] * image.shape[2], (1,), generator=gen))
         return image.reshape(3, -1)[:, idx].view(3, 1, 1).expand_as(image)
     if perturbation == "histogram":
-        return lambda masks: histogram_colours(image, len(masks), gen)
+        return HistogramFill(image, gen)
     if perturbation in ("inpaint_telea", "inpaint_ns"):
         return InpaintFill(image, perturbation)
     if perturbation == "norm_zero":
