@@ -19,7 +19,7 @@ SRC = REPO / "src"
 # import name → distribution name in the env files (conda-forge or PyPI)
 DISTRIBUTION = {
     "PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml", "torch": "torch",
-    "torchvision": "torchvision", "lpips": "lpips",
+    "torchvision": "torchvision", "lpips": "lpips", "cv2": "opencv-python-headless",
 }
 # Packages a module loads by name at run time (importlib), which an import statement does not show.
 DYNAMIC = {

@@ -42,18 +42,16 @@ def test_linear_regression_and_kernel_shap_recover_the_weights_of_a_linear_model
     z = all_coalitions(4)
     f = z @ W + B
     assert np.allclose(P.least_squares(z, f), W, atol=1e-6)
-    inner = z[(z.sum(1) > 0) & (z.sum(1) < 4)]
-    phi = P.kernel_shap(inner, inner @ W + B, np.zeros(len(inner)), B, W.sum(0) + B)
-    assert np.allclose(phi, W, atol=1e-5)
+    phi, base = P.kernel_shap(z, f)
+    assert np.allclose(phi, W, atol=1e-5) and np.allclose(base, B, atol=1e-5)
 
 
 def test_kernel_shap_equals_exact_shapley_values_of_a_nonlinear_game():
     # v(z) = z0·z1 (an interaction): the Shapley values split it, 0.5 each, 0 for the others
     z = all_coalitions(3)
     f = (z[:, 0] * z[:, 1])[:, None]
-    inner = z[(z.sum(1) > 0) & (z.sum(1) < 3)]
-    phi = P.kernel_shap(inner, (inner[:, 0] * inner[:, 1])[:, None], np.zeros(len(inner)), f[0], f[-1])
-    assert np.allclose(phi[:, 0], [0.5, 0.5, 0.0], atol=1e-5)
+    phi = P.kernel_shap(z, f)[0]  # the empty and full coalitions at weight 1e5 (nearly exact constraints)
+    assert np.allclose(phi[:, 0], [0.5, 0.5, 0.0], atol=1e-4)
 
 
 def test_rise_weighted_mean_and_difference_of_means_by_hand():
@@ -111,14 +109,19 @@ def test_image_segmenters_give_consecutive_labels(method):
 def test_rise_mask_generator_upsamples_and_crops():
     labels = torch.from_numpy(P.segment(np.zeros((8, 8, 3)), "grid", 2))
     r = P.MaskRenderer(labels, "rise", grid=2)
-    assert r.cell == 4
+    assert r.cell == (4, 4)
     z = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1, 1, 1, 1]])
     m = r(z, torch.tensor([[0, 0], [3, 1]]))
     assert m.shape == (2, 1, 8, 8)
     assert torch.allclose(m[1], torch.ones_like(m[1]))
-    up = torch.nn.functional.interpolate(z[:1].view(1, 1, 2, 2), size=(12, 12), mode="bilinear", align_corners=False)
-    assert torch.allclose(m[0, 0], up[0, 0, :8, :8])
-    assert m[0, 0, 0, 0] == 1 and 0 < m[0, 0, 5, 5] < 1  # smooth, not a hard cell edge
+    from skimage.transform import resize  # RISE's upsampler: linear, scikit-image 'reflect' (mirror) boundary
+
+    up = resize(z[0].view(2, 2).numpy(), (12, 12), order=1, mode="reflect", anti_aliasing=False)
+    assert np.allclose(m[0, 0].numpy(), up[:8, :8], atol=1e-6)
+    torch_up = torch.nn.functional.interpolate(z[:1].view(1, 1, 2, 2), size=(12, 12), mode="bilinear")
+    assert not torch.allclose(m[0, 0], torch_up[0, 0, :8, :8], atol=1e-3)  # torch clamps at the edge
+    # the corner pixel sits 5/12 of a cell beyond the first centre: mirrored, it mixes in the *second* value (0)
+    assert float(m[0, 0, 0, 0]) == pytest.approx((7 / 12) ** 2) and 0 < m[0, 0, 5, 5] < 1
     hard = P.MaskRenderer(labels, "hard")(z)
     assert hard[0, 0, :4, :4].eq(1).all() and hard[0, 0, 4:].eq(0).all()
     gauss = P.MaskRenderer(labels, "gaussian", sigma=1.0)(z)
@@ -164,14 +167,14 @@ def test_pipeline_recovers_region_weights(sampler):
     assert np.allclose(cells["kernel_shap"], W, atol=1e-4)
     if sampler != "fixed":  # a fixed count makes Σz constant: slopes identifiable only up to a shift
         assert np.allclose(cells["linear"], W, atol=1e-6)
-    for calc in ("rise", "difference"):
+    for calc in ("rise", "difference", "pda"):
         for c in range(2):
             assert np.corrcoef(cells[calc][:, c], W[:, c])[0, 1] > 0.9, (calc, c)
 
 
 def test_rise_original_matches_its_expectation():
     model = RegionLinear()
-    st = P.Setting(n_masks=4000, grid=2, smoothing="hard")
+    st = P.Setting(n_masks=4000, grid=2, smoothing="hard", perturbation="black")
     att = P.PerturbationExplainer(model, st, P.SampleBank(0), batch_size=500).attribute(torch.ones(3, 8, 8))
     cells = att.maps["rise"][:, ::4, ::4].reshape(2, 4).T.numpy()
     assert np.allclose(cells, W + 0.5 * (W.sum(0) - W) + B, atol=0.05)
@@ -195,12 +198,15 @@ def test_gradcam_is_the_published_definition():
     model.add_module("flat", nn.Flatten())
     model.add_module("fc", nn.Linear(2, 3))
     img = torch.rand(3, 4, 4)
+    raw = GradCAM(model, "act", normalise=False).attribute(img, [0, 2])
     cam = GradCAM(model, "act").attribute(img, [0, 2])
     a = model.act(model.conv(img[None]))[0].detach()  # (2, 4, 4)
     for i, c in enumerate([0, 2]):
         alpha = model.fc.weight[c].detach() / 16  # ∂y/∂A_kij = w_ck / Z (Z = 16 pixels); α_k = its mean
         expected = torch.relu((alpha.view(2, 1, 1) * a).sum(0))
-        assert torch.allclose(cam[i], expected, atol=1e-6)
+        assert torch.allclose(raw[i], expected, atol=1e-6)
+        lo = expected.min()
+        assert torch.allclose(cam[i], (expected - lo) / ((expected - lo).max() + 1e-7), atol=1e-6)
 
 
 # --- the explainer's loss terms --------------------------------------------------------------------------------
@@ -209,7 +215,9 @@ def test_merge_masks_and_total_variation():
     target, non_target = merge_masks(masks, torch.tensor([[1.0, 0.0, 1.0]]))
     assert float(target) == pytest.approx(0.5) and float(non_target) == pytest.approx(0.9)
     m = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
-    assert float(total_variation(m)) == pytest.approx(0.5)  # two right-differences of 1 over 4 pixels
+    # reflect padding: the last column's right neighbour is the column before it, so 4 differences of 1 / 4 px
+    assert float(total_variation(m)) == pytest.approx(1.0)
+    assert float(total_variation(m, "zero")) == pytest.approx(0.5)  # border differences counted as 0
 
 
 def test_entropy_and_area_terms():
@@ -229,7 +237,7 @@ def test_explainer_loss_is_differentiable_and_sums_its_terms():
     clf = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
     logits = torch.zeros(1, 2, 8, 8, requires_grad=True)
     opts = {"entropy": 1.0, "area_constraint": 1.0, "min_area": 0.05, "max_area": 0.3, "target_area": 0.1,
-                "non_target_area": 0.3, "smoothness": 1.0}
+                "non_target_area": 0.3, "smoothness": 1.0, "fill": "black"}
     total, terms = explainer_loss(clf, torch.rand(1, 3, 8, 8), torch.sigmoid(logits), torch.tensor([[1.0, 0.0]]), opts)
     total.backward()
     assert logits.grad is not None and logits.grad.abs().sum() > 0
@@ -261,20 +269,24 @@ def test_saliency_metric_and_auc():
 
 def test_deletion_and_insertion_follow_the_map():
     # a "model" whose class-0 probability is the mean brightness of the left half of the image
-    def model(x):
+    def logits(x):  # class 0's logit: 20·(mean brightness of the left half − 0.5)
         left = x[:, :, :, :2].mean((1, 2, 3))
-        return torch.stack([left, 1 - left], 1)
+        return torch.stack([20 * (left - 0.5), 20 * (0.5 - left)], 1)
 
     img = torch.ones(3, 4, 4)
     good = torch.zeros(4, 4)
     good[:, :2] = 1
+    good[0, 0] = 1.5  # no ties at the top
     bad = 1 - good
-    s_good = M.score_map(model, img, good, 0, good.bool(), steps=4, blur_sigma=0.5)
-    s_bad = M.score_map(model, img, bad, 0, good.bool(), steps=4, blur_sigma=0.5)
+    kw = dict(steps=4, blur="gaussian", blur_sigma=0.5, output="sigmoid", srg_steps=5)
+    s_good = M.score_map(logits, img, good, 0, good.bool(), **kw)
+    s_bad = M.score_map(logits, img, bad, 0, good.bool(), **kw)
     assert s_good["deletion"] < s_bad["deletion"]
     assert s_good["insertion"] >= s_bad["insertion"]
-    assert s_good["iou"] == 1.0 and s_bad["iou"] == 0.0 and s_good["kept_probability"] == pytest.approx(1.0)
-    assert s_good["deletion"] == pytest.approx(M.auc(np.array([1, 0.5, 0, 0, 0])))
+    assert s_good["iou"] == 1.0 and s_bad["iou"] == 0.0 and s_good["kept_probability"] == pytest.approx(1.0, abs=1e-4)
+    sig = torch.sigmoid(torch.tensor([10.0, 0.0, -10.0, -10.0, -10.0])).numpy()  # 4 px per step, black
+    assert s_good["deletion"] == pytest.approx(M.auc(sig), rel=1e-5)
+    assert s_good["srg"] > 0 > s_bad["srg"]  # MIF drops the class, LIF keeps it
 
 
 # --- classifier helpers -------------------------------------------------------------------------------------------
@@ -307,3 +319,32 @@ def test_config_refuses_a_classifier_tap_that_is_not_cached():
     cfg["explain"]["classifiers"][0].update(tap="_blocks.7", dataset="photos")
     with pytest.raises(ConfigError, match="allowed values: shapes, voc2007"):
         validate_config(cfg)
+
+
+# --- which parts of RISE matter: variance shares ------------------------------------------------------------------
+def test_component_variance_shares_of_a_one_at_a_time_design():
+    import pandas as pd
+
+    from percept.explain.components import component_variance_shares
+
+    base = {"sampler": "bernoulli", "segmenter": "grid", "perturbation": "norm_zero", "smoothing": "rise",
+            "attribution": "pixels", "calculator": "rise"}
+    rows = [{**base, "srg": 0.5, "base": True}]
+    rows += [{**base, "segmenter": s, "srg": v, "base": False} for s, v in (("slic", 0.1), ("felzenszwalb", 0.3))]
+    rows += [{**base, "calculator": "linear", "srg": 0.45, "base": False}]
+    rows += [{**base, "smoothing": "hard", "srg": 0.3, "base": False}]
+    # a two-component change is not a main effect of either
+    rows += [{**base, "segmenter": "slic", "calculator": "linear", "srg": -5.0, "base": False}]
+    df = pd.DataFrame(rows).assign(method="rise")
+    shares = component_variance_shares(df, "srg").set_index("component")
+    seg = np.var([0.5, 0.1, 0.3])
+    calc = np.var([0.5, 0.45])
+    smooth = np.var([0.5, 0.3])
+    assert shares.loc["segmenter", "variance"] == pytest.approx(seg)
+    assert shares.loc["calculator", "variance"] == pytest.approx(calc)
+    assert shares.loc["sampler", "variance"] == 0 and shares.loc["sampler", "choices"] == 1
+    assert shares["share"].sum() == pytest.approx(1.0)
+    assert shares.loc["segmenter", "share"] == pytest.approx(seg / (seg + calc + smooth))
+    assert shares.loc["segmenter", "best"] == "grid" and shares.loc["segmenter", "range"] == pytest.approx(0.4)
+    lower = component_variance_shares(df, "srg", higher_is_better=False).set_index("component")
+    assert lower.loc["segmenter", "best"] == "slic"

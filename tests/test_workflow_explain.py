@@ -44,8 +44,9 @@ def test_maps_and_tidy_tables(tiny_run):
     cfg = yaml.safe_load(TINY.read_text())["explain"]
     rows, maps, _ = read_maps(workdir / CLF / "maps_rise.h5")
     assert len(rows) == cfg["n_images"]
-    # base + one alternative per component, times the calculators
-    assert len(maps) == 5 * len(cfg["rise"]["calculators"])
+    # base + one alternative per component (sampler, segmenter, perturbation, smoothing, attribution), times
+    # the calculators
+    assert len(maps) == 6 * len(cfg["rise"]["calculators"])
     for key, arr in maps.items():
         assert arr.shape[0] == cfg["n_images"] and np.isfinite(arr).all() and arr.std() > 0, key
     scores = pd.read_csv(workdir / CLF / "scores.csv")
@@ -54,6 +55,8 @@ def test_maps_and_tidy_tables(tiny_run):
     for col in ("iou", "pointing", "mae", "deletion", "insertion", "kept_probability"):
         assert scores[col].between(0, 1).all(), col
     assert np.isfinite(scores["saliency"]).all()
+    assert scores[["lif", "mif", "srg"]].abs().le(1).all().all()  # SRG = AUC(LIF) − AUC(MIF) of probabilities
+    assert np.allclose(scores["srg"], scores["lif"] - scores["mif"])
     summary = pd.read_csv(workdir / CLF / "summary.csv")
     assert len(summary) == scores["setting"].nunique() and (summary["n"] > 0).all()
     channels = pd.read_csv(workdir / CLF / "channels.csv")

@@ -28,12 +28,13 @@ from percept.explain.perturbation import (
     PerturbationExplainer,
     SampleBank,
     Setting,
+    compatible,
     probabilities,
 )
-from percept.h5io import atomic_h5, get_json_attr, open_h5, set_json_attr
+from percept.explain.maps import read_maps, write_maps  # noqa: F401 (re-exported: the stage's map files)
 
 log = logging.getLogger(__name__)
-COMPONENT_KEYS = ("sampler", "segmenter", "perturbation", "smoothing")
+COMPONENT_KEYS = ("sampler", "segmenter", "perturbation", "smoothing", "attribution")
 
 
 def evaluation_positions(dataset_path: str | Path, n_images: int, seed: int) -> tuple[ImageDataset, np.ndarray]:
@@ -50,7 +51,10 @@ def rise_settings(opts: Mapping[str, Any]) -> list[Setting]:
     """The base setting and, per component, each listed alternative (``one_at_a_time``), or every
     combination of base and alternatives (``full``)."""
     common = {"n_masks": opts["n_masks"], "grid": opts["grid"], "p": opts["p"], "keep": opts["keep"],
-                  "gaussian_sigma": opts["gaussian_sigma"], "blur_sigma": opts["blur_sigma"]}
+              "gaussian_sigma": opts["gaussian_sigma"], "blur_sigma": opts["blur_sigma"],
+              "pda_mode": opts["pda"]["mode"], "pda_divide_weight": opts["pda"]["divide_weight"],
+              "pda_laplace": (opts["pda"]["laplace_classes"], opts["pda"]["laplace_train"]),
+              "add_all": opts["add_all"], "add_none": opts["add_none"]}
     base = {k: opts["base"][k] for k in COMPONENT_KEYS}
     if opts["design"] == "full":
         choices = [[base[k], *opts["vary"].get(k, [])] for k in COMPONENT_KEYS]
@@ -76,24 +80,6 @@ def setting_id(method: str, components: Mapping[str, Any] | None = None) -> str:
     return method + ":" + "-".join(str(components[k]) for k in COMPONENTS)
 
 
-def write_maps(path: str | Path, rows: np.ndarray, maps: Mapping[str, np.ndarray], meta: Mapping[str, dict],
-               attrs: Mapping[str, Any]) -> None:
-    with atomic_h5(path, kind="saliency", meta=attrs) as f:
-        f.create_dataset("rows", data=np.asarray(rows, np.int64))
-        for key, arr in maps.items():
-            ds = f.create_dataset(f"maps/{key}", data=arr.astype(np.float16), compression="gzip",
-                                  compression_opts=4)
-            set_json_attr(ds, "meta", meta[key])
-
-
-def read_maps(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, dict]]:
-    with open_h5(path, "saliency") as f:
-        rows = f["rows"][...]
-        maps = {k: f[f"maps/{k}"][...].astype(np.float32) for k in f["maps"]}
-        meta = {k: get_json_attr(f[f"maps/{k}"], "meta") for k in f["maps"]}
-    return rows, maps, meta
-
-
 def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts: Mapping[str, Any],
              n_images: int, *, seed: int = 0, device: str | torch.device = "cpu", progress: bool = True) -> dict:
     """Every RISE-component setting × calculator on the evaluation images."""
@@ -107,13 +93,16 @@ def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts
     base = {k: opts["base"][k] for k in COMPONENT_KEYS}
     base["calculator"] = base_calculator(opts["calculators"])
     for st in tqdm(settings, desc="RISE settings", disable=not progress):
-        explainer = PerturbationExplainer(f, st, bank, batch_size=opts["batch_size"], device=device)
-        out = {c: np.zeros((len(positions), test.num_classes, *images.shape[2:]), np.float32)
-               for c in opts["calculators"]}
+        explainer = PerturbationExplainer(f, st, bank, batch_size=opts["batch_size"], device=device,
+                                          normalisation_mean=classifier.spec.mean)
+        calcs = [c for c in opts["calculators"] if compatible(c, st.sampler)]
+        if not calcs:
+            continue
+        out = {c: np.zeros((len(positions), test.num_classes, *images.shape[2:]), np.float32) for c in calcs}
         t0 = time.perf_counter()
         calls, segs = 0, []
         for i, img in enumerate(images):
-            att = explainer.attribute(img, opts["calculators"])
+            att = explainer.attribute(img, calcs)
             calls += att.model_calls
             segs.append(att.n_segments)
             for c, m in att.maps.items():
@@ -121,7 +110,7 @@ def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts
         seconds = time.perf_counter() - t0
         for c, arr in out.items():
             comp = {"sampler": st.sampler, "segmenter": st.segmenter, "perturbation": st.perturbation,
-                    "smoothing": st.smoothing, "calculator": c}
+                    "smoothing": st.smoothing, "attribution": st.attribution, "calculator": c}
             key = setting_id("rise", comp)
             maps[key] = arr
             meta[key] = {"method": "rise", **comp, "base": comp == base, "n_masks": st.n_masks, "model_calls": calls,
@@ -136,7 +125,8 @@ def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts
 def run_baselines(dataset_path: str, classifier: torch.nn.Module, explainer: torch.nn.Module | None,
                   channel_maps, out_path: str, n_images: int, *, seed: int = 0,
                   device: str | torch.device = "cpu") -> dict:
-    """Grad-CAM, the trained explainer and the relevant-channel heatmaps on the evaluation images."""
+    """Grad-CAM, the trained explainer, the relevant-channel heatmaps and a constant map on the evaluation
+    images."""
     from percept.explain.gradcam import GradCAM
 
     test, positions = evaluation_positions(dataset_path, n_images, seed)
@@ -150,6 +140,9 @@ def run_baselines(dataset_path: str, classifier: torch.nn.Module, explainer: tor
         t0 = time.perf_counter()
         maps[name] = np.stack([method.attribute(img.to(device), classes).cpu().numpy() for img in images])
         meta[name] = {"method": name, "seconds": time.perf_counter() - t0}
+    # the floor every method must beat on the ground-truth metrics: a constant map (its maximum the first pixel)
+    maps["constant"] = np.ones((len(images), len(classes), *images.shape[2:]), np.float32)
+    meta["constant"] = {"method": "constant", "seconds": 0.0}
     if channel_maps is not None:
         t0 = time.perf_counter()
         maps["channels"] = np.stack([channel_maps.attribute(int(r), classes).numpy() for r in test.rows[positions]])
@@ -163,7 +156,8 @@ def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequen
                *, classifier_name: str, device: str | torch.device = "cpu", progress: bool = True) -> pd.DataFrame:
     """The tidy table: one row per image × present class × method × setting, every metric a column."""
     full = ImageDataset(dataset_path)
-    f = probabilities(classifier.to(device).eval())
+    f = classifier.to(device).eval()
+    fill = None if opts["fill"] == "black" else torch.tensor(classifier.spec.mean, device=device)
     rows_out = []
     for path in map_paths:
         rows, maps, meta = read_maps(path)
@@ -178,7 +172,9 @@ def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequen
                     sal = torch.from_numpy(maps[key][i, c])
                     scores = M.score_map(f, images[i].to(device), sal.to(device), c, masks[i, c].to(device),
                                          threshold=opts["threshold"], tolerance=opts["pointing_tolerance"],
-                                         steps=opts["steps"], blur_sigma=opts["insertion_blur_sigma"])
+                                         steps=opts["steps"], blur_sigma=opts["insertion_blur_sigma"],
+                                         fill=fill, blur=opts["insertion_blur"], output=opts["output"],
+                                         srg_steps=opts["srg_steps"], srg_colour=opts["srg_colour"])
                     rows_out.append({"classifier": classifier_name, "image": int(r), "class": c,
                                      "class_name": full.class_names[c], "setting": key,
                                      "method": info["method"],
@@ -187,7 +183,8 @@ def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequen
     return pd.DataFrame(rows_out)
 
 
-METRICS = ("iou", "pointing", "mae", "saliency", "deletion", "insertion", "kept_probability")
+METRICS = ("iou", "pointing", "mae", "saliency", "deletion", "insertion", "kept_probability", "lif", "mif", "srg",
+           "srg_normalised")
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
@@ -198,3 +195,4 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
     sem = g[list(METRICS)].sem().add_suffix("_sem")
     out = mean.join(sem).join(g.size().rename("n")).reset_index()
     return out
+

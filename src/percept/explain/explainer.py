@@ -9,9 +9,11 @@ max over the other classes. The loss (the paper's eq. 1 with its code's defaults
   + λ_E · (−H(softmax f(I ⊙ (1 − m_T))))                negative entropy on the removed region
   + λ_A · [ Σ_{c∈T} bounds(m_c) ]                        min/max area on the sorted mask values
   + λ_T · mean(m_T) + λ_N · mean(m_N)                    area of target and non-target masks
-  + λ_TV · (TV(m_T) + TV(m_N))                           smoothness
+  + λ_TV · (TV(m_T) + TV(m_N))                           smoothness (reflect-padded differences, as its code)
 
 with bounds(m) = mean(relu(1[i < a_min·P] − sort↓(m)_i)) + mean(relu(sort↓(m)_i − 1[i < a_max·P])).
+Masked images are I·m + μ·(1 − m), μ the classifier's normalisation mean (the code multiplies the normalised
+image: removed pixels are 0 there; ``fill: black`` keeps pixel-space black).
 The classifier is frozen; the explainer trains with Adam, checkpoints every epoch and resumes.
 """
 
@@ -99,12 +101,43 @@ def merge_masks(masks: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tenso
     return target, non_target
 
 
-def total_variation(mask: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference to the right and downward neighbours (reflect at the border: 0 there)."""
+def total_variation(mask: torch.Tensor, border: str = "reflect") -> torch.Tensor:
+    """Mean over pixels of |m(i,j) − m(i,j+1)| + |m(i,j) − m(i+1,j)| for masks ``(B, H, W)``.
+
+    ``reflect`` (NN-Explainer's ``TotalVariationConv``: difference kernels convolved with reflect padding) takes
+    the last column's right neighbour as the one before it, so the border differences count; ``zero`` (the
+    project's earlier term) counts them as 0."""
+    if border == "reflect":
+        padded = F.pad(mask[:, None], (0, 1, 0, 1), mode="reflect")[:, 0]
+        right = (padded[..., :-1, :-1] - padded[..., :-1, 1:]).abs()
+        down = (padded[..., :-1, :-1] - padded[..., 1:, :-1]).abs()
+        return (right + down).mean()
+    if border != "zero":
+        raise ValueError(f"total-variation border must be 'reflect' or 'zero', got {border!r}")
     right = (mask[..., :, 1:] - mask[..., :, :-1]).abs()
     down = (mask[..., 1:, :] - mask[..., :-1, :]).abs()
     n = mask[..., 0, 0].numel() * mask.shape[-1] * mask.shape[-2]
     return (right.sum() + down.sum()) / n
+
+
+def masked(images: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor | None) -> torch.Tensor:
+    """I·m + R·(1 − m): ``fill`` R the classifier's normalisation mean (NN-Explainer multiplies the normalised
+    image, so removed pixels are 0 there) or None for pixel-space black."""
+    if fill is None:
+        return images * mask[:, None]
+    return fill + (images - fill) * mask[:, None]
+
+
+def removal_fill(classifier: nn.Module, fill: str, like: torch.Tensor) -> torch.Tensor | None:
+    """The colour of removed pixels: ``norm_zero`` (the classifier's normalisation mean) or ``black``."""
+    if fill == "black":
+        return None
+    if fill != "norm_zero":
+        raise ValueError(f"explainer fill must be 'norm_zero' or 'black', got {fill!r}")
+    spec = getattr(classifier, "spec", None)
+    if spec is None:
+        raise ValueError("the norm_zero fill needs a classifier with a backbone spec (its normalisation mean)")
+    return torch.tensor(spec.mean, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
 
 
 def entropy_loss(logits: torch.Tensor) -> torch.Tensor:
@@ -138,15 +171,17 @@ def class_area_loss(masks: torch.Tensor, targets: torch.Tensor, min_area: float,
 def explainer_loss(classifier: nn.Module, images: torch.Tensor, masks: torch.Tensor, targets: torch.Tensor,
                    opts: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
     target, non_target = merge_masks(masks, targets)
-    logits_kept = classifier(images * target[:, None])
-    logits_removed = classifier(images * (1 - target[:, None]))
+    fill = removal_fill(classifier, opts.get("fill", "norm_zero"), images)
+    logits_kept = classifier(masked(images, target, fill))
+    logits_removed = classifier(masked(images, 1 - target, fill))
     terms = {
         "classification": F.binary_cross_entropy_with_logits(logits_kept, targets),
         "entropy": opts["entropy"] * entropy_loss(logits_removed),
         "area_bounds": opts["area_constraint"] * class_area_loss(masks, targets, opts["min_area"], opts["max_area"]),
         "area_target": opts["target_area"] * target.mean(),
         "area_non_target": opts["non_target_area"] * non_target.mean(),
-        "smoothness": opts["smoothness"] * (total_variation(target) + total_variation(non_target)),
+        "smoothness": opts["smoothness"] * (total_variation(target, opts.get("tv_border", "reflect"))
+                                            + total_variation(non_target, opts.get("tv_border", "reflect"))),
     }
     total = sum(terms.values())
     return total, {k: float(v.detach()) for k, v in terms.items()}
@@ -156,8 +191,9 @@ def explainer_loss(classifier: nn.Module, images: torch.Tensor, masks: torch.Ten
 def explainer_identity(opts: Mapping[str, Any], classifier_identity: Mapping[str, Any], seed: int) -> dict:
     keys = ("encoder", "taps", "width", "train_encoder", "epochs", "batch_size", "lr", "entropy", "area_constraint",
             "min_area", "max_area", "target_area", "non_target_area", "smoothness", "train_images")
+    extra = {k: opts[k] for k in ("fill", "tv_border") if k in opts}  # absent: the earlier checkpoints' identity
     return {"format": "percept-explainer-1", "classifier": dict(classifier_identity), "seed": seed,
-            **{k: opts[k] for k in keys}}
+            **{k: opts[k] for k in keys}, **extra}
 
 
 def build_explainer(opts: Mapping[str, Any], num_classes: int, seed: int) -> Explainer:

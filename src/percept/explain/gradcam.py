@@ -1,8 +1,10 @@
-"""Grad-CAM (Selvaraju et al., ICCV 2017), exactly as published.
+"""Grad-CAM (Selvaraju et al., ICCV 2017) as its reference implementation (PyPI ``grad-cam``) outputs it.
 
-For class c with pre-softmax (here pre-sigmoid) score y^c and the feature maps A^k of the chosen
-convolutional layer: α_k^c = (1/Z) Σ_ij ∂y^c/∂A^k_ij (eq. 1), L^c = ReLU(Σ_k α_k^c A^k) (eq. 2), upsampled
-bilinearly to the input resolution.
+For class c with pre-softmax (here pre-sigmoid) score y^c and the feature maps A^k of the chosen layer:
+α_k^c = (1/Z) Σ_ij ∂y^c/∂A^k_ij (eq. 1), L^c = ReLU(Σ_k α_k^c A^k) (eq. 2), upsampled bilinearly to the
+input resolution and min-max normalised to [0, 1] (``pytorch_grad_cam.utils.image.scale_cam_image``:
+(L − min) / (max + 10⁻⁷)); ``normalise=False`` keeps the unnormalised eq. 2 map. Any module of the model can be
+the layer, the classifier's own tap included.
 """
 
 from __future__ import annotations
@@ -17,32 +19,43 @@ from torch import nn
 class GradCAM:
     """``attribute(image, targets)`` → maps ``(len(targets), H, W)``; ``layer`` is a module path of ``model``."""
 
-    def __init__(self, model: nn.Module, layer: str):
+    def __init__(self, model: nn.Module, layer: str, normalise: bool = True):
         self.model = model
+        self.normalise = normalise
         modules = dict(model.named_modules())
         if layer not in modules:
             raise ValueError(f"{layer!r} is not a module of {type(model).__name__}")
         self.layer = modules[layer]
 
     def attribute(self, image: torch.Tensor, targets: Sequence[int]) -> torch.Tensor:
+        return self.attribute_batch(image[None], [list(targets)])[0]
+
+    def attribute_batch(self, images: torch.Tensor, targets: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Maps ``(B, T, H, W)`` for images ``(B, 3, H, W)`` and the same number T of targets per image."""
         store: dict[str, torch.Tensor] = {}
 
         def hook(_m, _i, out):
-            out.retain_grad()
             store["a"] = out
 
-        handle = self.layer.register_forward_hook(hook)
+        # prepended: a feature extractor's own hook on this module may stop the forward pass right after it
+        handle = self.layer.register_forward_hook(hook, prepend=True)
         try:
             with torch.enable_grad():
-                x = image[None].detach().requires_grad_(True)  # makes the graph reach the hooked layer
-                scores = self.model(x)[0]
+                x = images.detach().requires_grad_(True)  # makes the graph reach the hooked layer
+                scores = self.model(x)
+                a = store["a"]
                 maps = []
-                for t in targets:
-                    a = store["a"]
-                    grad = torch.autograd.grad(scores[t], a, retain_graph=True)[0]
+                for j in range(len(targets[0])):
+                    picked = scores[torch.arange(len(x)), torch.tensor([t[j] for t in targets])].sum()
+                    grad = torch.autograd.grad(picked, a, retain_graph=True)[0]
                     alpha = grad.mean(dim=(2, 3), keepdim=True)  # eq. 1
-                    maps.append(F.relu((alpha * a).sum(1, keepdim=True)))  # eq. 2
+                    maps.append(F.relu((alpha * a).sum(1)))  # eq. 2
         finally:
             handle.remove()
-        cam = torch.cat(maps).detach()
-        return F.interpolate(cam, size=image.shape[1:], mode="bilinear", align_corners=False)[:, 0]
+        cam = torch.stack(maps, 1).detach()
+        cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        if self.normalise:
+            lo = cam.amin(dim=(2, 3), keepdim=True)
+            cam = cam - lo
+            cam = cam / (cam.amax(dim=(2, 3), keepdim=True) + 1e-7)
+        return cam

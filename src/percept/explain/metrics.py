@@ -12,9 +12,16 @@ and with the classifier (no ground truth needed):
 
 - ``saliency``: log(max(a, 0.05)) − log(p_c(I ⊙ M)), a the mean of the normalised map M — Dabkowski & Gal
   (2017), as the explainer paper adapts it; lower is better;
-- ``deletion`` / ``insertion`` AUC (Petsiuk et al. 2018): pixels removed (set to black) from the image, or
-  inserted into a blurred copy, most salient first, in ``steps`` equal steps; the area under the class
-  probability curve over the fraction of pixels, by the trapezoid rule (deletion: lower is better);
+- ``deletion`` / ``insertion`` AUC (Petsiuk et al. 2018, as eclique/RISE's ``CausalMetric``): ceil(H·W/steps)
+  pixels per step, most salient first, are set to 0 in the classifier's normalised space (its normalisation
+  mean colour; ``fill: black`` for pixel-space black), or inserted into a copy blurred with RISE's 11×11 σ 5
+  kernel convolved with zero padding in normalised space (``blur: gaussian`` for a reflect-padded Gaussian of
+  σ ``blur_sigma``); the class output through a ``softmax`` over the classes (RISE) or a ``sigmoid``
+  (multi-label); AUC by the trapezoid rule over [0, 1];
+- ``srg`` (the RISE-components paper, arXiv 2409.04116, post_hoc/evaluation.py ``ImageAUCEvaluator``): the
+  least-influential-first (LIF) and most-influential-first (MIF) deletion curves, ``srg_steps`` images from
+  nothing to everything removed, removed pixels grey 0.5; each AUC the curve's mean; SRG = AUC(LIF) −
+  AUC(MIF), and the same on curves normalised to run from 1 to 0 (``srg_normalised``);
 - ``kept_probability``: the class probability on the kept region, I ⊙ [M > threshold] (black elsewhere).
 """
 
@@ -24,11 +31,13 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from percept.explain.perturbation import gaussian_blur
 
 HIGHER_IS_BETTER = {"iou": True, "pointing": True, "mae": False, "saliency": False, "deletion": False,
-                    "insertion": True, "kept_probability": True}
+                    "insertion": True, "kept_probability": True, "srg": True, "srg_normalised": True,
+                    "lif": True, "mif": False}
 
 
 def normalise(saliency: torch.Tensor) -> torch.Tensor:
@@ -73,43 +82,141 @@ def auc(curve: np.ndarray) -> float:
     return float(((curve[:-1] + curve[1:]) / 2).sum() / (len(curve) - 1))
 
 
-def causal_inputs(image: torch.Tensor, saliency: torch.Tensor, steps: int = 16,
-                  blur_sigma: float = 5.0) -> torch.Tensor:
-    """RISE's deletion then insertion images ``(2·(steps+1), 3, H, W)``: after each of ``steps`` equal steps
-    (plus the start), most salient pixels first; deletion sets pixels to 0, insertion copies them onto a
-    blurred copy of the image."""
+def rise_kernel(size: int = 11, sigma: float = 5.0) -> torch.Tensor:
+    """RISE's insertion blur kernel ``(size, size)``: a unit impulse Gaussian-filtered by
+    ``scipy.ndimage.gaussian_filter`` (its reflect boundary folds the tails back in, so it sums to 1)."""
+    from scipy.ndimage import gaussian_filter
+
+    delta = np.zeros((size, size))
+    delta[size // 2, size // 2] = 1.0
+    return torch.from_numpy(gaussian_filter(delta, sigma)).float()
+
+
+def insertion_substrate(image: torch.Tensor, blur: str = "rise", blur_sigma: float = 5.0,
+                        fill: torch.Tensor | None = None) -> torch.Tensor:
+    """The blurred copy insertion starts from. ``rise``: the 11×11 σ 5 kernel convolved with zero padding in
+    normalised space, i.e. on I − μ with μ (``fill``) added back; ``gaussian``: a reflect-padded Gaussian."""
+    if blur == "gaussian":
+        return gaussian_blur(image[None], blur_sigma)[0]
+    if blur != "rise":
+        raise ValueError(f"insertion blur must be 'rise' or 'gaussian', got {blur!r}")
+    k = rise_kernel().to(image)
+    mu = torch.zeros(3, 1, 1, dtype=image.dtype, device=image.device) if fill is None else fill.view(3, 1, 1)
+    out = F.conv2d((image - mu)[:, None], k[None, None], padding=k.shape[-1] // 2)[:, 0]
+    return out + mu
+
+
+def causal_counts(n_pixels: int, steps: int) -> np.ndarray:
+    """Pixels changed after each step: RISE's ``step`` = ceil(H·W / steps) per step, ceil(H·W / step) steps."""
+    step = -(-n_pixels // steps)
+    n = -(-n_pixels // step)
+    return np.minimum(np.arange(n + 1) * step, n_pixels)
+
+
+def causal_inputs(image: torch.Tensor, saliency: torch.Tensor, steps: int = 224, blur_sigma: float = 5.0,
+                  fill: torch.Tensor | None = None, blur: str = "rise") -> torch.Tensor:
+    """RISE's deletion then insertion images ``(2·(n+1), 3, H, W)``, n = len(causal_counts) − 1: most salient
+    pixels first, deletion sets them to ``fill`` (a colour ``(3,)``; None = black), insertion copies them onto
+    :func:`insertion_substrate`."""
     h, w = saliency.shape
     order = torch.argsort(saliency.flatten(), descending=True, stable=True)
-    counts = np.linspace(0, h * w, steps + 1).round().astype(int)
+    counts = causal_counts(h * w, steps)
     rank = torch.empty(h * w, dtype=torch.long, device=saliency.device)
     rank[order] = torch.arange(h * w, device=saliency.device)
-    keep = torch.stack([(rank >= c).view(h, w) for c in counts]).float().unsqueeze(1)  # (steps+1, 1, H, W)
-    blurred = gaussian_blur(image[None], blur_sigma)[0]
-    return torch.cat([image * keep, image * (1 - keep) + blurred * keep])
+    keep = torch.stack([(rank >= c).view(h, w) for c in counts]).to(image.dtype).unsqueeze(1)  # (n+1, 1, H, W)
+    removed = torch.zeros_like(image) if fill is None else fill.view(3, 1, 1).to(image).expand_as(image)
+    blurred = insertion_substrate(image, blur, blur_sigma, fill)
+    return torch.cat([image * keep + removed * (1 - keep), image * (1 - keep) + blurred * keep])
+
+
+def srg_masks(values: torch.Tensor, steps: int = 10, mif: bool = False,
+              segment_masks: torch.Tensor | None = None) -> torch.Tensor:
+    """Kept masks ``(steps, H, W)`` of the LIF (``mif=False``) or MIF deletion curve (``auc_sampler``): the
+    features sorted by value (least first; reversed for MIF), round(linspace(0, F, steps)[n]) of them removed
+    in image n. Features are pixels, or segments with ``segment_masks`` ``(S, H, W)`` (then spread through
+    them, normalised by their sum per pixel)."""
+    flat = values.flatten().double()
+    n_feat = flat.numel()
+    if steps > n_feat + 1:
+        raise ValueError(f"srg steps ({steps}) must be at most the number of features + 1 ({n_feat + 1})")
+    order = torch.argsort(flat, stable=True)
+    if mif:
+        order = order.flip(0)
+    rank = torch.empty(n_feat, dtype=torch.long)
+    rank[order] = torch.arange(n_feat)
+    counts = np.round(np.linspace(0, n_feat, steps)).astype(int)
+    kept = (rank[None, :] >= torch.from_numpy(counts)[:, None]).float()  # (steps, F)
+    if segment_masks is None:
+        return kept.view(steps, *values.shape)
+    sm = segment_masks.float()
+    return torch.einsum("ns,shw->nhw", kept, sm) / sm.sum(0).clamp_min(1e-12)
+
+
+def srg_inputs(image: torch.Tensor, values: torch.Tensor, steps: int = 10, colour: float = 0.5,
+               segment_masks: torch.Tensor | None = None) -> torch.Tensor:
+    """LIF then MIF images ``(2·steps, 3, H, W)``, removed pixels the grey ``colour`` (SingleColorPerturber)."""
+    masks = torch.cat([srg_masks(values, steps, False, segment_masks), srg_masks(values, steps, True, segment_masks)])
+    masks = masks.to(image)[:, None]
+    return image * masks + colour * (1 - masks)
+
+
+def srg_scores(lif: np.ndarray, mif: np.ndarray) -> dict[str, float]:
+    """AUC (the curve's mean) of LIF and MIF, SRG = LIF − MIF, and SRG on the curves normalised to run from 1
+    to 0 ((y − y_last) / (y_first − y_last); ``get_normalized``)."""
+    lif, mif = np.asarray(lif, np.float64), np.asarray(mif, np.float64)
+
+    def norm(y):
+        y = y - y[-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return y / y[0]
+
+    return {"lif": float(lif.mean()), "mif": float(mif.mean()), "srg": float(lif.mean() - mif.mean()),
+            "srg_normalised": float(norm(lif).mean() - norm(mif).mean())}
+
+
+OUTPUTS = ("softmax", "sigmoid")
+
+
+def class_output(logits: torch.Tensor, output: str) -> torch.Tensor:
+    if output == "softmax":
+        return torch.softmax(logits.float(), dim=-1)
+    if output == "sigmoid":
+        return torch.sigmoid(logits.float())
+    raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
 
 
 def causal_curves(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, saliency: torch.Tensor,
-                  target: int, steps: int = 16, blur_sigma: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
-    """The deletion and insertion curves (class probability per step)."""
+                  target: int, steps: int = 224, blur_sigma: float = 5.0, fill: torch.Tensor | None = None,
+                  blur: str = "rise") -> tuple[np.ndarray, np.ndarray]:
+    """The deletion and insertion curves (``model``'s output for ``target`` per step)."""
     with torch.inference_mode():
-        out = model(causal_inputs(image, saliency, steps, blur_sigma))[:, target].float().cpu().numpy()
-    return out[:steps + 1], out[steps + 1:]
+        out = model(causal_inputs(image, saliency, steps, blur_sigma, fill, blur))[:, target].float().cpu().numpy()
+    half = len(out) // 2
+    return out[:half], out[half:]
 
 
-def score_map(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, saliency: torch.Tensor,
+def score_map(logits_fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, saliency: torch.Tensor,
               target: int, mask: torch.Tensor | None, *, threshold: float = 0.5, tolerance: int = 0,
-              steps: int = 16, blur_sigma: float = 5.0) -> dict[str, float]:
-    """Every metric for one map of one class of one image (``model``: images → class probabilities); one
-    batched model call."""
+              steps: int = 224, blur_sigma: float = 5.0, fill: torch.Tensor | None = None, blur: str = "rise",
+              output: str = "softmax", srg_steps: int = 10, srg_colour: float = 0.5) -> dict[str, float]:
+    """Every metric for one map of one class of one image (``logits_fn``: images in [0, 1] → class logits);
+    one batched model call. The saliency metric and kept probability use the sigmoid (the explainer paper's
+    multi-label classifier); deletion, insertion and SRG use ``output``."""
     sal = saliency.float()
     norm = normalise(sal)
     kept = (norm > threshold).float()
-    batch = torch.cat([torch.stack([image * norm, image * kept]), causal_inputs(image, sal, steps, blur_sigma)])
+    causal = causal_inputs(image, sal, steps, blur_sigma, fill, blur)
+    batch = torch.cat([torch.stack([image * norm, image * kept]), causal, srg_inputs(image, sal, srg_steps, srg_colour)])
     with torch.inference_mode():
-        probs = model(batch)[:, target].float().cpu().numpy()
-    deletion, insertion = probs[2:steps + 3], probs[steps + 3:]
-    out = {"saliency": saliency_metric(float(norm.mean()), float(probs[0])), "kept_probability": float(probs[1]),
-           "deletion": auc(deletion), "insertion": auc(insertion), "area": float(kept.mean())}
+        logits = logits_fn(batch)
+    sig = torch.sigmoid(logits[:2, target].float()).cpu().numpy()
+    curves = class_output(logits[2:], output)[:, target].cpu().numpy()
+    half = len(causal) // 2
+    deletion, insertion = curves[:half], curves[half:2 * half]
+    lif, mif = curves[2 * half:2 * half + srg_steps], curves[2 * half + srg_steps:]
+    out = {"saliency": saliency_metric(float(norm.mean()), float(sig[0])), "kept_probability": float(sig[1]),
+           "deletion": auc(deletion), "insertion": auc(insertion), "area": float(kept.mean()),
+           **srg_scores(lif, mif)}
     if mask is not None:
         out.update(iou=iou(sal, mask, threshold), pointing=pointing_game(sal, mask, tolerance), mae=mae(sal, mask))
     return out

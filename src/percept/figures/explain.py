@@ -12,18 +12,24 @@ from percept import plotting
 from percept.figures import renderer
 
 METRIC_LABELS = {"iou": "IoU ↑", "pointing": "pointing game ↑", "mae": "MAE ↓", "saliency": "saliency metric ↓",
-                 "deletion": "deletion AUC ↓", "insertion": "insertion AUC ↑", "kept_probability": "p(kept region) ↑"}
+                 "deletion": "deletion AUC ↓", "insertion": "insertion AUC ↑", "kept_probability": "p(kept region) ↑",
+                 "srg": "SRG ↑", "srg_normalised": "SRG (normalised) ↑"}
+LOWER_IS_BETTER = {"mae", "saliency", "deletion", "mif"}
+COMPONENT_COLUMNS = ("sampler", "segmenter", "perturbation", "smoothing", "attribution", "calculator")
 RISE_BASE_CALC = "rise"
 
 
 def _component_columns(df: pd.DataFrame) -> pd.DataFrame:
-    return df.fillna({c: "" for c in ("sampler", "segmenter", "perturbation", "smoothing", "calculator")})
+    for c in COMPONENT_COLUMNS:
+        if c not in df:
+            df[c] = ""
+    return df.fillna({c: "" for c in COMPONENT_COLUMNS})
 
 
 def _base_rise(summary: pd.DataFrame) -> dict[str, str]:
     """The components of the base RISE setting (flagged by explain_rise)."""
     row = summary[(summary.method == "rise") & summary["base"].astype(bool)].iloc[0]
-    return {c: row[c] for c in ("sampler", "segmenter", "perturbation", "smoothing", "calculator")}
+    return {c: row[c] for c in COMPONENT_COLUMNS}
 
 
 @renderer("fig_saliency_examples")
@@ -33,7 +39,7 @@ def fig_saliency_examples(inputs: Mapping[str, Any], out: Sequence[str], n_image
     import matplotlib.pyplot as plt
 
     from percept.data.store import ImageDataset
-    from percept.explain.evaluate import read_maps
+    from percept.explain.maps import read_maps
     from percept.h5io import open_h5
 
     ds = ImageDataset(inputs["dataset"])
@@ -97,24 +103,28 @@ def fig_saliency_examples(inputs: Mapping[str, Any], out: Sequence[str], n_image
 
 @renderer("fig_rise_components")
 def fig_rise_components(inputs: Mapping[str, Any], out: Sequence[str]) -> None:
-    """Per component (columns) and metric (rows): the mean metric of each choice, the others at the base."""
+    """The components paper's question with its score: per component (columns) SRG, deletion and insertion
+    (rows) of each choice, the others at the base; the last column the share of the variance of each metric
+    across settings that each component explains (:func:`percept.explain.components.component_variance_shares`)."""
     import matplotlib.pyplot as plt
+
+    from percept.explain.components import component_variance_shares
 
     summary = _component_columns(pd.read_csv(inputs["summary"]))
     rise = summary[summary.method == "rise"]
     base = _base_rise(summary)
-    comps = ["sampler", "segmenter", "perturbation", "smoothing", "calculator"]
-    metrics = [m for m in METRIC_LABELS if m in rise and rise[m].notna().any()]
+    comps = [c for c in COMPONENT_COLUMNS if rise[c].nunique() > 1] or list(COMPONENT_COLUMNS)
+    metrics = [m for m in ("srg", "deletion", "insertion") if m in rise and rise[m].notna().any()]
     with plotting.style():
-        fig, axes = plt.subplots(len(metrics), len(comps), figsize=(2.6 * len(comps), 1.7 * len(metrics)),
-                                 squeeze=False, sharey="row")
-        for j, comp in enumerate(comps):
-            others = [c for c in comps if c != comp]
-            sel = rise[np.logical_and.reduce([rise[c] == base[c] for c in others])]
-            sel = sel.drop_duplicates(comp)
-            order = [base[comp]] + sorted(v for v in sel[comp] if v != base[comp])
-            sel = sel.set_index(comp).loc[order]
-            for i, m in enumerate(metrics):
+        fig, axes = plt.subplots(len(metrics), len(comps) + 1, figsize=(2.5 * (len(comps) + 1), 2.0 * len(metrics)),
+                                 squeeze=False)
+        for i, m in enumerate(metrics):
+            shares = component_variance_shares(summary, m, comps, m not in LOWER_IS_BETTER).set_index("component").loc[comps]
+            for j, comp in enumerate(comps):
+                others = [c for c in COMPONENT_COLUMNS if c != comp]
+                sel = rise[np.logical_and.reduce([rise[c] == base[c] for c in others])].drop_duplicates(comp)
+                order = [base[comp]] + sorted(v for v in sel[comp] if v != base[comp])
+                sel = sel.set_index(comp).loc[order]
                 ax = axes[i, j]
                 colours = [plotting.PALETTE[0]] + [plotting.PALETTE[1]] * (len(order) - 1)
                 ax.bar(range(len(order)), sel[m], yerr=sel.get(f"{m}_sem"), color=colours, capsize=2)
@@ -123,11 +133,20 @@ def fig_rise_components(inputs: Mapping[str, Any], out: Sequence[str]) -> None:
                 if j == 0:
                     ax.set_ylabel(METRIC_LABELS[m], fontsize=8)
                 if i == 0:
-                    ax.set_title(comp)
-                if i == len(metrics) - 1:
-                    ax.set_xlabel(f"{comp} (base: {base[comp]})", fontsize=8)
-        fig.suptitle("Which parts of RISE matter: each component varied alone from the base setting "
-                     f"({', '.join(f'{k}={v}' for k, v in base.items())}); mean ± s.e. over image × class", fontsize=9)
+                    ax.set_title(f"{comp}\n(base {base[comp]})", fontsize=8)
+            ax = axes[i, -1]
+            ax.barh(range(len(comps)), shares["share"], color=plotting.PALETTE[2])
+            ax.set_yticks(range(len(comps)))
+            ax.set_yticklabels(comps, fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlim(0, 1)
+            for k, v in enumerate(shares["share"]):
+                ax.text(min(v + 0.02, 0.8), k, f"{v:.0%}", va="center", fontsize=7)
+            if i == 0:
+                ax.set_title("share of the variance\nacross choices", fontsize=8)
+        fig.suptitle("Which parts of RISE matter, by the components paper's SRG (LIF − MIF AUC, grey 0.5, 10 steps) "
+                     "and RISE's deletion/insertion: each component varied alone from the base (blue); "
+                     "mean ± s.e. over image × class", fontsize=9)
         fig.tight_layout()
         plotting.save(fig, *out)
 
@@ -149,7 +168,7 @@ def fig_explainer_comparison(inputs: Mapping[str, Any], out: Sequence[str]) -> N
         best["label"] = "best RISE variant\n(insertion)"
         other = s[s.method != "rise"].copy()
         other["label"] = other["method"].map({"gradcam": "Grad-CAM", "explainer": "explainer",
-                                              "channels": "relevant channels"})
+                                              "channels": "relevant channels", "constant": "constant map"})
         frames.append(pd.concat([other, rise, best]))
     df = pd.concat(frames)
     metrics = [m for m in METRIC_LABELS if m in df and df[m].notna().any()]
