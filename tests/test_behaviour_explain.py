@@ -219,9 +219,8 @@ def test_gradcam_upsamples_a_coarse_map_with_pixel_centres_aligned():
     model = nn.Sequential()
     model.add_module("conv", nn.Conv2d(3, 4, 2, stride=2))
     model.add_module("act", nn.ReLU())
-    model.add_module("pool", nn.AdaptiveAvgPool2d(1))
     model.add_module("flat", nn.Flatten())
-    model.add_module("fc", nn.Linear(4, 3))
+    model.add_module("fc", nn.Linear(4 * 3 * 5, 3))  # a gradient that varies over positions (unlike a pooled head)
     img = torch.rand(3, 6, 10)
     targets = [2, 0]
     cam = GradCAM(model, "act").attribute(img, targets)
@@ -229,7 +228,7 @@ def test_gradcam_upsamples_a_coarse_map_with_pixel_centres_aligned():
     with torch.no_grad():
         a = model.act(model.conv(img[None]))[0]  # (4, 3, 5)
         for i, c in enumerate(targets):
-            alpha = model.fc.weight[c] / 15  # ∂y/∂A_kij = w_ck / Z with Z = 15 positions; α_k their mean
+            alpha = model.fc.weight[c].view(4, 3, 5).mean((1, 2))  # ∂y/∂A_kij = W_c,kij; α_k its mean (eq. 1)
             small = torch.relu((alpha.view(4, 1, 1) * a).sum(0))
             assert small.max() > small.min()  # a map with structure: the test can fail
             want = F.interpolate(small[None, None], size=(6, 10), mode="bilinear", align_corners=False)[0, 0]
