@@ -278,15 +278,82 @@ def env_for(copy: Path) -> dict[str, str]:
     return env
 
 
-def run_tests(copy: Path, tests: list[str], timeout: float) -> tuple[int, float, str]:
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not e2e", "--no-header",
-           "-W", "ignore", *tests]
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not e2e", "--no-header", "-W", "ignore"]
+# Imported once by the runner so that each forked test run starts without paying for them (never percept itself,
+# which every run must import afresh from the mutated copy).
+PRELOAD = ("numpy", "scipy", "torch", "torchvision", "h5py", "hdf5plugin", "pandas", "skimage.segmentation",
+           "skimage.filters", "sklearn", "yaml", "jsonschema", "matplotlib.pyplot", "PIL.Image", "pytest")
+
+
+def preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # pragma: no cover - an optional library; the tests will say if they need it
+            pass
+
+
+def run_tests(copy: Path, tests: list[str], timeout: float, fork: bool = True) -> tuple[int, float, str]:
+    """pytest on ``tests`` inside ``copy``: (return code, seconds, output); -9 on a timeout.
+
+    ``fork``: run pytest in a forked child of this (preloaded) process instead of a fresh interpreter — the
+    same tests, without importing torch & co. for every mutant (most of a killed mutant's cost)."""
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=copy, env=env_for(copy), capture_output=True, text=True, timeout=timeout)
-        rc, out = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        rc, out = -9, f"timed out after {timeout:.0f} s\n{exc.stdout or ''}"
+    if not fork:
+        cmd = [sys.executable, "-m", "pytest", *PYTEST_ARGS, *tests]
+        try:
+            proc = subprocess.run(cmd, cwd=copy, env=env_for(copy), capture_output=True, text=True, timeout=timeout)
+            rc, out = proc.returncode, proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            rc, out = -9, f"timed out after {timeout:.0f} s\n{exc.stdout or ''}"
+        return rc, time.perf_counter() - t0, out
+    if "percept" in sys.modules:
+        raise RuntimeError("percept is imported in the runner: a forked run would not see the mutant")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as log:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
+                os.chdir(copy)
+                os.environ.update(env_for(copy))
+                sys.path.insert(0, str(copy / "src"))
+                sys.dont_write_bytecode = True
+                import pytest
+
+                code = int(pytest.main([*PYTEST_ARGS, *tests]))
+                where = getattr(sys.modules.get("percept"), "__file__", "") or ""
+                if not where.startswith(str(copy)):
+                    print(f"percept was imported from {where!r}, not from the copy {copy}")
+                    code = 4
+            except BaseException:  # noqa: BLE001 - anything that escapes counts as a failed run
+                import traceback
+
+                traceback.print_exc()
+                code = 3
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        deadline = t0 + timeout
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                rc = os.waitstatus_to_exitcode(status)
+                break
+            if time.perf_counter() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                rc = -9
+                break
+            time.sleep(0.1)
+        log.seek(0)
+        out = log.read().decode(errors="replace")
+    if rc == -9:
+        out = f"timed out after {timeout:.0f} s\n{out}"
     return rc, time.perf_counter() - t0, out
 
 
@@ -315,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--check", action="store_true", help="check that every snippet applies and exit")
     ap.add_argument("--keep", action="store_true", help="keep the temporary copy (its path is printed)")
+    ap.add_argument("--no-fork", dest="fork", action="store_false",
+                    help="a fresh interpreter per test run instead of a forked child of a preloaded one (slower)")
     args = ap.parse_args(argv)
 
     names = {m.name for m in MODULES}
@@ -344,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sum(len(m.mutants) for m in modules)} mutants in {len(modules)} modules, {stale} stale")
         return 2 if stale else 0
 
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # before torch is imported (preload)
+        os.environ.setdefault(var, "1")
+    if args.fork:
+        preload()
     tmp = Path(tempfile.mkdtemp(prefix="percept-mutants-"))
     copy = tmp / "tree"
     make_copy(args.root, copy, args.tests_rev)
@@ -364,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                   + (f" (missing, skipped: {' '.join(missing)})" if missing else ""), flush=True)
             if not tests:
                 print("   no test file: every mutant survives")
-            rc, secs, out = run_tests(copy, tests, 1800) if tests else (0, 0.0, "")
+            rc, secs, out = run_tests(copy, tests, 1800, args.fork) if tests else (0, 0.0, "")
             if rc != 0:
                 print(f"   the unmutated tests fail (rc {rc}): {first_failure(out)}\n{out[-3000:]}")
                 status = 2
@@ -383,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 try:
                     path.write_text(mutated)
-                    rc, secs, out = run_tests(copy, tests, timeout) if tests else (0, 0.0, "")
+                    rc, secs, out = run_tests(copy, tests, timeout, args.fork) if tests else (0, 0.0, "")
                 finally:
                     path.write_text(original)
                 dead = rc != 0
