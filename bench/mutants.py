@@ -465,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"   {'killed  ' if dead else 'SURVIVED'} {mu.id:42s} {secs:5.1f}s  {why}", flush=True)
                 results.append({"module": m.name, "mutant": mu.id, "result": "killed" if dead else "survived",
                                 "rc": rc, "seconds": round(secs, 1), "detail": why, "bug": mu.bug})
+                if args.json:  # as it goes, so an interrupted run keeps what it measured
+                    args.json.write_text(json.dumps({"tests_rev": args.tests_rev, "results": results}, indent=1))
             n = len(m.mutants) - stale
             summary.append((m.name, killed, n, stale))
             if n and killed / n < args.target:
