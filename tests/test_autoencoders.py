@@ -328,10 +328,13 @@ def test_single_label_accuracy_is_top1():
 
 def test_constant_predictor_is_the_chance_level():
     y = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])  # class frequencies 3/4 and 1/4
-    t = Target("classification", y, "multi")
+    t = Target("classification", y, "multi", "cross_entropy")
     const = t.constant_output(y)
     assert const.tolist() == pytest.approx([math.log(3), -math.log(3)], abs=1e-5)
     assert t.metrics(const.expand(4, -1), y)["accuracy"] == pytest.approx(6 / 8)  # the majority answer per class
+    mse = Target("classification", y, "multi")  # the papers' MSE on one-hot: the constant is the frequencies
+    assert mse.constant_output(y).tolist() == pytest.approx([0.75, 0.25])
+    assert mse.metrics(mse.constant_output(y).expand(4, -1), y)["accuracy"] == pytest.approx(6 / 8)
     pos = torch.tensor([[[0.2, 0.4]], [[float("nan"), float("nan")]], [[0.4, 0.8]]])
     assert Target("position", pos).constant_output(pos).tolist() == pytest.approx([0.3, 0.6])
 
@@ -375,13 +378,37 @@ def test_segmentation_scores_hand_case():
     assert s == {"iou": pytest.approx(1 / 3), "completeness": 0.5, "correctness": 0.5}
 
 
+def test_mse_onehot_loss_is_the_papers():
+    y = torch.tensor([2, 0])
+    out = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.0, 0.0]])
+    t = Target("classification", y, "single")
+    assert t.loss(out, y).item() == pytest.approx(0.25 / 6)  # one output off by 0.5 among six
+    assert Target("classification", y, "single", "cross_entropy").loss(out, y).item() > 0.5
+
+
+def test_super_resolution_scores_on_the_y_channel():
+    """Y = 16 + 65.481 R + 128.553 G + 24.966 B (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks
+    @ 72582302672b058efd366983e21c3141c7a4a8c2 src/super_res/test.py rgb_to_ycbcr; PSNR with max 255)."""
+    from percept.loss_networks.tasks import rgb_to_y
+
+    assert rgb_to_y(np.ones((1, 1, 3))).item() == pytest.approx(235.0)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.8
+    y_diff = 0.1 * (65.481 + 128.553 + 24.966)
+    assert sr_scores(x + 0.1, x)["psnr"] == pytest.approx(20 * math.log10(255 / y_diff), rel=1e-6)
+    red = x.clone()
+    red[:, 0] += 0.1  # only red off: on Y a smaller error than the RGB mean suggests
+    assert sr_scores(red, x)["psnr"] == pytest.approx(20 * math.log10(255 / (0.1 * 65.481)), rel=1e-6)
+    assert sr_scores(red, x, "rgb")["psnr"] == pytest.approx(10 * math.log10(3 / 0.01), rel=1e-6)
+
+
 def test_psnr_and_ssim():
     a = np.zeros((4, 4, 3))
     assert psnr(a, a + 0.1) == pytest.approx(20.0)
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    same = sr_scores(x, x)
-    assert same["ssim"] == pytest.approx(1.0) and same["psnr"] == float("inf")
-    assert sr_scores((x + 0.2).clamp(0, 1), x)["ssim"] < 0.99
+    for channel in ("y", "rgb"):
+        same = sr_scores(x, x, channel)
+        assert same["ssim"] == pytest.approx(1.0) and same["psnr"] == float("inf")
+        assert sr_scores((x + 0.2).clamp(0, 1), x, channel)["ssim"] < 0.99
 
 
 def _scores():
@@ -410,7 +437,8 @@ def test_correlation_with_imagenet_accuracy_uses_pretrained_networks_only():
 
 def test_task_registry_and_grid_cells():
     assert set(TASKS) == {"dimensionality_reduction", "super_resolution", "segmentation", "perceptual_similarity"}
-    assert TASKS["dimensionality_reduction"].needs_features and not TASKS["segmentation"].needs_features
+    # the grid paper's autoencoder runs its loss network online: no cell reads a feature cache
+    assert not TASKS["dimensionality_reduction"].needs_features and not TASKS["segmentation"].needs_features
     assert TASKS["super_resolution"].runner().__name__ == "super_resolution"
     assert TASKS["perceptual_similarity"].two_afc and TASKS["perceptual_similarity"].runner() is perceptual_similarity
     cfg = validate_config(yaml.safe_load(TINY.read_text()))
@@ -447,11 +475,9 @@ def tiny_cfg():
 def test_feature_prediction_without_a_matching_cache_is_refused(tiny_cfg):
     cfg = copy.deepcopy(tiny_cfg)
     cfg["autoencoders"]["loss_network"]["tap"] = "_blocks.3"  # not among the cached taps
+    validate_config(copy.deepcopy(cfg))  # online targets (the paper's) need no cache
+    cfg["autoencoders"]["targets"] = "feature_cache"
     with pytest.raises(ConfigError, match=r"autoencoders.loss_network: feature prediction .* tap '_blocks.3'"):
-        validate_config(cfg)
-    cfg = copy.deepcopy(tiny_cfg)
-    cfg["loss_networks"]["networks"].append({"backbone": "efficientnet_lite1"})
-    with pytest.raises(ConfigError, match="no features entry holds efficientnet_lite1"):
         validate_config(cfg)
 
 
@@ -480,8 +506,7 @@ def test_cell_inputs_read_the_feature_cache_only_for_feature_prediction(tiny_cfg
 
     cfg = validate_config(tiny_cfg)
     wc = SimpleNamespace(dataset="shapes", network="efficientnet_lite0", tap="_blocks.0")
-    assert cell_inputs(cfg, "dimensionality_reduction")(wc) == {
-        "dataset": "data/datasets/shapes.h5", "features": "data/features/shapes/efficientnet_lite0.h5"}
+    assert cell_inputs(cfg, "dimensionality_reduction")(wc) == {"dataset": "data/datasets/shapes.h5"}
     assert cell_inputs(cfg, "segmentation")(wc) == {"dataset": "data/datasets/shapes.h5"}
     two_afc = SimpleNamespace(dataset="synthetic_2afc_val", network="efficientnet_lite0", tap="_blocks.0")
     assert cell_inputs(cfg, "perceptual_similarity")(two_afc) == {"two_afc": "data/similarity/synthetic_2afc_val.h5"}
@@ -495,7 +520,12 @@ def test_cell_inputs_read_the_feature_cache_only_for_feature_prediction(tiny_cfg
         cell_param(cfg, "segmentation")(SimpleNamespace(dataset="shapes", network="vgg16", tap="features.3"))
     targets = autoencoder_targets_input(cfg)
     assert targets(SimpleNamespace(dataset="shapes", loss="pixel")) == []
+    assert targets(SimpleNamespace(dataset="shapes", loss="feature_prediction")) == []  # online: no cache
+    cfg["autoencoders"]["targets"] = "feature_cache"
+    targets = autoencoder_targets_input(cfg)
     assert targets(SimpleNamespace(dataset="shapes", loss="feature_prediction")) == [
+        "data/features/shapes/efficientnet_lite0.h5"]
+    assert targets(SimpleNamespace(dataset="shapes", loss="feature_autoencoder")) == [
         "data/features/shapes/efficientnet_lite0.h5"]
 
 
