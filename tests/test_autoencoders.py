@@ -600,3 +600,25 @@ def test_two_afc_set_too_small_for_a_loss_network_is_refused(tiny_cfg):
         validate_config(cfg)
     cfg["loss_networks"]["networks"][0]["resize"] = 75
     assert grid_cells(validate_config(cfg))[0]["resize"] == 75
+
+
+def test_stl10_unlabeled_split_is_the_autoencoders_training_data(tmp_path):
+    """STL-10's unlabeled_X.bin becomes split ``unlabeled`` (label -1); ``train_split: auto`` trains the
+    autoencoder on it (the papers' setting) while predictors keep the labelled train split."""
+    from percept.autoencoders.training import autoencoder_split
+    from percept.data.prepare import prepare_stl10
+
+    root = tmp_path / "raw" / "stl10_binary"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 3), ("test", 2), ("unlabeled", 4)):
+        rng.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8).tofile(root / f"{part}_X.bin")
+        if part != "unlabeled":
+            np.array([1, 2, 10][:n], np.uint8).tofile(root / f"{part}_y.bin")
+    out = prepare_stl10(tmp_path / "raw", tmp_path / "stl10.h5", image_size=64, unlabeled=True, max_unlabeled=3)
+    ds = ImageDataset(out)
+    assert ds.split_names == ["train", "test", "unlabeled"] and len(ds) == 3 + 2 + 3
+    assert autoencoder_split(out) == "unlabeled" and autoencoder_split(out, "train") == "train"
+    assert (ImageDataset(out, split="unlabeled").labels() == -1).all()
+    plain = prepare_stl10(tmp_path / "raw", tmp_path / "plain.h5", image_size=64)
+    assert ImageDataset(plain).split_names == ["train", "test"] and autoencoder_split(plain) == "train"
