@@ -18,10 +18,29 @@ GRID_CELLS = grid_cells(config)
 
 
 wildcard_constraints:
-    loss="pixel|perceptual|feature_prediction",
+    loss="pixel|perceptual|feature_prediction|feature_autoencoder|feature_to_image_perceptual|feature_to_image_pixel",
     z=r"\d+",
     network=r"[A-Za-z0-9_.-]+",
     tap=r"[A-Za-z0-9_.]+",
+
+
+rule make_small_objects:
+    output:
+        dataset_file("small_objects"),
+    params:
+        options=config["datasets"].get("small_objects", {}),
+        seed=config["seed"],
+        progress=config["progress"],
+    log:
+        "logs/make_small_objects/small_objects.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/make_small_objects.py"
 
 
 rule train_autoencoder:

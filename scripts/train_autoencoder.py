@@ -15,6 +15,5 @@ run = {"dataset": wc.dataset, "loss": wc.loss, "embedding_size": int(wc.z), **in
 write_json([{**run, "epoch": h["epoch"], "train_loss": h["loss"], "seconds": h["seconds"]} for h in history],
            out.epochs)
 embed_dataset(model, inp.dataset, out.embeddings, meta={"loss": wc.loss, "embedding_size": int(wc.z)},
-              device=params.device, feature_cache=cache, loss_network=params.options["loss_network"],
-              seed=params.seed)
+              device=params.device)
 log.info("trained %s/%s z=%s: %s", wc.dataset, wc.loss, wc.z, history[-1])

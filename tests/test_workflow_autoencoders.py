@@ -46,7 +46,11 @@ def test_autoencoder_tables(tiny_run):
     assert speed.loc["feature_prediction", "relative_to_feature_prediction"] == pytest.approx(1.0)
     # (which loss is faster per epoch is measured by bench/bench_autoencoder_losses.py, not asserted here: on
     # the tiny config process start-up and machine load dominate the timings)
-    assert speed.loc["feature_prediction", "target_load_seconds"] > 0 == speed.loc["pixel", "target_load_seconds"]
+    # the paper's setting trained (targets online: the loss network on every batch); this project's variant timed
+    # beside it on a copy (targets precomputed once)
+    assert speed.loc["feature_prediction", "targets"] == "online"
+    assert speed.loc["feature_prediction", "precomputed_epoch_seconds"] > 0
+    assert speed.loc["feature_prediction", "precompute_seconds"] > 0
     epochs = pd.read_json(res / "shapes" / "pixel-z8" / "epochs.json")
     assert list(epochs["epoch"]) == [1, 2] and np.isfinite(epochs["train_loss"]).all()
 
@@ -58,11 +62,14 @@ def test_embeddings_and_checkpoints(tiny_run):
         assert emb.shape == (56, 8) and np.isfinite(emb).all() and emb.std() > 0
         assert f["examples/predicted_features"].shape == f["examples/target_features"].shape
         target = f["examples/target_features"][...]
-    # the feature-prediction targets are the cached loss-network features of the images (first test images)
+    # the feature-prediction targets are the loss network's sigmoid features of the unnormalised images
+    from percept.autoencoders.losses import LossNetwork
+
     test = ImageDataset(workdir / "data/datasets/shapes.h5", split="test")
-    cache = FeatureCache(workdir / "data/features/shapes/efficientnet_lite0.h5")
-    rows = np.searchsorted(cache.rows, test.rows[: len(target)])
-    np.testing.assert_allclose(cache.load("_blocks.0", rows).mean(1).numpy(), target, rtol=1e-5, atol=1e-6)
+    net = LossNetwork("efficientnet_lite0", "_blocks.0", "imagenet", input="unit", sigmoid=True)
+    with torch.inference_mode():
+        want = net(test.batch(slice(0, len(target)))).mean(1).numpy()
+    np.testing.assert_allclose(want, target, rtol=1e-5, atol=1e-6)
     assert target.shape[1:] == (32, 32)  # Lite0 _blocks.0 at 64x64: stride 2
     with open_h5(workdir / "data/embeddings/shapes/pixel-z8.h5", "embeddings") as f:
         rec = f["examples/reconstructions"][...]

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
-EMBEDDED_DATASETS = ("shapes", "photos", "magnification")
+EMBEDDED_DATASETS = ("shapes", "photos", "magnification", "small_objects")
 LOCAL_DATASETS = ("imagenet_val",)
 
 
@@ -237,7 +237,8 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     if both:
         yield f"datasets.photos: photos {both} are in both train_photos and test_photos"
     sizes = {"shapes": shapes["image_size"], "photos": photos["crop_size"],
-             "magnification": config["datasets"]["magnification"]["image_size"]}
+             "magnification": config["datasets"]["magnification"]["image_size"],
+             "small_objects": config["datasets"].get("small_objects", {}).get("image_size", 64)}
     seen: dict[tuple[str, str], int] = {}
     for i, entry in enumerate(config.get("features", [])):
         where = f"features[{i}]"

@@ -104,8 +104,13 @@ def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManag
     return contextlib.nullcontext()
 
 
-def prepare_input(x: torch.Tensor, spec: backbones.Backbone, resize: int | None) -> torch.Tensor:
-    """Images in [0, 1] → the network's input: optional resize (bilinear, antialiased), then normalise."""
+def prepare_input(x: torch.Tensor, spec: backbones.Backbone, resize: int | None,
+                  normalize: bool = True) -> torch.Tensor:
+    """Images in [0, 1] → the network's input: optional resize (bilinear, antialiased), then normalise.
+
+    ``normalize=False`` feeds the images unnormalised in [0, 1], as the perceptual-autoencoder papers' loss
+    networks do (guspih/Perceptual-Autoencoders ``SimpleExtractor``; ``normalize_in=False`` in the grid
+    paper's autoencoder task)."""
     if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
         raise ValueError(f"{spec.name} takes float RGB images shaped (B, 3, H, W) in [0, 1], got {x.dtype} "
                          f"{tuple(x.shape)}; read images through percept.data.store.ImageDataset.batch")
@@ -116,7 +121,7 @@ def prepare_input(x: torch.Tensor, spec: backbones.Backbone, resize: int | None)
     if min(x.shape[-2:]) < spec.min_input_size:
         raise ValueError(f"{spec.name} needs inputs of at least {spec.min_input_size}x{spec.min_input_size}, "
                          f"got {tuple(x.shape[-2:])}; set a larger resize")
-    return spec.normalize(x)
+    return spec.normalize(x) if normalize else x
 
 
 def _prefetch(it: Iterable[Any], depth: int = 2) -> Iterator[Any]:

@@ -4,8 +4,16 @@
 - perceptual loss: mean squared error between the loss network's features (at one extraction point) of
   the image and of the reconstruction — the loss network runs on both, every step;
 - feature prediction loss: mean squared error between the decoder's output and the loss network's
-  features of the image, read from the HDF5 feature cache — no image is decoded and the loss network
-  never runs during training (the speed claim of the ICPR 2020 paper).
+  features of the image — no image is decoded. In the ICPR 2020 paper (and by default here) the loss
+  network runs on every batch (``targets: online``); this project can also compute the targets once before
+  training (``precomputed``) or read them from the HDF5 feature cache (``feature_cache``), so that the loss
+  network never runs during training.
+
+The loss network of the perceptual-autoencoder papers takes the images unnormalised in [0, 1] and applies a
+sigmoid to its features (guspih/Perceptual-Autoencoders ``perceptual_networks.SimpleExtractor``,
+``sigmoid_out=True``); :class:`LossNetwork` does both by default in the autoencoder stage
+(``loss_network.input``/``sigmoid``), while the grid paper's super-resolution and segmentation tasks use
+ImageNet-normalised input and raw features.
 """
 
 from __future__ import annotations
@@ -26,23 +34,49 @@ def feature_prediction_loss(predicted: torch.Tensor, cached_target: torch.Tensor
     return F.mse_loss(predicted, cached_target)
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) = ½ Σ (mu² + σ² − 1 − log σ²) (Kingma & Welling), summed over the
-    embedding's elements (a vector or a latent map) and averaged over the batch; 0 when deterministic."""
+KL_REDUCTIONS = ("mean", "sum")
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor | None, reduction: str = "sum") -> torch.Tensor:
+    """The KL term of a variational encoder; 0 when deterministic.
+
+    - ``sum``: KL(N(mu, exp(logvar)) || N(0, I)) = ½ Σ (mu² + σ² − 1 − log σ²) (Kingma & Welling), summed
+      over the embedding's elements (a vector or a latent map) and averaged over the batch;
+    - ``mean``: the perceptual-autoencoder papers' term, −mean(1 + log σ² − mu² − σ²) over batch *and*
+      dimensions (guspih/Perceptual-Autoencoders ``VAE.TemplateVAE.loss``; no ½): 2/z × the ``sum`` value,
+      so a weight γ there equals γ·2/z here (z = 64: the papers' 0.01 is ``sum``'s 0.0003).
+    """
+    if reduction not in KL_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {KL_REDUCTIONS}, got {reduction!r}")
     if logvar is None:
         return mu.new_zeros(())
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).flatten(1).sum(1)).mean()
+    terms = 1 + logvar - mu.pow(2) - logvar.exp()
+    if reduction == "mean":
+        return -terms.mean()
+    return (-0.5 * terms.flatten(1).sum(1)).mean()
+
+
+INPUT_RANGES = ("unit", "imagenet")
 
 
 class LossNetwork(nn.Module):
-    """A frozen registry network returning its features at one extraction point (tap) for images in [0, 1]."""
+    """A frozen registry network returning its features at one extraction point (tap) for images in [0, 1].
+
+    ``input``: ``imagenet`` normalises the images as the network was trained (the grid paper's
+    ``normalize_in=True``); ``unit`` feeds them unnormalised in [0, 1] (the perceptual-autoencoder papers).
+    ``sigmoid`` squashes the features into (0, 1) (the autoencoder papers' ``sigmoid_out=True``).
+    """
 
     def __init__(self, backbone: str, tap: str, weights: str = "imagenet", resize: int | None = None,
-                 seed: int = 0, allow_download: bool = False):
+                 seed: int = 0, allow_download: bool = False, input: str = "imagenet", sigmoid: bool = False):
         super().__init__()
+        if input not in INPUT_RANGES:
+            raise ValueError(f"loss network input must be one of {INPUT_RANGES}, got {input!r}")
         self.spec = backbones.get(backbone)
         self.tap = backbones.resolve_taps(self.spec, [tap])[0]
         self.resize = resize
+        self.normalize = input == "imagenet"
+        self.sigmoid = bool(sigmoid)
         model = self.spec.build(weights, seed=seed, allow_download=allow_download)
         for p in model.parameters():
             p.requires_grad_(False)
@@ -52,7 +86,15 @@ class LossNetwork(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.extractor(prepare_input(x, self.spec, self.resize))[self.tap]
+        f = self.extractor(prepare_input(x, self.spec, self.resize, normalize=self.normalize))[self.tap]
+        return torch.sigmoid(f) if self.sigmoid else f
+
+    @classmethod
+    def from_options(cls, net: dict, seed: int = 0, allow_download: bool = False) -> "LossNetwork":
+        """From a config's ``loss_network`` entry (backbone, tap, weights, resize, input, sigmoid)."""
+        return cls(net["backbone"], net["tap"], net.get("weights", "imagenet"), net.get("resize"), seed=seed,
+                   allow_download=allow_download, input=net.get("input", "imagenet"),
+                   sigmoid=bool(net.get("sigmoid", False)))
 
 
 class PerceptualLoss(nn.Module):

@@ -76,15 +76,71 @@ class Decoder(nn.Module):
         return torch.sigmoid(h) if self.sigmoid else h
 
 
+def mlp_hidden_size(n_features: int) -> int:
+    """The hidden width of the ICPR paper's feature MLPs: min(n/2, 2048) for n flattened features
+    (guspih/Perceptual-Autoencoders ``perceptual_embedder.FeaturePredictorCVAE``)."""
+    return int(min(n_features / 2, 2048))
+
+
+class FeatureDecoder(nn.Module):
+    """Embedding z → the loss network's flattened features through one hidden layer of min(n/2, 2048) ReLU
+    units (the ICPR 2020 paper's feature-prediction decoder), reshaped to ``out_shape``."""
+
+    def __init__(self, embedding_size: int, out_shape: Sequence[int]):
+        super().__init__()
+        self.out_shape = tuple(int(v) for v in out_shape)
+        n = math.prod(self.out_shape)
+        hidden = mlp_hidden_size(n)
+        self.net = nn.Sequential(nn.Linear(embedding_size, hidden), nn.ReLU(), nn.Linear(hidden, n))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, *self.out_shape)
+
+
+class FeatureEncoder(nn.Module):
+    """The loss network's features (flattened, n of them) → embedding, through one hidden layer of
+    min(n/2, 2048) ReLU units (the F-… procedures of the ICPR paper, ``FeatureAutoencoder.encode``).
+    Takes the features, not the image: the frozen loss network is the caller's (never saved with the model)."""
+
+    def __init__(self, feature_shape: Sequence[int], embedding_size: int, variational: bool = False):
+        super().__init__()
+        n = math.prod(int(v) for v in feature_shape)
+        hidden = mlp_hidden_size(n)
+        self.body = nn.Sequential(nn.Linear(n, hidden), nn.ReLU())
+        self.variational = variational
+        self.embedding_size = embedding_size
+        self.head = nn.Linear(hidden, embedding_size * (2 if variational else 1))
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.head(self.body(f.flatten(1)))
+        if self.variational:
+            mu, logvar = h.chunk(2, dim=1)
+            return mu, logvar.clamp(-20, 10)
+        return h, None
+
+
 class Autoencoder(nn.Module):
     """Encoder + decoder. With ``target_shape`` = the image the decoder reconstructs the image (pixel and
-    perceptual loss); with a feature map's shape it predicts the loss network's features (feature prediction)."""
+    perceptual loss); with a feature map's shape it predicts the loss network's features (feature prediction):
+    ``feature_decoder`` ``mlp`` (the ICPR paper's) or ``conv`` (upsampling convolutions, this project's earlier
+    decoder). With ``feature_shape`` the encoder reads the loss network's features instead of the image (the
+    F-… procedures); then :meth:`forward` and :meth:`encode` take those features."""
 
     def __init__(self, image_size: int, embedding_size: int, target_shape: Sequence[int], width: int = 32,
-                 variational: bool = False, decodes_image: bool = True):
+                 variational: bool = False, decodes_image: bool = True, feature_decoder: str = "mlp",
+                 feature_shape: Sequence[int] | None = None):
         super().__init__()
-        self.encoder = Encoder(image_size, embedding_size, width, variational)
-        self.decoder = Decoder(embedding_size, target_shape, width, sigmoid=decodes_image)
+        if feature_decoder not in ("mlp", "conv"):
+            raise ValueError(f"feature_decoder must be mlp or conv, got {feature_decoder!r}")
+        self.reads_features = feature_shape is not None
+        if self.reads_features:
+            self.encoder = FeatureEncoder(feature_shape, embedding_size, variational)
+        else:
+            self.encoder = Encoder(image_size, embedding_size, width, variational)
+        if decodes_image or feature_decoder == "conv":
+            self.decoder = Decoder(embedding_size, target_shape, width, sigmoid=decodes_image)
+        else:
+            self.decoder = FeatureDecoder(embedding_size, target_shape)
 
     def forward(self, x: torch.Tensor, sample: bool = True):
         """(output, mu, logvar): z is sampled by the reparameterisation trick in training when variational."""

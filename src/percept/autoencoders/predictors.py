@@ -2,7 +2,12 @@
 positioning (early stopping on a validation part of the train split), several seeds; one tidy row per
 (predictor, seed, task).
 
-Classification: single-label data → softmax, ``accuracy`` = top-1 accuracy (what the perceptual-autoencoder
+The papers' predictors (guspih/Perceptual-Autoencoders experiment.py ``main``): hidden layers [], [32], [64],
+[32, 32], [64, 32], [64, 64], [128, 128] with LeakyReLU, a linear output trained with MSE on the one-hot
+labels (``classification_loss: mse_onehot``, the default; ``cross_entropy`` — softmax / per-class sigmoid —
+and ReLU are options).
+
+Classification: single-label data → the arg-max output (softmax logits with cross-entropy), ``accuracy`` = top-1 accuracy (what the perceptual-autoencoder
 papers report on SVHN and STL-10). Multi-label data (``shapes``: 1-2 of 4 shape classes per image) → a
 sigmoid per class, and the headline ``accuracy`` is the **mean per-label accuracy** (the fraction of
 (image, class) present/absent decisions that are right — top-1 accuracy's analogue when every class is a
@@ -50,10 +55,17 @@ def predictor_name(hidden: Sequence[int]) -> str:
     return "linear" if not hidden else "mlp" + "x".join(str(int(h)) for h in hidden)
 
 
-def make_predictor(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential:
+ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}
+
+
+def make_predictor(in_dim: int, out_dim: int, hidden: Sequence[int], activation: str = "leaky_relu") -> nn.Sequential:
+    """Linear layers of the ``hidden`` sizes with ``activation`` (LeakyReLU(0.01), torch's default slope, as
+    the papers' ``nn.LeakyReLU``), and a linear output."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(in_dim, int(h)), nn.ReLU()]
+        layers += [nn.Linear(in_dim, int(h)), ACTIVATIONS[activation]()]
         in_dim = int(h)
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
@@ -62,14 +74,23 @@ def make_predictor(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Seque
 class Target:
     """One prediction target: its loss and its test metric (lower or higher is better)."""
 
-    def __init__(self, task: str, y: torch.Tensor, label_kind: str = "single"):
-        self.task, self.y, self.label_kind = task, y, label_kind
+    def __init__(self, task: str, y: torch.Tensor, label_kind: str = "single", loss: str = "mse_onehot"):
+        if loss not in ("mse_onehot", "cross_entropy"):
+            raise ValueError(f"classification_loss must be mse_onehot or cross_entropy, got {loss!r}")
+        self.task, self.y, self.label_kind, self.loss_kind = task, y, label_kind, loss
         if task == "classification":
             self.out_dim = int(y.max()) + 1 if label_kind == "single" else y.shape[1]
         else:
             self.out_dim = y.shape[1] * 2
 
+    @property
+    def _mse(self) -> bool:
+        return self.task == "classification" and self.loss_kind == "mse_onehot"
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self._mse:  # the papers': MSE between the linear output and the one-hot (multi-hot) labels
+            hot = F.one_hot(y, self.out_dim).float() if self.label_kind == "single" else y
+            return F.mse_loss(out, hot)
         if self.task == "classification":
             if self.label_kind == "single":
                 return F.cross_entropy(out, y)
@@ -82,7 +103,7 @@ class Target:
         if self.task == "classification":
             if self.label_kind == "single":
                 return {"accuracy": float((out.argmax(1) == y).float().mean())}
-            right = (out > 0) == (y > 0.5)
+            right = (out > (0.5 if self._mse else 0.0)) == (y > 0.5)
             aps = [average_precision(out[:, c], y[:, c] > 0.5) for c in range(y.shape[1])]
             return {"accuracy": float(right.float().mean()), "exact_match": float(right.all(1).float().mean()),
                     "mean_ap": float(np.nanmean(aps)) if not np.isnan(aps).all() else float("nan")}
@@ -101,20 +122,24 @@ class Target:
         if self.task == "classification":
             if self.label_kind == "single":
                 counts = torch.bincount(y_train, minlength=self.out_dim).double()
+                if self._mse:  # the MSE-optimal constant: the class frequencies
+                    return (counts / counts.sum()).float()
                 return torch.log(counts + 1e-9).float()
+            if self._mse:
+                return y_train.float().mean(0)
             p = y_train.double().mean(0).clamp(1e-6, 1 - 1e-6)
             return torch.log(p / (1 - p)).float()
         mean = torch.nanmean(y_train.double(), dim=0)
         return torch.nan_to_num(mean).float().reshape(-1)
 
 
-def targets(ds: ImageDataset) -> dict[str, Target]:
+def targets(ds: ImageDataset, classification_loss: str = "mse_onehot") -> dict[str, Target]:
     """The prediction targets the dataset supports, one entry per image of ``ds`` (in its row order)."""
     out = {}
     labels = ds.labels()
     if labels is not None and ds.label_kind in ("single", "multi"):
         out["classification"] = Target("classification", labels.long() if ds.label_kind == "single"
-                                       else labels.float(), ds.label_kind)
+                                       else labels.float(), ds.label_kind, classification_loss)
     if ds.has_positions:
         out["position"] = Target("position", ds.positions().float())
     return out
@@ -122,11 +147,11 @@ def targets(ds: ImageDataset) -> dict[str, Target]:
 
 def train_predictor(x: torch.Tensor, target: Target, train: np.ndarray, val: np.ndarray, hidden: Sequence[int], *,
                     seed: int, epochs: int, lr: float, weight_decay: float, batch_size: int,
-                    patience: int) -> tuple[nn.Module, int]:
+                    patience: int, activation: str = "leaky_relu") -> tuple[nn.Module, int]:
     """Adam with early stopping on the validation loss, starting from the constant predictor (see
     :meth:`Target.constant_output`); returns the best model and the epochs trained."""
     torch.manual_seed(seed)
-    model = make_predictor(x.shape[1], target.out_dim, hidden)
+    model = make_predictor(x.shape[1], target.out_dim, hidden, activation)
     # Start from the constant predictor (zero output weights, the train prior as bias): a default-initialised
     # output layer on a standardised embedding adds noise of the targets' own scale that early stopping on a
     # small validation part may never remove (a linear position predictor then ends worse than the mean).
@@ -187,7 +212,7 @@ def evaluate_embeddings(embeddings: np.ndarray, ds: ImageDataset, split_codes: n
     mean, std = x[tr_all].mean(0), x[tr_all].std(0)
     std = torch.where(std > 1e-6, std, torch.ones_like(std))  # a constant dimension stays as it is
     x = (x - mean) / std
-    found = targets(ds)
+    found = targets(ds, options.get("classification_loss", "mse_onehot"))
     with single_thread():
         records = _train_all(x, found, tr_all, te, hidden_list, seeds, options, tasks)
     return pd.DataFrame.from_records(records)
@@ -208,7 +233,8 @@ def _train_all(x, found, tr_all, te, hidden_list, seeds, options, tasks) -> list
                 model, trained = train_predictor(
                     x, target, train, val, hidden, seed=int(seed), epochs=int(options["epochs"]),
                     lr=float(options["lr"]), weight_decay=float(options["weight_decay"]),
-                    batch_size=int(options["batch_size"]), patience=int(options["patience"]))
+                    batch_size=int(options["batch_size"]), patience=int(options["patience"]),
+                    activation=options.get("activation", "leaky_relu"))
                 with torch.inference_mode():
                     values = target.metrics(model(x[te]), target.y[te])
                 for metric, value in values.items():

@@ -3,6 +3,7 @@ train with one of the three losses, time every epoch, cache the frozen encoder's
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -14,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from percept import backbones
-from percept.autoencoders import LOSSES
+from percept.autoencoders import LOSSES, PROCEDURES, uses_loss_network
 from percept.autoencoders.losses import (
     LossNetwork,
     PerceptualLoss,
@@ -130,76 +131,160 @@ def cached_targets(cache_path: str | os.PathLike, ds: ImageDataset, loss_network
 
 
 # -- the autoencoder stage ----------------------------------------------------------------------------
+UNLABELED_SPLITS = ("unlabeled", "extra")  # STL-10's 100k unlabelled images, SVHN's extra set
+
+
+def autoencoder_split(ds_path: str | os.PathLike, train_split: str = "auto") -> str:
+    """The split an autoencoder trains on: ``auto`` → the dataset's unlabelled split when it has one (STL-10
+    ``unlabeled``, SVHN ``extra``: the papers' autoencoder data; predictors use ``train``), else ``train``."""
+    if train_split != "auto":
+        return train_split
+    names = ImageDataset(ds_path).split_names
+    return next((s for s in UNLABELED_SPLITS if s in names), "train")
+
+
+def loss_network_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The loss network entry with the papers' defaults filled in (unnormalised input, sigmoid features)."""
+    net = dict(options["loss_network"])
+    net.setdefault("weights", "imagenet")
+    net.setdefault("resize", None)
+    net.setdefault("input", "unit")
+    net.setdefault("sigmoid", True)
+    return net
+
+
 def autoencoder_meta(options: Mapping[str, Any], loss: str, embedding_size: int, dataset: ImageDataset,
                      seed: int) -> dict[str, Any]:
     """What a checkpoint is identified by (the loss network only for the losses that use it)."""
-    net = dict(options["loss_network"]) if loss != "pixel" else None
-    return {"dataset_fingerprint": dataset.fingerprint, "loss": loss, "embedding_size": int(embedding_size),
-            "width": int(options["width"]), "variational": bool(options["variational"]),
-            "kl_weight": float(options["kl_weight"]), "batch_size": int(options["batch_size"]),
+    net = loss_network_options(options) if uses_loss_network(loss) else None
+    return {"dataset_fingerprint": dataset.fingerprint, "split": dataset.split, "loss": loss,
+            "embedding_size": int(embedding_size), "width": int(options["width"]),
+            "variational": bool(options["variational"]), "kl_weight": float(options["kl_weight"]),
+            "kl_reduction": options.get("kl_reduction", "mean"),
+            "feature_decoder": options.get("feature_decoder", "mlp"), "batch_size": int(options["batch_size"]),
             "lr": float(options["lr"]), "max_train": options.get("max_train"), "seed": int(seed),
             "loss_network": repr(sorted(net.items())) if net else "none"}
+
+
+def compute_targets(network: LossNetwork, images: torch.Tensor, device: torch.device,
+                    batch_size: int = 256) -> torch.Tensor:
+    """The loss network's features of every (uint8) image, once, on the CPU (the ``precomputed`` targets)."""
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            out.append(network(as_float(images[i:i + batch_size], device)).float().cpu())
+    return torch.cat(out)
 
 
 def train_autoencoder(dataset_path: str | os.PathLike, model_path: str | os.PathLike, *, loss: str,
                       embedding_size: int, options: Mapping[str, Any], feature_cache: str | None = None,
                       seed: int = 0, device: str = "auto", progress: bool = True,
                       allow_download: bool = False) -> tuple[Autoencoder, list[dict[str, float]], dict[str, Any]]:
-    """Train one autoencoder on the train split; write the final checkpoint to ``model_path``.
+    """Train one autoencoder with one of the ICPR paper's six procedures (:data:`PROCEDURES`); write the final
+    checkpoint to ``model_path``.
 
-    ``options``: width, variational, kl_weight, epochs, batch_size, lr, max_train and loss_network
-    (backbone, weights, tap, resize). The resumable checkpoint lives beside ``model_path`` until done.
-    Returns the model, the per-epoch history and facts about the run (e.g. seconds spent reading targets).
+    ``options``: width, variational, kl_weight, kl_reduction, feature_decoder, targets, train_split, epochs,
+    batch_size, lr, max_train, time_precomputed and loss_network (backbone, weights, tap, resize, input,
+    sigmoid). Feature-prediction targets (decoder output = features): ``online`` runs the loss network on
+    every batch (the paper); ``precomputed`` computes them once before training; ``feature_cache`` reads
+    the HDF5 cache (``feature_cache``). ``time_precomputed``: for an ``online`` feature-prediction run, also
+    time one epoch with precomputed targets on a copy of the model (both speeds, one run).
+    Returns the model, the per-epoch history and facts about the run (seconds spent on the targets, …).
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    enc_in, dec_out, rec_loss, icpr = PROCEDURES[loss]
     dev = resolve_device(device)
-    ds = ImageDataset(dataset_path, split="train")
+    split = autoencoder_split(dataset_path, options.get("train_split", "auto"))
+    ds = ImageDataset(dataset_path, split=split)
     if options.get("max_train"):
         ds.rows = ds.rows[: int(options["max_train"])]
     images = load_images(ds)
     side = images.shape[-1]
-    info: dict[str, Any] = {"device": str(dev), "train_images": len(ds), "target_load_seconds": 0.0}
+    mode = options.get("targets", "online")
+    info: dict[str, Any] = {"device": str(dev), "train_images": len(ds), "train_split": split, "procedure": icpr,
+                            "targets": mode if dec_out == "features" else None, "target_load_seconds": 0.0}
     torch.manual_seed(seed)
-    net = options["loss_network"]
-    if loss == "feature_prediction":
-        if feature_cache is None:
-            raise ValueError("feature prediction loss reads its targets from a feature cache; none was given")
+    net_opts = loss_network_options(options)
+    network = None
+    if uses_loss_network(loss):
+        network = LossNetwork.from_options(net_opts, seed=seed, allow_download=allow_download).to(dev)
+        with torch.inference_mode():
+            feature_shape = tuple(network(as_float(images[:1], dev)).shape[1:])
+    targets = None
+    if dec_out == "features" and mode != "online":
         t0 = time.perf_counter()
-        targets = cached_targets(feature_cache, ds, net, seed)
-        info["target_load_seconds"] = time.perf_counter() - t0
-        target_shape = tuple(targets.shape[1:])
-    else:
-        target_shape = (3, side, side)
-    model = Autoencoder(side, embedding_size, target_shape, width=options["width"],
-                        variational=options["variational"], decodes_image=loss != "feature_prediction").to(dev)
-    perceptual = None
-    if loss == "perceptual":
-        perceptual = PerceptualLoss(LossNetwork(net["backbone"], net["tap"], net.get("weights", "imagenet"),
-                                                net.get("resize"), seed=seed, allow_download=allow_download)).to(dev)
-    beta = float(options["kl_weight"])
-
-    def step(idx: torch.Tensor) -> torch.Tensor:
-        x = as_float(images[idx], dev)
-        out, mu, logvar = model(x)
-        if loss == "pixel":
-            rec = pixel_loss(out, x)
-        elif loss == "perceptual":
-            rec = perceptual(out, x)
+        if mode == "feature_cache":
+            if feature_cache is None:
+                raise ValueError("targets: feature_cache reads the feature cache; none was given")
+            targets = cached_targets(feature_cache, ds, net_opts, seed)
+            if net_opts["sigmoid"]:
+                targets = torch.sigmoid(targets)
         else:
-            rec = feature_prediction_loss(out, targets[idx].to(dev, non_blocking=True))
-        return rec + beta * kl_divergence(mu, logvar)
+            targets = compute_targets(network, images, dev)
+        info["target_load_seconds"] = time.perf_counter() - t0
+    target_shape = feature_shape if dec_out == "features" else (3, side, side)
+    if targets is not None:
+        target_shape = tuple(targets.shape[1:])
+    model = Autoencoder(side, embedding_size, target_shape, width=options["width"],
+                        variational=options["variational"], decodes_image=dec_out == "image",
+                        feature_decoder=options.get("feature_decoder", "mlp"),
+                        feature_shape=feature_shape if enc_in == "features" else None).to(dev)
+    perceptual = PerceptualLoss(network) if rec_loss == "perceptual" else None
+    beta = float(options["kl_weight"])
+    reduction = options.get("kl_reduction", "mean")
+
+    def make_step(model, targets):
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            x = as_float(images[idx], dev)
+            f = None
+            if enc_in == "features" or (dec_out == "features" and targets is None):
+                with torch.no_grad():
+                    f = network(x)
+            out, mu, logvar = model(f if enc_in == "features" else x)
+            if rec_loss == "pixel":
+                rec = pixel_loss(out, x)
+            elif rec_loss == "perceptual":
+                rec = perceptual(out, x)
+            else:
+                want = f if targets is None else targets[idx].to(dev, non_blocking=True)
+                rec = feature_prediction_loss(out, want)
+            return rec + beta * kl_divergence(mu, logvar, reduction)
+        return step
 
     meta = autoencoder_meta(options, loss, embedding_size, ds, seed)
     model_path = Path(model_path)
     partial = model_path.with_name(model_path.name + ".partial")
-    history = fit(model, step, len(ds), epochs=int(options["epochs"]), batch_size=int(options["batch_size"]),
-                  lr=float(options["lr"]), seed=seed, checkpoint=partial, meta=meta, progress=progress,
-                  desc=f"{ds.name}/{loss}/z{embedding_size}")
+    history = fit(model, make_step(model, targets), len(ds), epochs=int(options["epochs"]),
+                  batch_size=int(options["batch_size"]), lr=float(options["lr"]), seed=seed, checkpoint=partial,
+                  meta=meta, progress=progress, desc=f"{ds.name}/{loss}/z{embedding_size}")
+    if dec_out == "features" and mode == "online" and options.get("time_precomputed", False):
+        info.update(time_precomputed_epoch(model, network, images, make_step, options, dev, seed))
     save_checkpoint(model_path, {"meta": meta, "model": model.state_dict(), "history": history,
-                                 "target_shape": list(target_shape), "image_size": side})
+                                 "target_shape": list(target_shape), "image_size": side,
+                                 "feature_shape": list(feature_shape) if enc_in == "features" else None})
     partial.unlink(missing_ok=True)
-    return model.eval(), history, info
+    return attach_loss_network(model.eval(), network), history, info
+
+
+def time_precomputed_epoch(model, network, images, make_step, options, dev, seed) -> dict[str, float]:
+    """This project's variant beside the paper's: compute the targets once, then time one epoch of steps
+    that read them (the loss network never runs), on a copy of the trained model with a fresh optimiser."""
+    t0 = time.perf_counter()
+    targets = compute_targets(network, images, dev)
+    precompute = time.perf_counter() - t0
+    probe = copy.deepcopy(model).train()
+    step = make_step(probe, targets)
+    opt = torch.optim.Adam([p for p in probe.parameters() if p.requires_grad], lr=float(options["lr"]))
+    torch.manual_seed(seed)
+    order, batch = torch.randperm(len(images)), int(options["batch_size"])
+    t0 = time.perf_counter()
+    for i in range(0, len(order), batch):
+        loss = step(order[i:i + batch])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return {"precomputed_epoch_seconds": time.perf_counter() - t0, "precompute_seconds": precompute}
 
 
 def load_autoencoder(model_path: str | os.PathLike, options: Mapping[str, Any],
@@ -210,9 +295,27 @@ def load_autoencoder(model_path: str | os.PathLike, options: Mapping[str, Any],
     m = state["meta"]
     model = Autoencoder(int(state["image_size"]), int(m["embedding_size"]), state["target_shape"],
                         width=int(m["width"]), variational=bool(m["variational"]),
-                        decodes_image=m["loss"] != "feature_prediction")
+                        decodes_image=PROCEDURES[m["loss"]][1] == "image",
+                        feature_decoder=m.get("feature_decoder", "conv"),
+                        feature_shape=state.get("feature_shape"))
     model.load_state_dict(state["model"])
     return model.eval()
+
+
+def attach_loss_network(model: Autoencoder, network: LossNetwork | None) -> Autoencoder:
+    """Give the model its frozen loss network without registering it as a submodule (never saved with the
+    model): a feature-reading encoder needs it to embed images, and example feature maps come from it."""
+    model.__dict__["feature_network"] = network
+    return model
+
+
+def _encoder_input(model: Autoencoder, x: torch.Tensor) -> torch.Tensor:
+    if not model.reads_features:
+        return x
+    network = model.__dict__.get("feature_network")
+    if network is None:
+        raise ValueError("this autoencoder encodes the loss network's features: attach_loss_network first")
+    return network.to(x.device)(x)
 
 
 def encode(model: Autoencoder, ds: ImageDataset, device: str = "auto", batch_size: int = 256) -> np.ndarray:
@@ -223,34 +326,33 @@ def encode(model: Autoencoder, ds: ImageDataset, device: str = "auto", batch_siz
     with torch.inference_mode():
         for i in range(0, len(ds), batch_size):
             x = ds.batch(slice(i, min(i + batch_size, len(ds)))).to(dev)
-            out.append(model.encoder(x)[0].float().cpu())
+            out.append(model.encoder(_encoder_input(model, x))[0].float().cpu())
     return torch.cat(out).numpy().astype(np.float32)
 
 
 def embed_dataset(model: Autoencoder, dataset_path: str | os.PathLike, out_path: str | os.PathLike, *,
-                  meta: Mapping[str, Any], device: str = "auto", batch_size: int = 256, n_examples: int = 6,
-                  feature_cache: str | None = None, loss_network: Mapping[str, Any] | None = None,
-                  seed: int = 0) -> None:
+                  meta: Mapping[str, Any], device: str = "auto", batch_size: int = 256, n_examples: int = 6) -> None:
     """Cache the frozen encoder's embeddings (the mean of q(z|x)) of every image of the dataset, plus a
-    few test images with the decoder's output (reconstructions, or predicted vs cached feature maps)."""
+    few test images with the decoder's output (reconstructions, or predicted vs target feature maps)."""
     dev = resolve_device(device)
     ds = ImageDataset(dataset_path)
     emb = encode(model, ds, device=device, batch_size=batch_size)
     model = model.to(dev).eval()
+    network = model.__dict__.get("feature_network")
     with torch.inference_mode():
         test = ImageDataset(dataset_path, split="test") if "test" in ds.split_names else ds
         test.rows = test.rows[:n_examples]
         x = test.batch(slice(0, len(test)))
-        decoded = model(x.to(dev))[0].float().cpu()
+        decoded = model(_encoder_input(model, x.to(dev)))[0].float().cpu()
+        target = network.to(dev)(x.to(dev)).float().cpu() if network is not None else None
     meta = {**meta, "dataset": ds.name, "dataset_fingerprint": ds.fingerprint, "split_names": ds.split_names}
     with atomic_h5(out_path, kind="embeddings", meta=meta) as f:
         f.create_dataset("embeddings", data=emb.astype(np.float32))
         f.create_dataset("rows", data=ds.rows.astype(np.int64))
         f.create_dataset("examples/images", data=x.numpy())
-        if decoded.shape[1:] == x.shape[1:] and meta.get("loss") != "feature_prediction":
+        if decoded.shape[1:] == x.shape[1:] and PROCEDURES[meta.get("loss", "pixel")][1] == "image":
             f.create_dataset("examples/reconstructions", data=decoded.clamp(0, 1).numpy())
-        else:  # feature prediction: the channel-mean of the predicted and of the cached feature maps
+        else:  # feature prediction: the channel-mean of the predicted and of the target feature maps
             f.create_dataset("examples/predicted_features", data=decoded.mean(1).numpy())
-            if feature_cache is not None and loss_network is not None:
-                target = cached_targets(feature_cache, test, loss_network, seed)
+            if target is not None:
                 f.create_dataset("examples/target_features", data=target.mean(1).numpy())

@@ -6,7 +6,8 @@ feature map the papers extract there. Each entry lists
 - ``taps``: the four extraction points of "A Systematic Performance Analysis of Deep Perceptual Loss
   Networks" (arXiv 2302.04032), translated from the paper's child indices to module paths;
 - ``lpips_taps``: the LPIPS taps (Zhang et al. 2018) for AlexNet, VGG16 and SqueezeNet-1.1;
-- the input size, normalisation and ImageNet top-1 accuracy from torchvision's published metrics.
+- the input size, normalisation and ImageNet top-1 accuracy from torchvision's published metrics of the
+  ``IMAGENET1K_V1`` weights (the papers' ``pretrained=True``; ResNet-50 / ResNeXt-50 76.1 / 77.6 %).
 
 Weights: ``imagenet`` loads torchvision's weights through its weights API — from the local torch hub
 cache (``$TORCH_HOME/hub/checkpoints``) when the checkpoint is there, downloading it otherwise when
@@ -67,7 +68,11 @@ class Backbone:
             return None
         import torchvision
 
-        return torchvision.models.get_model_weights(self.name).DEFAULT
+        # The papers' ``pretrained=True`` = torchvision's first ImageNet weights (IMAGENET1K_V1), not ``.DEFAULT``:
+        # for ResNet-50 and ResNeXt-50 DEFAULT is the later V2 recipe (80.9 / 81.2 % acc@1 vs V1's 76.1 / 77.6 %),
+        # which would move both the loss networks and their x-values in the ImageNet-accuracy correlation.
+        enum = torchvision.models.get_model_weights(self.name)
+        return getattr(enum, "IMAGENET1K_V1", enum.DEFAULT)
 
     @property
     def weights_name(self) -> str:

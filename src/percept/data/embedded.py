@@ -136,9 +136,12 @@ def _colour(rng: np.random.Generator) -> np.ndarray:
 
 def render_scene(rng: np.random.Generator, size: int, classes: Sequence[str], n_objects: int,
                  radius_range: tuple[float, float], backgrounds: Sequence[str],
-                 background_scale: tuple[float, float] = (0.3, 0.9)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One scene: image uint8 (S, S, 3), segmentation uint8 (S, S), positions float32 (K, 2) (NaN if absent)."""
-    bg = random_crop(load_photo(backgrounds[int(rng.integers(len(backgrounds)))]), size, background_scale, rng)
+                 background_scale: tuple[float, float] = (0.3, 0.9),
+                 background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One scene: image uint8 (S, S, 3), segmentation uint8 (S, S), positions float32 (K, 2) (NaN if absent).
+    ``background``: this (S, S, 3) image instead of a crop of one of ``backgrounds``."""
+    bg = background if background is not None else random_crop(
+        load_photo(backgrounds[int(rng.integers(len(backgrounds)))]), size, background_scale, rng)
     chosen = rng.choice(len(classes), size=n_objects, replace=False)
     # An object that finds no free place beside the earlier ones (e.g. the first one sits in the middle)
     # makes the whole layout be drawn again: objects never overlap, so no object is partly or wholly hidden.
@@ -345,3 +348,60 @@ def make_magnification(path: str, *, image_size: int, classes: Mapping[str, Sequ
                         source="nested crops (4 zoom levels) of photographs shipped by scikit-image/scikit-learn, "
                                "a BreakHis stand-in with subtypes = photos and patients = disjoint photo regions",
                         extra_attrs={"params": params, "subtype_names": subtypes})
+
+
+# ------------------------------------------------------------------------------------------- small objects
+def smooth_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A plain, smooth scene like a LunarLander frame: a dark sky with a vertical brightness gradient over a
+    grey terrain band whose outline is a few smooth hills (float64 RGB (S, S, 3))."""
+    y = np.linspace(0, 1, size)[:, None, None]
+    sky_top, sky_bottom = rng.uniform(0, 60, 3), rng.uniform(20, 110, 3)
+    image = np.broadcast_to(sky_top + (sky_bottom - sky_top) * y, (size, size, 3)).copy()
+    x = np.linspace(0, 2 * np.pi, size)
+    height = rng.uniform(0.08, 0.22) + sum(rng.uniform(0, 0.04) * np.sin(k * x + rng.uniform(0, 2 * np.pi))
+                                          for k in (1, 2, 3))
+    ground = np.arange(size)[:, None] >= (1 - height)[None, :] * size
+    image[ground] = rng.uniform(120, 200) + rng.uniform(-15, 15, 3)
+    return image
+
+
+def make_small_objects(path: str, *, n_train: int = 1600, n_test: int = 400, image_size: int = 64,
+                       classes: Sequence[str] = ("circle", "square", "triangle", "star"),
+                       objects_per_image: Sequence[int] = (1, 1), object_size: Sequence[float] = (0.05, 0.12),
+                       seed: int = 0, progress: bool = True) -> None:
+    """The ``small_objects`` dataset: the IJCNN 2020 paper's setting offline — objects of 0.05–0.12 of the side
+    (a few dozen pixels) on plain, smooth backgrounds (:func:`smooth_background`), like its LunarLander frames,
+    where pixel loss can ignore the object and still reconstruct most pixels. Same layout as ``shapes``
+    (multi-label classes, per-pixel segmentation, object centres as ``positions``)."""
+    from tqdm.auto import tqdm
+
+    from percept.data.store import fingerprint as make_fingerprint
+    from percept.data.store import write_image_dataset
+
+    unknown = [c for c in classes if c not in SHAPE_CLASSES]
+    if unknown:
+        raise ValueError(f"unknown shape classes {unknown}; known: {SHAPE_CLASSES}")
+    lo, hi = int(objects_per_image[0]), int(objects_per_image[1])
+    if not 1 <= lo <= hi <= len(classes):
+        raise ValueError(f"objects_per_image must satisfy 1 <= min <= max <= number of classes ({len(classes)})")
+    n = n_train + n_test
+    params = dict(n_train=n_train, n_test=n_test, image_size=image_size, classes=list(classes),
+                  objects_per_image=[lo, hi], object_size=list(object_size), seed=seed, generator=1)
+    images = np.empty((n, image_size, image_size, 3), np.uint8)
+    seg = np.empty((n, image_size, image_size), np.uint8)
+    positions = np.empty((n, len(classes), 2), np.float32)
+    children = np.random.SeedSequence([seed, 7]).spawn(n)
+    for i in tqdm(range(n), desc="small_objects", unit="img", disable=not progress):
+        rng = np.random.default_rng(children[i])
+        bg = smooth_background(rng, image_size)
+        images[i], seg[i], positions[i] = render_scene(rng, image_size, classes, int(rng.integers(lo, hi + 1)),
+                                                       (object_size[0], object_size[1]), (), background=bg)
+    labels = np.zeros((n, len(classes)), np.float32)
+    for k in range(len(classes)):
+        labels[:, k] = (seg == k + 1).reshape(n, -1).any(axis=1)
+    split = np.r_[np.zeros(n_train), np.ones(n_test)].astype(np.uint8)
+    write_image_dataset(path, name="small_objects", images=images, split=split, split_names=["train", "test"],
+                        fingerprint=make_fingerprint(params), labels=labels, class_names=list(classes),
+                        label_kind="multi", segmentation=seg, positions=positions,
+                        source="percept small objects on smooth LunarLander-like backgrounds",
+                        extra_attrs={"params": params})

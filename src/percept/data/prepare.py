@@ -123,8 +123,11 @@ def _check_size(image_size: int | None, what: str = "image_size") -> None:
 # -------------------------------------------------------------------------------------------------- STL-10
 
 def prepare_stl10(raw_dir: str | Path, out: str | Path, *, image_size: int | None = None,
-                  max_images: int | None = None) -> Path:
-    """STL-10 labelled train/test images (96x96; resized to ``image_size`` if given)."""
+                  max_images: int | None = None, unlabeled: bool = False,
+                  max_unlabeled: int | None = None) -> Path:
+    """STL-10 labelled train/test images (96x96; resized to ``image_size`` if given); with ``unlabeled`` also
+    the 100k unlabelled images (``unlabeled_X.bin``, label -1) as split ``unlabeled``, the perceptual-
+    autoencoder papers' autoencoder training data (the first ``max_unlabeled`` of them if given)."""
     raw_dir, out = Path(raw_dir), Path(out)
     _check_size(image_size)
     root = _find_dir(raw_dir, ("stl10_binary", ""), "train_X.bin", "the STL-10 binary release")
@@ -132,17 +135,22 @@ def prepare_stl10(raw_dir: str | Path, out: str | Path, *, image_size: int | Non
     class_names = [l.strip() for l in names_file.read_text().splitlines() if l.strip()] if names_file.exists() \
         else list(STL10_CLASSES)
     images, labels, split = [], [], []
-    for code, part in enumerate(("train", "test")):
+    parts = ("train", "test", "unlabeled") if unlabeled else ("train", "test")
+    for code, part in enumerate(parts):
         raw = np.fromfile(root / f"{part}_X.bin", dtype=np.uint8)
         if raw.size % (3 * 96 * 96):
             raise ValueError(f"{root / f'{part}_X.bin'}: size {raw.size} is not a whole number of 3x96x96 images; "
                              "the file is truncated. Delete the raw folder and rerun to download it again.")
         # Each image is stored channel by channel, each channel column-major: (3, W, H) -> (H, W, 3).
         x = raw.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
-        y = np.fromfile(root / f"{part}_y.bin", dtype=np.uint8).astype(np.int64) - 1
+        if part == "unlabeled":
+            x = x[:max_unlabeled] if max_unlabeled is not None else x
+            y = np.full(len(x), -1, np.int64)
+        else:
+            y = np.fromfile(root / f"{part}_y.bin", dtype=np.uint8).astype(np.int64) - 1
         if len(y) != len(x):
             raise ValueError(f"{root}: {len(x)} {part} images but {len(y)} labels")
-        if len(y) and (y.min() < 0 or y.max() >= len(class_names)):
+        if part != "unlabeled" and len(y) and (y.min() < 0 or y.max() >= len(class_names)):
             raise ValueError(f"{root / f'{part}_y.bin'}: labels outside 1..{len(class_names)}")
         if max_images is not None:
             x, y = x[:max_images], y[:max_images]
@@ -150,8 +158,10 @@ def prepare_stl10(raw_dir: str | Path, out: str | Path, *, image_size: int | Non
         labels.append(y)
         split.append(np.full(len(y), code, np.uint8))
     params = {"image_size": image_size, "max_images": max_images}
+    if unlabeled:  # recorded only when used, so existing fingerprints stay
+        params.update(unlabeled=True, max_unlabeled=max_unlabeled)
     write_image_dataset(out, name="stl10", images=np.concatenate(images), split=np.concatenate(split),
-                        split_names=["train", "test"], labels=np.concatenate(labels), class_names=class_names,
+                        split_names=list(parts), labels=np.concatenate(labels), class_names=class_names,
                         label_kind="single", fingerprint=_fingerprint("stl10", raw_dir, params),
                         source="STL-10 (Coates, Lee & Ng 2011), labelled train and test images",
                         extra_attrs={"params": params})
@@ -161,9 +171,12 @@ def prepare_stl10(raw_dir: str | Path, out: str | Path, *, image_size: int | Non
 # ---------------------------------------------------------------------------------------------------- SVHN
 
 def prepare_svhn(raw_dir: str | Path, out: str | Path, *, wrap_pad_to: int | None = None,
-                 image_size: int | None = None, max_images: int | None = None) -> Path:
+                 image_size: int | None = None, max_images: int | None = None, extra: bool = False,
+                 max_extra: int | None = None) -> Path:
     """SVHN cropped digits (train/test). ``wrap_pad_to``: pad the 32x32 digits to this size by wrapping
-    around (as the perceptual-autoencoder experiments do); ``image_size``: then resize to this size."""
+    around (as the perceptual-autoencoder experiments do); ``image_size``: then resize to this size.
+    ``extra``: also the 531k ``extra_32x32.mat`` digits as split ``extra`` (the papers' autoencoder training
+    data; the first ``max_extra`` if given)."""
     from scipy.io import loadmat
 
     raw_dir, out = Path(raw_dir), Path(out)
@@ -173,7 +186,8 @@ def prepare_svhn(raw_dir: str | Path, out: str | Path, *, wrap_pad_to: int | Non
         raise ValueError(f"wrap_pad_to must be at least 32 (the SVHN image size), got {wrap_pad_to}")
     root = _find_dir(raw_dir, ("", "svhn"), "train_32x32.mat", "the SVHN cropped-digits release")
     images, labels, split = [], [], []
-    for code, part in enumerate(("train", "test")):
+    parts = ("train", "test", "extra") if extra else ("train", "test")
+    for code, part in enumerate(parts):
         path = root / f"{part}_32x32.mat"
         try:
             mat = loadmat(path)
@@ -184,8 +198,10 @@ def prepare_svhn(raw_dir: str | Path, out: str | Path, *, wrap_pad_to: int | Non
         y[y == 10] = 0  # SVHN writes digit 0 as label 10
         if len(y) != len(x):
             raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
-        if max_images is not None:
+        if max_images is not None and part != "extra":
             x, y = x[:max_images], y[:max_images]
+        if max_extra is not None and part == "extra":
+            x, y = x[:max_extra], y[:max_extra]
         if wrap_pad_to is not None:
             before = (wrap_pad_to - x.shape[1]) // 2
             after = wrap_pad_to - x.shape[1] - before
@@ -194,8 +210,10 @@ def prepare_svhn(raw_dir: str | Path, out: str | Path, *, wrap_pad_to: int | Non
         labels.append(y)
         split.append(np.full(len(y), code, np.uint8))
     params = {"wrap_pad_to": wrap_pad_to, "image_size": image_size, "max_images": max_images}
+    if extra:  # recorded only when used, so existing fingerprints stay
+        params.update(extra=True, max_extra=max_extra)
     write_image_dataset(out, name="svhn", images=np.concatenate(images), split=np.concatenate(split),
-                        split_names=["train", "test"], labels=np.concatenate(labels),
+                        split_names=list(parts), labels=np.concatenate(labels),
                         class_names=[str(d) for d in range(10)], label_kind="single",
                         fingerprint=_fingerprint("svhn", raw_dir, params),
                         source="SVHN cropped digits (Netzer et al. 2011), train and test",

@@ -12,7 +12,8 @@ from percept import plotting
 from percept.figures import renderer
 from percept.h5io import get_json_attr, open_h5
 
-LOSS_ORDER = ("pixel", "perceptual", "feature_prediction")
+LOSS_ORDER = ("pixel", "perceptual", "feature_prediction", "feature_autoencoder", "feature_to_image_perceptual",
+              "feature_to_image_pixel")
 METRIC_LABEL = {"accuracy": "test accuracy (higher is better)",
                 "exact_match": "exact-match accuracy (higher is better)",
                 "mean_ap": "mean average precision (higher is better)",
@@ -26,9 +27,9 @@ def _losses(values) -> list[str]:
 
 
 def fig_perceptual_autoencoders(summary: str, embeddings: Sequence[str], out: Sequence[str]) -> None:
-    """Predictor scores per loss (bars: mean over seeds, whiskers: std; one group per predictor) for each
-    dataset and metric (dashed: the chance level of the constant predictor fitted on train), and a strip of
-    test images with each loss's decoder output."""
+    """Predictor scores per loss (bars: mean over seeds, whiskers: standard error; one group per predictor)
+    for each dataset and metric (dashed: the chance level of the constant predictor fitted on train), and a
+    strip of test images with each loss's decoder output (the small-object proxy when it was run)."""
     import matplotlib.pyplot as plt
 
     df = pd.read_csv(summary)
@@ -42,7 +43,7 @@ def fig_perceptual_autoencoders(summary: str, embeddings: Sequence[str], out: Se
                        else f["examples/predicted_features"][...])
             examples.append((get_json_attr(f, "dataset"), get_json_attr(f, "embedding_size"), loss, images, decoded))
     if examples:  # the strip shows one dataset at one embedding size: a row per loss
-        first = examples[0][:2]
+        first = next((e[:2] for e in examples if e[0] == "small_objects"), examples[0][:2])
         examples = [e for e in examples if e[:2] == first]
     n_img = min(6, min((len(e[3]) for e in examples), default=0))
     rows_img = 1 + len(examples)
@@ -59,7 +60,8 @@ def fig_perceptual_autoencoders(summary: str, embeddings: Sequence[str], out: Se
             for j, loss in enumerate(losses):
                 s = sub[sub["loss"] == loss].set_index("predictor").reindex(preds)
                 ax.bar(np.arange(len(preds)) + (j - (len(losses) - 1) / 2) * width, s["mean"], width,
-                       yerr=s["std"].fillna(0), capsize=2, label=loss.replace("_", " "),
+                       yerr=(s["std"] / np.sqrt(s["seeds"].clip(lower=1))).fillna(0), capsize=2,
+                       label=loss.replace("_", " "),
                        color=plotting.PALETTE[LOSS_ORDER.index(loss) if loss in LOSS_ORDER else j])
             if "chance" in sub and sub["chance"].notna().any():  # the constant predictor fitted on train
                 ax.axhline(float(sub["chance"].mean()), color="0.3", ls="--", lw=1,
@@ -114,10 +116,16 @@ def fig_feature_prediction_speed(speed: str, summary: str, out: Sequence[str]) -
             for bar, rel in zip(bars, s["relative_to_feature_prediction"]):
                 ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{rel:.1f}x", ha="center",
                         va="bottom", fontsize=7)
+            if loss == "feature_prediction" and "precomputed_epoch_seconds" in s and s["precomputed_epoch_seconds"].notna().any():
+                # this project's variant beside the paper's: targets computed once, the loss network idle
+                ax.bar(np.arange(len(groups)) + (j - (len(losses) - 1) / 2) * width, s["precomputed_epoch_seconds"],
+                       width * 0.45, color="w", edgecolor="k", hatch="//",
+                       label="feature prediction, precomputed targets (ours)")
         ax.set_xticks(np.arange(len(groups)), groups)
         ax.set_ylabel("seconds per epoch (median)")
         ax.set_xlabel("dataset, embedding size")
-        ax.set_title(f"time per epoch ({runs['device'].iloc[0]}; label: x feature prediction)", fontsize=9)
+        ax.set_title(f"time per epoch ({runs['device'].iloc[0]}; loss network on every batch as in the paper;\n"
+                     "label: x feature prediction; hatched: targets precomputed)", fontsize=8)
         ax.legend(fontsize=8, loc="upper left")
         for ax, metric in zip(axes[0, 1:], metrics):
             sub = su[su["metric"] == metric]

@@ -85,7 +85,8 @@ def autoencoder_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _image_side(config: Mapping[str, Any], dataset: str) -> int | None:
-    sizes = {"shapes": config["datasets"]["shapes"]["image_size"], "photos": config["datasets"]["photos"]["crop_size"]}
+    sizes = {"shapes": config["datasets"]["shapes"]["image_size"], "photos": config["datasets"]["photos"]["crop_size"],
+             "small_objects": config["datasets"].get("small_objects", {}).get("image_size", 64)}
     if dataset.startswith("synthetic_2afc_"):
         return config["similarity"]["image_size"]
     if dataset.startswith("bapps_"):
@@ -134,9 +135,11 @@ def semantic_errors(config: Mapping[str, Any]) -> Iterable[str]:
         net = ae["loss_network"]
         for d in ae["datasets"]:
             yield from _check_dataset(config, "autoencoders.datasets", d)
-        if {"perceptual", "feature_prediction"} & set(ae["losses"]):
+        from percept.autoencoders import PROCEDURES, uses_loss_network
+
+        if any(uses_loss_network(loss) for loss in ae["losses"]):
             yield from _check_network(config, "autoencoders.loss_network", net, ae["datasets"], [net["tap"]])
-        if "feature_prediction" in ae["losses"]:
+        if ae.get("targets") == "feature_cache" and any(PROCEDURES[loss][1] == "features" for loss in ae["losses"]):
             for d in ae["datasets"]:
                 if feature_cache_for(config, d, net["backbone"], net.get("weights", "imagenet"), net["tap"],
                                      net.get("resize")) is None:
@@ -180,10 +183,12 @@ def autoencoder_dir(run: Mapping[str, Any]) -> str:
 
 
 def autoencoder_targets_input(config: Mapping[str, Any]):
-    """Input function: the feature cache feature prediction reads its targets from (nothing for other losses)."""
+    """Input function: the feature cache feature prediction reads its targets from with ``targets:
+    feature_cache`` (nothing for other losses or target modes)."""
+    from percept.autoencoders import PROCEDURES
 
     def targets(wildcards) -> list[str]:
-        if wildcards.loss != "feature_prediction":
+        if PROCEDURES[wildcards.loss][1] != "features" or config["autoencoders"].get("targets") != "feature_cache":
             return []
         net = config["autoencoders"]["loss_network"]
         name = feature_cache_for(config, wildcards.dataset, net["backbone"], net["weights"], net["tap"],

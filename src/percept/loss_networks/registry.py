@@ -32,8 +32,9 @@ class Task:
 TASKS: dict[str, Task] = {
     "dimensionality_reduction": Task(
         "dimensionality_reduction", "percept.loss_networks.tasks:dimensionality_reduction",
-        {"accuracy": True, "position_error": False}, needs_features=True,
-        description="feature-prediction autoencoder on the tap; its embeddings judged by predictors"),
+        {"accuracy": True, "position_error": False},
+        description="autoencoder trained with the tap's perceptual loss (the grid paper's procedure); its "
+                    "embeddings judged by predictors"),
     "super_resolution": Task(
         "super_resolution", "percept.loss_networks.tasks:super_resolution", {"psnr": True, "ssim": True},
         description="x4 super-resolution network trained with the perceptual loss; PSNR / SSIM on test"),

@@ -50,18 +50,33 @@ def downsample(x: torch.Tensor, scale: int) -> torch.Tensor:
                          align_corners=False).clamp(0, 1)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio (dB) of images in [0, 1]."""
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio (dB) of images with values in [0, data_range]."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(data_range ** 2 / mse)
 
 
-def sr_scores(outputs: torch.Tensor, images: torch.Tensor) -> dict[str, float]:
-    """Mean PSNR and SSIM (scikit-image, RGB, data range 1) over images (B, 3, H, W) in [0, 1]."""
+def rgb_to_y(images: np.ndarray) -> np.ndarray:
+    """The luma Y of ITU-R BT.601 YCbCr in [16, 235] of RGB images (..., 3) in [0, 1]: 16 + 65.481 R +
+    128.553 G + 24.966 B, the super-resolution convention the grid paper's code measures PSNR/SSIM on
+    (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks src/super_res/test.py ``rgb_to_ycbcr``)."""
+    x = np.asarray(images, np.float64)
+    return 16.0 + 65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]
+
+
+def sr_scores(outputs: torch.Tensor, images: torch.Tensor, channel: str = "y") -> dict[str, float]:
+    """Mean PSNR and SSIM (scikit-image) over images (B, 3, H, W) in [0, 1]: on the Y channel (``y``, the
+    papers': values in [0, 255], data range 255) or on RGB (``rgb``, data range 1)."""
     from skimage.metrics import structural_similarity
 
     out = outputs.clamp(0, 1).permute(0, 2, 3, 1).numpy().astype(np.float64)
     ref = images.permute(0, 2, 3, 1).numpy().astype(np.float64)
+    if channel == "y":
+        out, ref = rgb_to_y(out), rgb_to_y(ref)
+        return {"psnr": float(np.mean([psnr(o, r, 255.0) for o, r in zip(out, ref)])),
+                "ssim": float(np.mean([structural_similarity(o, r, data_range=255.0) for o, r in zip(out, ref)]))}
+    if channel != "rgb":
+        raise ValueError(f"channel must be y or rgb, got {channel!r}")
     return {"psnr": float(np.mean([psnr(o, r) for o, r in zip(out, ref)])),
             "ssim": float(np.mean([structural_similarity(o, r, channel_axis=2, data_range=1.0)
                                    for o, r in zip(out, ref)]))}
@@ -100,8 +115,9 @@ def super_resolution(inputs: Mapping[str, str], cell: Mapping[str, Any], options
             outs.append(model(lr_img.to(dev)).float().cpu())
             base.append(F.interpolate(lr_img, scale_factor=scale, mode="bilinear", align_corners=False))
             refs.append(x)
-    scores = sr_scores(torch.cat(outs), torch.cat(refs))
-    ref = sr_scores(torch.cat(base), torch.cat(refs))
+    channel = options.get("channel", "y")
+    scores = sr_scores(torch.cat(outs), torch.cat(refs), channel)
+    ref = sr_scores(torch.cat(base), torch.cat(refs), channel)
     scores.update(psnr_bilinear=ref["psnr"], ssim_bilinear=ref["ssim"])
     log.info("trained in %.1f s", sum(h["seconds"] for h in history))
     _checkpoint(work).unlink(missing_ok=True)
@@ -128,8 +144,10 @@ def segmentation_scores(prob: torch.Tensor, truth: torch.Tensor, threshold: floa
 def segmentation(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any], *, work: str,
                  seed: int = 0, device: str = "auto", progress: bool = True,
                  allow_download: bool = False) -> dict[str, float]:
-    """Train the segmenter with the perceptual loss between the loss network's features of the predicted
-    and of the true mask (both as grey RGB images), plus ``pixel_weight`` × BCE; score on test."""
+    """Train the segmenter with ``pixel_weight`` × BCE + ``perceptual_weight`` × the perceptual loss between
+    the loss network's features of the predicted and of the true mask (both as grey RGB images): the grid
+    paper's BCE + 0.01 · perceptual by default (its topology-aware delineation code, ``--mu 0.01``); score on
+    test."""
     dev = resolve_device(device)
     ds = _train_split(inputs["dataset"], options)
     images = load_images(ds)
@@ -137,13 +155,14 @@ def segmentation(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Ma
     torch.manual_seed(seed)
     model = Segmenter(int(options["width"])).to(dev)
     perceptual = PerceptualLoss(loss_network(cell, seed, allow_download)).to(dev)
-    pixel_weight = float(options["pixel_weight"])
+    pixel_weight = float(options.get("pixel_weight", 1.0))
+    perceptual_weight = float(options.get("perceptual_weight", 0.01))
 
     def step(idx):
         x = as_float(images[idx], dev)
         m = masks[idx].to(dev)
         prob = model(x)
-        loss = perceptual(prob.expand(-1, 3, -1, -1), m.expand(-1, 3, -1, -1))
+        loss = perceptual_weight * perceptual(prob.expand(-1, 3, -1, -1), m.expand(-1, 3, -1, -1))
         return loss + pixel_weight * F.binary_cross_entropy(prob, m) if pixel_weight else loss
 
     history = fit(model, step, len(ds), epochs=int(options["epochs"]), batch_size=int(options["batch_size"]),
@@ -167,18 +186,22 @@ def segmentation(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Ma
 def dimensionality_reduction(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any], *,
                              work: str, seed: int = 0, device: str = "auto", progress: bool = True,
                              allow_download: bool = False) -> dict[str, float]:
-    """A feature-prediction autoencoder whose targets are the cell's tap features (from the feature cache);
-    its frozen embeddings are judged by the configured predictors (mean over predictors and seeds); the
-    constant predictor's levels come along as ``chance_<metric>`` columns."""
+    """An autoencoder trained with the cell's loss network and tap — by default the grid paper's procedure
+    (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks src/perceptual_autoencoders/experiment.py:
+    ``FourLayerCVAE`` with perceptual loss, γ = 0, unnormalised input, raw features) — whose frozen embeddings
+    are judged by the configured predictors (mean over predictors and seeds); the constant predictor's
+    levels come along as ``chance_<metric>`` columns. ``procedure`` picks another of the six."""
     from percept.autoencoders.predictors import evaluate_embeddings
     from percept.autoencoders.training import encode, train_autoencoder
     from percept.h5io import open_h5
 
     net = {k: cell[k] for k in ("backbone", "weights", "tap", "resize")}
-    ae_options = {**options, "loss_network": net}
-    model, history, _ = train_autoencoder(inputs["dataset"], str(work) + ".model", loss="feature_prediction",
+    net.update(input=options.get("input", "unit"), sigmoid=bool(options.get("sigmoid", False)))
+    ae_options = {**options, "loss_network": net, "train_split": options.get("train_split", "auto")}
+    model, history, _ = train_autoencoder(inputs["dataset"], str(work) + ".model",
+                                          loss=options.get("procedure", "perceptual"),
                                           embedding_size=int(options["embedding_size"]), options=ae_options,
-                                          feature_cache=inputs["features"], seed=seed, device=device,
+                                          feature_cache=inputs.get("features"), seed=seed, device=device,
                                           progress=progress, allow_download=allow_download)
     Path(str(work) + ".model").unlink(missing_ok=True)
     ds = ImageDataset(inputs["dataset"])
