@@ -322,3 +322,14 @@ def test_load_config_names_the_file(tmp_path, default_text):
     empty.write_text("")
     with pytest.raises(ConfigError, match="'seed' is a required property"):
         load_config(empty)
+
+
+def test_checksums_of_several_sources_validate_and_unknown_files_are_named(cfg):
+    """downloads.checksums pins files of several sources at once (each download rule takes its own); a file
+    name of no source is an error naming it (issue 21: the paper config's miniature pins eight sources)."""
+    cfg["downloads"] = {"sources": ["stl10", "svhn"], "checksums": {"stl10_binary.tar.gz": "a" * 64,
+                                                                   "train_32x32.mat": "b" * 64}}
+    validate_config(copy.deepcopy(cfg))
+    cfg["downloads"]["checksums"]["stl10.tgz"] = "c" * 64
+    msg = errors_of(cfg)
+    assert "downloads.checksums: ['stl10.tgz'] are files of no download source" in msg
