@@ -46,6 +46,7 @@ def test_miniature_archives_download_and_prepare(tmp_path):
     sources = cfg["downloads"]["sources"]
     sums = make_archives.build(tmp_path / "www", sources)
     assert set(sums) == {rf.filename for s in sources for rf in SOURCES[s].files}
+    assert make_archives.build(tmp_path / "again", sources) == sums  # byte-identical rebuilds: stable pins
     assert (tmp_path / "www" / "extra_32x32.mat").is_file()  # the publishers' whole layout, not only what we read
     for name in sources:
         mine = {f: h for f, h in sums.items() if f in {rf.filename for rf in SOURCES[name].files}}

@@ -10,6 +10,7 @@ writes that publisher's layout with a handful of images. Everything is seeded an
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -49,7 +50,9 @@ def _encode(arr: np.ndarray, fmt: str, **kw) -> bytes:
 
 
 def _tar(path: Path, members: dict[str, bytes], mode: str) -> None:
-    """A tar archive with directory entries (as publishers' tars have), members in the given order."""
+    """A tar archive with directory entries (as publishers' tars have), members in the given order; byte for
+    byte the same on every build (fixed times, a gzip header without a time stamp), so that a rebuild does not
+    change the pinned checksums and with them every download job's parameters."""
     dirs: list[str] = []
     for name in members:
         parts = name.split("/")[:-1]
@@ -57,7 +60,8 @@ def _tar(path: Path, members: dict[str, bytes], mode: str) -> None:
             d = "/".join(parts[:i])
             if d not in dirs:
                 dirs.append(d)
-    with tarfile.open(path, mode) as tar:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for d in dirs:
             info = tarfile.TarInfo(d)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 1_200_000_000
@@ -66,6 +70,13 @@ def _tar(path: Path, members: dict[str, bytes], mode: str) -> None:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 1_200_000_000
             tar.addfile(info, io.BytesIO(data))
+    if mode == "w:gz":
+        with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+            gz.write(raw.getvalue())
+    elif mode == "w":
+        path.write_bytes(raw.getvalue())
+    else:
+        raise ValueError(f"unsupported tar mode {mode!r}")
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -98,7 +109,10 @@ def build_svhn(out: Path) -> None:
         y = (np.arange(n) % 10 + 1).astype(np.uint8).reshape(-1, 1)  # 1..10, 10 = "0"
         buf = io.BytesIO()
         savemat(buf, {"X": x, "y": y}, do_compression=False)
-        (out / f"{part}_32x32.mat").write_bytes(buf.getvalue())
+        data = bytearray(buf.getvalue())
+        # The 116-byte text header carries the creation time: a fixed one keeps the file's sha256 stable.
+        data[:116] = b"MATLAB 5.0 MAT-file, Platform: posix, Created on: Thu Jan  1 00:00:00 1970".ljust(116)
+        (out / f"{part}_32x32.mat").write_bytes(bytes(data))
 
 
 _BAPPS_2AFC_CATEGORIES = {"train": ("cnn", "mix", "traditional"),
@@ -251,13 +265,19 @@ def build_breakhis(out: Path) -> None:
 def _cyclegan(out: Path, name: str, prefixes: tuple[str, str]) -> None:
     rng = _rng(name)
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{name}/", b"")
+    def entry(name: str) -> zipfile.ZipInfo:  # a fixed time: the same bytes on every build
+        info = zipfile.ZipInfo(name, date_time=(2017, 3, 30, 12, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = (0o40755 if name.endswith("/") else 0o100644) << 16
+        return info
+
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(entry(f"{name}/"), b"")
         for part, n in (("train", 5), ("test", 3)):
             for letter, prefix in zip("AB", prefixes):
-                zf.writestr(f"{name}/{part}{letter}/", b"")
+                zf.writestr(entry(f"{name}/{part}{letter}/"), b"")
                 for i in range(n):
-                    zf.writestr(f"{name}/{part}{letter}/{prefix}_{100 + 7 * i}.jpg",
+                    zf.writestr(entry(f"{name}/{part}{letter}/{prefix}_{100 + 7 * i}.jpg"),
                                 _encode(_image(rng, 72, 72), "JPEG", quality=90))
     (out / f"{name}.zip").write_bytes(buf.getvalue())
 
