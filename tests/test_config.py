@@ -377,3 +377,14 @@ def test_coerce_overrides_does_not_touch_its_argument():
     over = {"explain": {"rise": {"n_masks": "128"}}}
     coerce_overrides(over)
     assert over == {"explain": {"rise": {"n_masks": "128"}}}
+
+
+def test_checksums_of_several_sources_validate_and_unknown_files_are_named(cfg):
+    """downloads.checksums pins files of several sources at once (each download rule takes its own); a file
+    name of no source is an error naming it (issue 21: the paper config's miniature pins eight sources)."""
+    cfg["downloads"] = {"sources": ["stl10", "svhn"], "checksums": {"stl10_binary.tar.gz": "a" * 64,
+                                                                   "train_32x32.mat": "b" * 64}}
+    validate_config(copy.deepcopy(cfg))
+    cfg["downloads"]["checksums"]["stl10.tgz"] = "c" * 64
+    msg = errors_of(cfg)
+    assert "downloads.checksums: ['stl10.tgz'] are files of no download source" in msg

@@ -269,6 +269,13 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     unknown_prep = sorted(set(config["downloads"]["prepare"]) - set(downloadable_sources()))
     if unknown_prep:
         yield (f"downloads.prepare: unknown dataset(s) {unknown_prep}; allowed: {', '.join(downloadable_sources())}")
+    from percept.data.sources import SOURCES
+
+    files = {rf.filename for s in SOURCES.values() for rf in s.files}
+    unknown_sums = sorted(set(config["downloads"]["checksums"]) - files)
+    if unknown_sums:
+        yield (f"downloads.checksums: {unknown_sums} are files of no download source; the sources' files are "
+               f"{', '.join(sorted(files))}")
     yield from _similarity_errors(config)
     from percept.translation.checks import config_errors as translation_errors
 

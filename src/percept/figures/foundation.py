@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 import numpy as np
@@ -30,7 +31,8 @@ def fig_datasets(shapes_path: str, photos_path: str, out: Sequence[str], n: int 
         fig, axes = plt.subplots(3, n, figsize=(1.5 * n, 5.0))
         for j in range(n):
             present = [shapes.class_names[k] for k in np.flatnonzero(labels[j])]
-            plotting.image_axis(axes[0, j], ", ".join(present))
+            # Wrapped: the paper config's scenes hold up to three classes, whose names overran the neighbours.
+            plotting.image_axis(axes[0, j], "\n".join(textwrap.wrap(", ".join(present), 18)))
             axes[0, j].imshow(imgs[j])
             seg = np.zeros(masks.shape[2:], dtype=int)
             for k in range(masks.shape[1]):

@@ -1,0 +1,188 @@
+"""What a finished miniature paper run must hold (tests/paper_mini/run.py): every rule the paper config plans
+ran, every figure of the paper config is rendered, every table has its expected rows and finite values."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def merged_config() -> dict:
+    """configs/paper.yaml with tests/paper-mini.yaml applied as Snakemake applies a second configfile."""
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    update_config(cfg, yaml.safe_load((REPO / "tests" / "paper-mini.yaml").read_text()))
+    return cfg
+
+
+def paper_sources() -> list[str]:
+    return list(merged_config()["downloads"]["sources"])
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """{rule: count} from the 'Job stats' table of a Snakemake plan."""
+    stats: dict[str, int] = {}
+    if "Job stats" not in text:
+        return stats
+    block = text.split("Job stats:", 1)[1]
+    for line in block.splitlines()[3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            stats[m.group(1)] = int(m.group(2))
+    return stats
+
+
+def failed_logs(workdir: Path) -> list[Path]:
+    return sorted(p for p in (workdir / "logs").rglob("*.log") if "Traceback" in p.read_text(errors="replace"))
+
+
+def check_figure(workdir: Path, name: str) -> list[str]:
+    import numpy as np
+    from PIL import Image
+
+    png, pdf = workdir / "results/figures" / f"{name}.png", workdir / "results/figures" / f"{name}.pdf"
+    if not png.is_file() or not pdf.is_file():
+        return [f"figure {name}: {png.name} or {pdf.name} missing"]
+    with Image.open(png) as im:
+        arr = np.asarray(im.convert("L"), dtype=float)
+    problems = []
+    if min(arr.shape) < 100 or arr.std() < 1:
+        problems.append(f"figure {name}: {arr.shape} px, std {arr.std():.2f} (blank or tiny)")
+    if pdf.stat().st_size < 1000:
+        problems.append(f"figure {name}: the PDF has {pdf.stat().st_size} bytes")
+    return problems
+
+
+def check_table(path: Path, *, key: str | list[str] | None = None, expect: set | None = None,
+                allow_nan: tuple[str, ...] = ()) -> list[str]:
+    """The CSV has rows, every numeric column finite (except ``allow_nan``), and, with ``key`` and ``expect``,
+    exactly the expected values of ``key`` (a column, or a tuple of columns)."""
+    import numpy as np
+    import pandas as pd
+
+    if not path.is_file():
+        return [f"table {path}: missing"]
+    df = pd.read_csv(path)
+    problems = []
+    if df.empty:
+        return [f"table {path}: no rows"]
+    if path.name in EXEMPT_ROWS:
+        df = EXEMPT_ROWS[path.name](df)
+    for col in df.select_dtypes("number").columns:
+        if col in allow_nan:
+            continue
+        bad = ~np.isfinite(df[col].to_numpy(float))
+        if bad.any():
+            problems.append(f"table {path.name}: column {col!r} has {int(bad.sum())} non-finite value(s)")
+    if key is not None and expect is not None:
+        cols = [key] if isinstance(key, str) else list(key)
+        missing_cols = [c for c in cols if c not in df.columns]
+        if missing_cols:
+            return problems + [f"table {path.name}: no column(s) {missing_cols} (has {list(df.columns)})"]
+        got = set(df[cols[0]]) if isinstance(key, str) else set(map(tuple, df[cols].itertuples(index=False)))
+        if got != set(expect):
+            problems.append(f"table {path.name}: {key} has {sorted(map(str, got))}, expected "
+                            f"{sorted(map(str, expect))}")
+    return problems
+
+
+def run_checks(workdir: Path, paper_plan: dict[str, int], mini_plan: dict[str, int]) -> list[str]:
+    problems: list[str] = []
+    if not paper_plan:
+        problems.append("the paper config could not be planned")
+    missing_rules = sorted(set(paper_plan) - set(mini_plan))
+    if mini_plan and missing_rules:
+        problems.append(f"rules the paper config runs but the miniature does not: {missing_rules}")
+    figures = sorted(r.removeprefix("render_") for r in paper_plan if r.startswith("render_fig_"))
+    if paper_plan and not figures:
+        problems.append("the paper plan renders no figures")
+    for name in figures:
+        problems += check_figure(workdir, name)
+    tables = sorted((workdir / "results").rglob("*.csv"))
+    if not tables:
+        problems.append("no tables under results/")
+    for path in tables:
+        problems += check_table(path, allow_nan=ALLOW_NAN.get(path.name, ()))
+    problems += expected_rows(workdir, merged_config())
+    return problems
+
+
+# Columns that are NaN by definition in the miniature: a standard deviation over a single seed.
+ALLOW_NAN: dict[str, tuple[str, ...]] = {"summary.csv": ("std",), "predictors.csv": ("std",)}
+
+
+def expected_rows(workdir: Path, cfg: dict) -> list[str]:
+    """The tables whose rows the config determines: every network, metric, encoder, variant and dataset of the
+    paper's lists appears in its stage's table."""
+    res = workdir / "results"
+    out: list[str] = []
+    out += check_table(res / "backbones/imagenet_check.csv", key=["backbone", "weights"],
+                       expect={(b, w) for b in cfg["backbone_check"]["backbones"] for w in ("imagenet", "random")})
+    # Feature caches: one stats file per features entry.
+    for e in cfg["features"]:
+        from percept.config import feature_name
+
+        path = res / "features" / e["dataset"] / f"{feature_name(e)}.json"
+        if not path.is_file():
+            out.append(f"feature cache stats {path.relative_to(workdir)}: missing")
+    # Explanations: per classifier its scores and summary.
+    for c in cfg["explain"]["classifiers"]:
+        for name in ("scores.csv", "summary.csv", "channels.csv"):
+            out += check_table(res / "explain" / c["name"] / name)
+    # Similarity: every metric and pixel metric on the BAPPS 2AFC val and JND sets, calibration, flaws, adaptation.
+    sim = cfg["similarity"]
+    methods = list(sim["two_afc"]["pixel_metrics"]) + [m["name"] for m in sim["metrics"]]
+    kinds = ["2afc"] + (["jnd"] if sim["two_afc"]["jnd"] else [])
+    out += check_table(res / "similarity/two_afc.csv", key=["method", "kind"],
+                       expect={(m, k) for m in methods for k in kinds})
+    for m in sim["metrics"]:
+        if m.get("linear") == "calibrated":
+            out += check_table(res / "similarity/calibration" / f"{m['name']}.csv")
+    out += check_table(res / "similarity/flaws.csv")
+    out += check_table(res / "similarity/flaws_summary.csv")
+    adapt = sorted((res / "similarity/adaptation").glob("*.csv"))
+    if len(adapt) != len(sim["adaptation"]["backbones"]):
+        out.append(f"similarity/adaptation: {len(adapt)} tables for {len(sim['adaptation']['backbones'])} backbones")
+    for path in adapt:
+        out += check_table(path)
+    # The loss-network grid: every network on every task and dataset.
+    ln = cfg["loss_networks"]
+    nets = {n.get("name", n["backbone"]) for n in ln["networks"]}
+    expect = set()
+    for task, opts in ln["tasks"].items():
+        for dataset in opts.get("datasets", [None]):
+            expect |= {(task, net) for net in nets}
+    out += check_table(res / "loss_networks/scores.csv", key=["task", "network"], expect=expect)
+    out += check_table(res / "loss_networks/ranks.csv")
+    # Perceptual autoencoders: every dataset x loss.
+    ae = cfg["autoencoders"]
+    out += check_table(res / "autoencoders/summary.csv", key=["dataset", "loss"],
+                       expect={(d, l) for d in ae["datasets"] for l in ae["losses"]}, allow_nan=("std",))
+    # MPCS: every backbone x encoder (pretraining strategies and baselines) x protocol, on every fold.
+    mp = cfg["mpcs"]
+    encoders = [f"mpcs_{s}" for s in mp["pretrain"]["strategies"]] + \
+        [f"baseline_{b}" for b in mp["finetune"]["baselines"]]
+    runs = res / "mpcs" / mp["dataset"] / "runs.csv"
+    out += check_table(runs, key=["backbone", "encoder", "protocol", "fold"],
+                       expect={(b, e, p, f) for b in mp["backbones"] for e in encoders
+                               for p in mp["finetune"]["protocols"] for f in range(mp["folds"])})
+    out += check_table(res / "mpcs" / mp["dataset"] / "accuracy.csv")
+    # Shape translation: every variant and the untranslated reference.
+    tr = cfg["translation"]
+    out += check_table(res / "translation/ablation.csv", key="variant", expect=set(tr["variants"]) | {"identity"})
+    return out
+
+
+# horse2zebra has no masks: its mask-based translation scores are NaN by design (configs/paper.yaml, translation;
+# percept.translation.evaluate.score_translations); every other score must be finite.
+TRANSLATION_MASK_SCORES = ("mask_iou", "colour_hist_distance", "perceptual_distance", "background_change")
+EXEMPT_ROWS = {"ablation.csv": lambda df: df[~df["score"].isin(TRANSLATION_MASK_SCORES)]}
+ALLOW_NAN["per_image.csv"] = TRANSLATION_MASK_SCORES

@@ -1,0 +1,73 @@
+"""The paper config's miniature (issue 21; tests/paper_mini/, run whole by .ci/run after pytest): its archive
+builders write what the downloaders and converters of the real sources accept, and its planted checkpoints carry
+the file names torchvision's weights API looks for."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+import pytest
+import torch
+
+from percept import backbones
+from percept.data.download import fetch_source
+from percept.data.prepare import prepare
+from percept.data.sources import SOURCES
+from percept.data.store import ImageDataset
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "tests" / "paper_mini"))
+import checks  # noqa: E402
+import make_archives  # noqa: E402
+import plant_weights  # noqa: E402
+
+
+def test_every_download_of_the_paper_config_has_a_builder_and_the_overlay_keeps_the_structure():
+    cfg = checks.merged_config()
+    assert set(cfg["downloads"]["sources"]) <= set(make_archives.BUILDERS)
+    assert set(make_archives.BUILDERS) <= set(SOURCES)
+    import yaml
+
+    paper = yaml.safe_load((REPO / "configs/paper.yaml").read_text())
+    # Every network of the paper's lists stays.
+    assert cfg["features"] == paper["features"]
+    assert cfg["loss_networks"]["networks"] == paper["loss_networks"]["networks"]
+    assert cfg["similarity"]["metrics"] == paper["similarity"]["metrics"]
+    assert cfg["mpcs"]["backbones"] == paper["mpcs"]["backbones"] and cfg["mpcs"]["folds"] >= 2
+    assert [c["backbone"] for c in cfg["explain"]["classifiers"]] == \
+        [c["backbone"] for c in paper["explain"]["classifiers"]]
+    assert cfg["translation"]["variants"] == paper["translation"]["variants"]
+
+
+def test_miniature_archives_download_and_prepare(tmp_path):
+    cfg = checks.merged_config()
+    sources = cfg["downloads"]["sources"]
+    sums = make_archives.build(tmp_path / "www", sources)
+    assert set(sums) == {rf.filename for s in sources for rf in SOURCES[s].files}
+    assert make_archives.build(tmp_path / "again", sources) == sums  # byte-identical rebuilds: stable pins
+    assert (tmp_path / "www" / "extra_32x32.mat").is_file()  # the publishers' whole layout, not only what we read
+    for name in sources:
+        mine = {f: h for f, h in sums.items() if f in {rf.filename for rf in SOURCES[name].files}}
+        raw = fetch_source(name, tmp_path / "raw" / name, mirror=(tmp_path / "www").as_uri(), checksums=mine,
+                           progress=False)
+        out = prepare(name, raw, tmp_path / f"{name}.h5", **cfg["downloads"]["prepare"].get(name, {}))
+        ds = ImageDataset(out)
+        assert len(ds) >= 6, name
+    breakhis = ImageDataset(tmp_path / "breakhis.h5")
+    assert len(set(breakhis.meta("patient").tolist())) == 8  # one patient per subtype: folds have patients
+
+
+def test_planted_checkpoints_carry_torchvision_file_names_and_load_offline(tmp_path, monkeypatch):
+    for name in backbones.NAMES:
+        spec = backbones.get(name)
+        if spec.family == "torchvision":
+            assert spec.weights_file().name in plant_weights.checkpoint_files(name), name
+    assert {"resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth"} <= set(plant_weights.checkpoint_files("resnet50"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    paths = plant_weights.plant(tmp_path, ["squeezenet1_1"], seed=3)
+    model = backbones.get("squeezenet1_1").build("imagenet", allow_download=False)
+    state = torch.load(paths[0], map_location="cpu", weights_only=True)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    assert hashlib.sha256(paths[0].read_bytes()).hexdigest()  # a real file, not a link to nowhere
