@@ -107,7 +107,7 @@ def test_unknown_backbone_lists_allowed_values(cfg):
 def test_unknown_dataset_lists_allowed_values(cfg):
     cfg["features"][0]["dataset"] = "mnist"
     msg = errors_of(cfg)
-    assert "features[0].dataset: 'mnist' is not allowed; allowed values: shapes, photos, magnification, stl10" in msg
+    assert "features[0].dataset: 'mnist' is not allowed; allowed values: shapes, photos, magnification, small_objects, stl10" in msg
     assert "imagenet_val" in msg
 
 

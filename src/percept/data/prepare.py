@@ -170,6 +170,10 @@ def prepare_stl10(raw_dir: str | Path, out: str | Path, *, image_size: int | Non
 
 # ---------------------------------------------------------------------------------------------------- SVHN
 
+SVHN_EXTRA_URL = "http://ufldl.stanford.edu/housenumbers/extra_32x32.mat"
+SVHN_EXTRA_MD5 = "a93ce644f1a588dc4d68dda5feec44a7"
+
+
 def prepare_svhn(raw_dir: str | Path, out: str | Path, *, wrap_pad_to: int | None = None,
                  image_size: int | None = None, max_images: int | None = None, extra: bool = False,
                  max_extra: int | None = None) -> Path:
@@ -187,6 +191,11 @@ def prepare_svhn(raw_dir: str | Path, out: str | Path, *, wrap_pad_to: int | Non
     root = _find_dir(raw_dir, ("", "svhn"), "train_32x32.mat", "the SVHN cropped-digits release")
     images, labels, split = [], [], []
     parts = ("train", "test", "extra") if extra else ("train", "test")
+    if extra and not (root / "extra_32x32.mat").exists():
+        # Not in the svhn download source (1.3 GB that only the autoencoder papers use): placed by hand.
+        raise FileNotFoundError(
+            f"{root / 'extra_32x32.mat'} is missing: extra: true needs SVHN's extra set; download "
+            f"{SVHN_EXTRA_URL} (md5 {SVHN_EXTRA_MD5}) into {root}, or set downloads.prepare.svhn.extra: false")
     for code, part in enumerate(parts):
         path = root / f"{part}_32x32.mat"
         try:

@@ -75,11 +75,8 @@ SOURCES: dict[str, Source] = {
                            md5="e26dedcc434d2e4c54c9b2d4a06d8373", extract=False),
                 RemoteFile("http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "test_32x32.mat",
                            md5="eb5a983be6a315427106f1b164d9cef3", extract=False),
-                # the perceptual-autoencoder papers train their autoencoders on the 531k extra digits
-                RemoteFile("http://ufldl.stanford.edu/housenumbers/extra_32x32.mat", "extra_32x32.mat",
-                           md5="a93ce644f1a588dc4d68dda5feec44a7", extract=False),
             ),
-            description="SVHN (Street View House Numbers), cropped 32x32 digits, train, test and extra",
+            description="SVHN (Street View House Numbers), cropped 32x32 digits, train and test",
             citation_url="http://ufldl.stanford.edu/housenumbers/",
         ),
         _bapps("bapps_2afc_train", "twoafc_train.tar.gz", "2AFC training triplets"),
