@@ -20,7 +20,8 @@ stale; 1 when a module falls short; 2 on a stale mutant or a module whose unmuta
 
 Why curated rather than PyPI ``mutmut``: mutmut generates thousands of mostly trivial mutants (string
 literals, log messages) and runs for hours on a 2-core machine; these ~70 stand for the bugs that matter in
-numeric code, run in ~15 minutes, and each names the bug it stands for. See docs/testing.md.
+numeric code, run in well under an hour even on a loaded machine, and each names the bug it stands for. See
+docs/testing.md.
 """
 
 from __future__ import annotations
