@@ -88,8 +88,8 @@ def fig_dps_flaws(inputs, out: Sequence[str]) -> None:
             if g_i == 0:
                 ax.set_ylabel("mode (normalisation)")
         fig.colorbar(im, ax=fig.axes[-1], label="pass rate", fraction=0.08)
-        fig.suptitle("DPS flaw analysis: a challenge passes when the transformed image is closer to its original "
-                     "than every plain reference", fontsize=10)
+        fig.suptitle("DPS flaw analysis: a challenge passes when the transformed image is not farther from its "
+                     "original than any plain reference (ties pass)", fontsize=10)
         plotting.save(fig, *out)
 
 

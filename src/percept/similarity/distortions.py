@@ -390,7 +390,8 @@ def make_challenges(out: str | Path, *, photos: Sequence[str], crops_per_photo: 
               "stain_style": stain_style, "v": 2}
     write_image_dataset(out, name="dps_challenges", images=np.stack(images), split=np.zeros(len(images), np.uint8),
                         split_names=["test"], fingerprint=fingerprint(params),
-                        source="flaw challenge set from the shipped photos (Sjögren, Pihlgren, Sandin & Liwicki, NLDL 2023)",
+                        source="flaw challenge set from the shipped photos (Sjögren, Pihlgren, Sandin & Liwicki, "
+                               "NLDL 2023)",
                         meta={"role": np.array(role, np.int64), "item": np.array(item, np.int64),
                               "photo": np.array(src, np.int64)},
                         extra_attrs={"roles": ROLES, "groups": dict(challenge_names()),
@@ -488,5 +489,6 @@ def folder_passes(d_pair: np.ndarray, d_refs: np.ndarray, d_stain: np.ndarray, f
     for i, (group, _, _, name) in enumerate(folder["pairs"]):
         out.append({"item": i, "challenge": name, "group": group, "passed": bool((d_pair[i] <= d_refs[i]).all())})
     for j, (_, _, _, name) in enumerate(folder["stains"]):
-        out.append({"item": j, "challenge": name, "group": "color_stain", "passed": bool(d_stain[j, 0] < d_stain[j, 1])})
+        out.append({"item": j, "challenge": name, "group": "color_stain",
+                    "passed": bool(d_stain[j, 0] < d_stain[j, 1])})
     return out

@@ -351,7 +351,8 @@ def evaluate_flaw_folder(folder_path: str, backbones: Sequence[Mapping[str, Any]
                 d_pair = dist_(pairs[:, 0], pairs[:, 1], m, z) if len(pairs) else np.zeros(0)
                 d_refs = (np.stack([dist_(pairs[:, 0], np.full(len(pairs), r), m, z) for r in refs], 1)
                           if len(pairs) else np.zeros((0, len(refs))))
-                d_stain = (np.stack([dist_(stains[:, 0], stains[:, 1], m, z), dist_(stains[:, 0], stains[:, 2], m, z)], 1)
+                d_stain = (np.stack([dist_(stains[:, 0], stains[:, 1], m, z),
+                                     dist_(stains[:, 0], stains[:, 2], m, z)], 1)
                            if len(stains) else np.zeros((0, 2)))
                 for r in dist.folder_passes(d_pair, d_refs, d_stain, folder):
                     rows.append({"backbone": label, "mode": m, "normalize": z, "source": str(folder_path), **r})
@@ -382,7 +383,8 @@ def distortion_channels(cache_path: str | None, dataset_path: str, *, mode: str 
     k = 1 + nd * draws
     block = np.array([-1, *list(range(nd)) * draws])
     if len(data) % k or not (codes.reshape(-1, k) == block).all():
-        raise ValueError(f"{dataset_path}: rows are not blocks of (original, {draws} x ({', '.join(dist.DISTORTIONS)}))")
+        raise ValueError(f"{dataset_path}: rows are not blocks of (original, {draws} x "
+                         f"({', '.join(dist.DISTORTIONS)}))")
     n = len(data) // k
     setting = (mode, normalize, norm_order, combine)
     per = max(1, 64 // k) if metric is None else max(1, batch_size // k)
