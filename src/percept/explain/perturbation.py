@@ -497,7 +497,8 @@ def shapley_kernel(s: int, k: np.ndarray) -> np.ndarray:
     k = np.asarray(k, dtype=np.float64)
     out = np.full(k.shape, 1e5)
     inner = (k > 0) & (k < s)
-    out[inner] = np.exp(_log_shapley_kernel(k[inner], s))
+    if inner.any():  # a single segment (S = 1) has only the two ends
+        out[inner] = np.exp(_log_shapley_kernel(k[inner], s))
     return out
 
 
