@@ -366,8 +366,15 @@ class HistogramFill:
         edges = torch.linspace(0, 1, bins + 1, device=image.device)[1:-1]
         ids = torch.bucketize(flat.contiguous(), edges, right=True)  # np.digitize
         key = (ids[:, 0] * bins + ids[:, 1]) * bins + ids[:, 2]
-        uniq, inv, self.counts = torch.unique(key, return_inverse=True, return_counts=True)
-        self.medians = torch.stack([torch.quantile(flat[inv == i], 0.5, dim=0) for i in range(len(uniq))])
+        _, inv, self.counts = torch.unique(key, return_inverse=True, return_counts=True)
+        # every bin's median per channel at once: sort by (bin, value), take the middle one or two of each bin
+        start = torch.cumsum(self.counts, 0) - self.counts
+        lo, hi = start + (self.counts - 1) // 2, start + self.counts // 2
+        medians = []
+        for c in range(3):
+            v = flat[torch.argsort(inv.double() * 2 + flat[:, c].double()), c]
+            medians.append((v[lo] + v[hi]) / 2)
+        self.medians = torch.stack(medians, 1)
         self.gen = gen
 
     def colours(self, n: int) -> torch.Tensor:
