@@ -348,3 +348,9 @@ def test_component_variance_shares_of_a_one_at_a_time_design():
     assert shares.loc["segmenter", "best"] == "grid" and shares.loc["segmenter", "range"] == pytest.approx(0.4)
     lower = component_variance_shares(df, "srg", higher_is_better=False).set_index("component")
     assert lower.loc["segmenter", "best"] == "slic"
+
+
+def test_kernel_shap_with_a_single_segment():
+    # superpixel segmenters can return one segment (e.g. SLIC on noise): only the two ends remain
+    phi, base = P.kernel_shap(np.array([[0.0], [1.0], [1.0]]), np.array([[0.1], [0.9], [0.8]]))
+    assert phi.shape == (1, 1) and np.isfinite(phi).all() and base[0] == pytest.approx(0.1, abs=1e-4)

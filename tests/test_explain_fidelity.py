@@ -311,3 +311,14 @@ def test_histogram_and_random_colour_fills():
     fill = P.replacement(img, "random_colour", gen=g)
     assert any(torch.equal(fill[:, 0, 0], img[:, y, x]) for y in range(6) for x in range(10))
     assert torch.equal(fill, fill[:, :1, :1].expand_as(fill))  # one colour for every sample of the image
+
+
+def test_histogram_bins_and_medians_as_color_histogram_perturber():
+    img = torch.rand(3, 40, 50, generator=torch.Generator().manual_seed(0))  # non-square
+    fill = P.HistogramFill(img)
+    flat = img.reshape(3, -1).T.numpy()
+    bins = np.array([np.digitize(ch, np.linspace(0, 1, 9)[1:-1]) for ch in flat.T]).T  # the repository's binning
+    keys = (bins[:, 0] * 8 + bins[:, 1]) * 8 + bins[:, 2]
+    expected = np.stack([np.median(flat[keys == k], 0) for k in np.unique(keys)])
+    assert_allclose(fill.medians.numpy(), expected, rtol=1e-6)
+    assert_allclose(fill.counts.numpy(), [np.sum(keys == k) for k in np.unique(keys)])

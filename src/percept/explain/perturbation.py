@@ -322,12 +322,12 @@ class MaskRenderer:
         h, w = self.labels.shape
         if self.smoothing == "rise" and self.grid:
             return self._rise_grid(z, shifts)
-        hard = z[:, self.labels.reshape(-1)].view(-1, 1, h, w)
         if self.smoothing == "hard":
-            return hard
+            return z[:, self.labels.reshape(-1)].view(-1, 1, h, w)
+        # both blurs are linear: blur each segment's mask once, then every sample is a weighted sum of them
+        soft = torch.einsum("bs,shw->bhw", z, self._smoothed_segments())[:, None]
         if self.smoothing == "gaussian":
-            return gaussian_filter(hard, self.sigma if self.sigma is not None else fade_sigma(self.n_segments, h))
-        soft = box_blur(hard, self.cell[0])
+            return soft
         if shifts is None:
             return soft
         # a random shift in [0, cell) as RISE's crop, the border continued (no wrap-around: a segment at the
@@ -336,6 +336,17 @@ class MaskRenderer:
         padded = F.pad(soft, (cw, 0, ch, 0), mode="replicate")
         return torch.stack([padded[i, :, ch - int(dy):ch - int(dy) + h, cw - int(dx):cw - int(dx) + w]
                             for i, (dy, dx) in enumerate(shifts.tolist())])
+
+    def _smoothed_segments(self) -> torch.Tensor:
+        if getattr(self, "_smoothed", None) is None:
+            hard = self.hard_masks()[:, None]
+            if self.smoothing == "gaussian":
+                h = self.labels.shape[0]
+                soft = gaussian_filter(hard, self.sigma if self.sigma is not None else fade_sigma(self.n_segments, h))
+            else:
+                soft = box_blur(hard, self.cell[0])
+            self._smoothed = soft[:, 0]
+        return self._smoothed
 
     def segment_masks(self) -> torch.Tensor:
         """The smoothed (unshifted) mask of each segment ``(S, H, W)``: how segment weights spread to pixels."""
@@ -355,8 +366,15 @@ class HistogramFill:
         edges = torch.linspace(0, 1, bins + 1, device=image.device)[1:-1]
         ids = torch.bucketize(flat.contiguous(), edges, right=True)  # np.digitize
         key = (ids[:, 0] * bins + ids[:, 1]) * bins + ids[:, 2]
-        uniq, inv, self.counts = torch.unique(key, return_inverse=True, return_counts=True)
-        self.medians = torch.stack([torch.quantile(flat[inv == i], 0.5, dim=0) for i in range(len(uniq))])
+        _, inv, self.counts = torch.unique(key, return_inverse=True, return_counts=True)
+        # every bin's median per channel at once: sort by (bin, value), take the middle one or two of each bin
+        start = torch.cumsum(self.counts, 0) - self.counts
+        lo, hi = start + (self.counts - 1) // 2, start + self.counts // 2
+        medians = []
+        for c in range(3):
+            v = flat[torch.argsort(inv.double() * 2 + flat[:, c].double()), c]
+            medians.append((v[lo] + v[hi]) / 2)
+        self.medians = torch.stack(medians, 1)
         self.gen = gen
 
     def colours(self, n: int) -> torch.Tensor:
@@ -486,7 +504,8 @@ def shapley_kernel(s: int, k: np.ndarray) -> np.ndarray:
     k = np.asarray(k, dtype=np.float64)
     out = np.full(k.shape, 1e5)
     inner = (k > 0) & (k < s)
-    out[inner] = np.exp(_log_shapley_kernel(k[inner], s))
+    if inner.any():  # a single segment (S = 1) has only the two ends
+        out[inner] = np.exp(_log_shapley_kernel(k[inner], s))
     return out
 
 
