@@ -403,7 +403,8 @@ def test_ctrl_c_at_a_fault_point_leaves_no_file(tmp_path, point):
     out = tmp_path / "out"
     out.mkdir()
     fault = FaultPoint(tmp_path / "handshake", point)
-    env = {**os.environ, **fault.env, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, **fault.env, "PYTHONPATH": path}
     target = out / ("cache.h5" if point.startswith("h5io") else "figure.png")
     with children_take_sigint():
         child = subprocess.Popen([sys.executable, "-c", _WRITERS[point], str(target)], env=env,
