@@ -1,10 +1,17 @@
-"""Measured cost per job, per rule, of a finished run: read from Snakemake's own log of the run (the time each
-job started and finished), so it covers every rule, with or without a `benchmark:` directive.
+"""Measured cost per job, per rule, of a finished run, next to the budget: read from Snakemake's own log of the
+run (the time each job started and finished), so it covers every rule, with or without a `benchmark:`
+directive; where a rule has one, its benchmark files (RUN_DIR/benchmarks/<rule>/...tsv) add CPU seconds and peak
+RSS.
 
     .venv/bin/python bench/job_costs.py [RUN_DIR] [--log .snakemake/log/<file>.snakemake.log]
+                                        [--budget-min 20] [--cores 2]
 
 RUN_DIR defaults to the current directory; the newest complete log there is read. Wall seconds per job include
-the Python start-up and imports of the job (about 2-4 s on a laptop), which is what a cluster pays too."""
+the Python start-up and imports of the job (about 2-4 s on a laptop), which is what a cluster pays too.
+
+The budget (issue 19): the whole embedded default in 20 min wall on 2 cores, i.e. at most 2 x 1200 = 2400
+job-seconds; STAGE_SHARES splits it per stage (the file of rules/ that defines a rule names its stage). The
+second table prints each stage's job-seconds against its share and says which stages are over."""
 
 from __future__ import annotations
 
@@ -40,21 +47,96 @@ def job_costs(log: Path) -> dict[str, list[float]]:
     return dict(costs)
 
 
+# Share of the whole default's job-seconds each stage may spend (sums to 1). Translation gets 4 of the 40
+# job-minutes (issue 19: "cut the stage's default cost to <= 4 min of job time" while it shows no effect).
+STAGE_SHARES = {"data": 0.06, "features": 0.06, "explain": 0.14, "similarity": 0.14, "autoencoders": 0.22,
+                "ssl": 0.20, "translation": 0.10, "figures": 0.08}
+RULE = re.compile(r"^(?:local)?rule (\w+):", re.M)
+
+
+def rule_stages(repo: Path) -> dict[str, str]:
+    """{rule: stage} from rules/<stage>.smk; generated rules by their prefix (render_fig_*, loss_network_*)."""
+    out = {}
+    for smk in sorted((repo / "rules").glob("*.smk")):
+        for name in RULE.findall(smk.read_text()):
+            out[name] = smk.stem
+    return out
+
+
+def stage_of(rule: str, stages: dict[str, str]) -> str:
+    if rule in stages:
+        return stages[rule]
+    if rule.startswith(("render_fig_", "fig_")) or rule == "all":
+        return "figures"
+    if rule.startswith("loss_network_"):
+        return "autoencoders"
+    return "other"
+
+
+def benchmark_costs(run_dir: Path) -> dict[str, dict[str, float]]:
+    """{rule: {"jobs", "s", "cpu_time", "max_rss"}} summed over RUN_DIR/benchmarks/<rule>/**/*.tsv (Snakemake's
+    benchmark files: wall s, cpu_time in s, max_rss in MB)."""
+    import csv
+
+    out: dict[str, dict[str, float]] = {}
+    root = run_dir / "benchmarks"
+    for tsv in sorted(root.rglob("*.tsv")) if root.is_dir() else []:
+        rule = tsv.relative_to(root).parts[0]
+        with tsv.open() as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        acc = out.setdefault(rule, {"jobs": 0, "s": 0.0, "cpu_time": 0.0, "max_rss": 0.0})
+        for row in rows[-1:]:  # the last repeat, as Snakemake writes one row per --benchmark-repeats
+            acc["jobs"] += 1
+            acc["s"] += float(row.get("s") or 0)
+            acc["cpu_time"] += float(row.get("cpu_time") or 0) if row.get("cpu_time") not in ("", "NA") else 0.0
+            rss = row.get("max_rss")
+            acc["max_rss"] = max(acc["max_rss"], float(rss) if rss not in (None, "", "NA", "-") else 0.0)
+    return out
+
+
+def budget_table(costs: dict[str, list[float]], stages: dict[str, str], budget_s: float) -> list[str]:
+    """Lines: per stage its job-seconds, its budget (share x budget_s) and whether it is over."""
+    spent: dict[str, float] = defaultdict(float)
+    for rule, secs in costs.items():
+        spent[stage_of(rule, stages)] += sum(secs)
+    lines = [f"{'stage':<14}{'job-s':>8}{'budget s':>10}{'share':>8}  status"]
+    for stage in list(STAGE_SHARES) + sorted(set(spent) - set(STAGE_SHARES)):
+        budget = STAGE_SHARES.get(stage, 0.0) * budget_s
+        used = spent.get(stage, 0.0)
+        status = "over" if used > budget else "ok"
+        lines.append(f"{stage:<14}{used:>8.0f}{budget:>10.0f}{used / budget_s:>8.0%}  {status}")
+    total = sum(spent.values())
+    lines.append(f"{'all':<14}{total:>8.0f}{budget_s:>10.0f}{total / budget_s:>8.0%}  "
+                 f"{'over' if total > budget_s else 'ok'}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", nargs="?", type=Path, default=Path("."))
     ap.add_argument("--log", type=Path, help="a specific .snakemake/log/*.snakemake.log")
+    ap.add_argument("--budget-min", type=float, default=20.0, help="wall minutes the whole default may take")
+    ap.add_argument("--cores", type=int, default=2, help="cores the budget assumes (job-seconds = cores x wall)")
     args = ap.parse_args()
     logs = [args.log] if args.log else sorted((args.run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
     logs = [p for p in logs if "Finished jobid" in p.read_text()]
     if not logs:
         raise SystemExit(f"no finished Snakemake log under {args.run_dir / '.snakemake' / 'log'}")
     costs = job_costs(logs[-1])
+    bench = benchmark_costs(args.run_dir)
+    stages = rule_stages(Path(__file__).resolve().parents[1])
+    budget_s = args.budget_min * 60 * args.cores
+    total = sum(map(sum, costs.values()))
     print(f"log: {logs[-1]}")
-    print(f"{'rule':<34}{'jobs':>5}{'median s':>10}{'total s':>9}")
+    print(f"{'rule':<38}{'stage':<13}{'jobs':>5}{'median s':>9}{'total s':>8}{'share':>7}{'cpu s':>7}{'rss MB':>8}")
     for rule, secs in sorted(costs.items(), key=lambda kv: -sum(kv[1])):
-        print(f"{rule:<34}{len(secs):>5}{statistics.median(secs):>10.0f}{sum(secs):>9.0f}")
-    print(f"{'all jobs':<34}{sum(map(len, costs.values())):>5}{'':>10}{sum(map(sum, costs.values())):>9.0f}")
+        b = bench.get(rule)
+        cpu, rss = (f"{b['cpu_time']:>7.0f}", f"{b['max_rss']:>8.0f}") if b else (f"{'-':>7}", f"{'-':>8}")
+        print(f"{rule:<38}{stage_of(rule, stages):<13}{len(secs):>5}{statistics.median(secs):>9.0f}"
+              f"{sum(secs):>8.0f}{sum(secs) / max(total, 1e-9):>7.0%}{cpu}{rss}")
+    print(f"{'all jobs':<38}{'':<13}{sum(map(len, costs.values())):>5}{'':>9}{total:>8.0f}")
+    print(f"\nbudget: {args.budget_min:g} min wall on {args.cores} cores = {budget_s:.0f} job-seconds")
+    print("\n".join(budget_table(costs, stages, budget_s)))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from percept.loss_networks.analysis import collect, correlations, ranks
 from percept.tables import write_csv
 from percept.workflow import setup_script
 
-log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)
+log = setup_script(snakemake, uses_torch=False)  # noqa: F821 (injected by Snakemake)
 scores = collect(list(snakemake.input))  # noqa: F821
 write_csv(scores, snakemake.output.scores)  # noqa: F821
 write_csv(ranks(scores), snakemake.output.ranks)  # noqa: F821

@@ -5,7 +5,7 @@ from percept.autoencoders.summary import summarize, write_json
 from percept.tables import write_csv
 from percept.workflow import setup_script
 
-log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)
+log = setup_script(snakemake, uses_torch=False)  # noqa: F821 (injected by Snakemake)
 tables = summarize(list(snakemake.input.predictors), list(snakemake.input.epochs))  # noqa: F821
 write_csv(tables["runs"], snakemake.output.runs)  # noqa: F821
 write_csv(tables["summary"], snakemake.output.summary)  # noqa: F821

@@ -7,7 +7,7 @@ from percept.tables import write_csv
 from percept.workflow import setup_script
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-log = setup_script(smk)
+log = setup_script(smk, uses_torch=False)
 runs = pd.concat([pd.read_csv(f) for f in smk.input.runs], ignore_index=True)
 runs.insert(0, "dataset", smk.wildcards.dataset)
 write_csv(runs, smk.output.runs)

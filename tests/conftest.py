@@ -1,5 +1,8 @@
 """Shared fixtures: a loopback HTTP server (127.0.0.1 only) serving files the tests build, and the one
-end-to-end run of the tiny config (session-scoped) that every stage's workflow tests read."""
+end-to-end run of the tiny config (session-scoped) that every stage's workflow tests read.
+
+Tiers: every test marked ``e2e`` or ``slurm`` is also marked ``slow`` here (pytest_collection_modifyitems), so
+``pytest -m "not slow"`` is the fast tier for development and ``pytest`` the whole suite (CI)."""
 
 from __future__ import annotations
 
@@ -116,19 +119,28 @@ def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = 
     return proc
 
 
-def array_digests(root: Path) -> dict[str, str]:
-    """sha256 of every array in every HDF5 file and of every CSV under root (file bytes of HDF5 carry
-    timestamps, so the arrays are what must be identical)."""
+def array_digests(root: Path, files: list[str] | None = None) -> dict[str, str]:
+    """sha256 of every array in every HDF5 file and of every CSV under root, or of the given ``files`` (paths
+    relative to root) only (file bytes of HDF5 carry timestamps, so the arrays are what must be identical)."""
     out = {}
-    for path in sorted(root.rglob("*.h5")):
+    h5s = sorted(root.rglob("*.h5")) if files is None else [root / f for f in files if f.endswith(".h5")]
+    csvs = sorted(root.rglob("*.csv")) if files is None else [root / f for f in files if f.endswith(".csv")]
+    for path in h5s:
         with h5py.File(path, "r") as f:
             def visit(name, obj, path=path):
                 if isinstance(obj, h5py.Dataset):
                     out[f"{path.relative_to(root)}:{name}"] = hashlib.sha256(np.ascontiguousarray(obj[...]).tobytes()).hexdigest()
             f.visititems(visit)
-    for path in sorted(root.rglob("*.csv")):
+    for path in csvs:
         out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """An end-to-end or SLURM test is a slow test: one marker for the fast tier to leave out."""
+    for item in items:
+        if item.get_closest_marker("e2e") or item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.slow)
 
 
 def _whole_tiny_run(tmp_path_factory, name: str) -> tuple[Path, subprocess.CompletedProcess, float]:
@@ -216,9 +228,3 @@ def slurm_run(tmp_path_factory):
         jobs = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True, check=False,
                               timeout=60).stdout
     return SimpleNamespace(workdir=workdir, output=out, seconds=seconds, jobs=jobs)
-
-
-@pytest.fixture(scope="session")
-def second_tiny_run(tmp_path_factory):
-    """A second local run of the whole tiny DAG, for the determinism test: (workdir, proc, seconds)."""
-    return _whole_tiny_run(tmp_path_factory, "tiny-second")

@@ -361,3 +361,82 @@ def test_config_checks_name_the_key_and_allowed_values():
     assert "translation.folder.path" in error(dataset="unpaired_folder")
     assert "identity" in error(variants={"identity": {}})  # reserved for the untranslated reference
     assert "translation.metric.taps" in error(metric__taps=["no_such_layer"])
+
+
+def test_epoch_stages_joint_and_staged():
+    assert training.epoch_stages({"epochs": 3}) == ["joint"] * 3
+    staged = {"epochs": 99, "schedule": "staged", "stage_epochs": [2, 1, 3]}
+    assert training.epoch_stages(staged) == ["vae_A", "vae_A", "vae_B", "translate", "translate", "translate"]
+    with pytest.raises(ValueError, match="stage_epochs"):
+        training.epoch_stages({"epochs": 1, "schedule": "staged", "stage_epochs": [1, 1, 0]})
+    with pytest.raises(ValueError, match="schedule"):
+        training.epoch_stages({"epochs": 1, "schedule": "sometimes"})
+
+
+@pytest.mark.parametrize("latent", ["vector", "spatial"])
+def test_each_stage_trains_its_parameters(latent):
+    """vae_A: A's encoder and decoder with the shared layers; vae_B: B's own layers only (shared frozen, so B
+    is encoded into A's latent space); translate: all."""
+    model = make_translator(32, latent_size=8, width=4, latent=latent)
+    ids = lambda m: {id(p) for p in m.parameters()}  # noqa: E731
+    shared = training.shared_parameter_ids(model)
+    assert shared and shared <= ids(model.encoders["A"]) | ids(model.decoders["A"])
+    a = ids(model.encoders["A"]) | ids(model.decoders["A"])
+    b_own = (ids(model.encoders["B"]) | ids(model.decoders["B"])) - shared
+    assert training.stage_trainable(model, "vae_A") == a
+    assert training.stage_trainable(model, "vae_B") == b_own and not (b_own & a)
+    assert training.stage_trainable(model, "translate") == ids(model) == training.stage_trainable(model, "joint")
+
+
+def test_staged_training_moves_only_each_stages_parameters_and_resumes_across_stages(domains, tmp_path,
+                                                                                  monkeypatch):
+    opts = copy.deepcopy(OPTIONS)
+    opts["train"].update(schedule="staged", stage_epochs=[1, 1, 1])
+    snaps = []
+    real_save = training.save_checkpoint
+
+    def record(path, meta, **state):
+        real_save(path, meta, **state)
+        if "opt_g" in state:  # a per-epoch checkpoint
+            snaps.append({k: v.clone() for k, v in state["model"].items()})
+
+    monkeypatch.setattr(training, "save_checkpoint", record)
+    model, info = train_translation(domains, tmp_path / "s" / "model.pt", tmp_path / "s" / "h.csv", options=opts,
+                                    variant="full", seed=0, device="cpu", progress=False)
+    monkeypatch.undo()
+    assert info["stages"] == ["vae_A", "vae_B", "translate"] and len(snaps) == 3
+    torch.manual_seed(0)  # build() seeds with the run's seed before making the translator
+    init = make_translator(32, **opts["model"]).state_dict()
+    names = {id(p): n for n, p in model.named_parameters()}
+    a = {names[i] for i in training.stage_trainable(model, "vae_A")}
+    b = {names[i] for i in training.stage_trainable(model, "vae_B")}
+    moved = lambda s0, s1: {k for k in s1 if k in names.values() and not torch.equal(s0[k], s1[k])}  # noqa: E731
+    assert moved(init, snaps[0]) and moved(init, snaps[0]) <= a
+    assert moved(snaps[0], snaps[1]) and moved(snaps[0], snaps[1]) <= b
+    assert moved(snaps[1], snaps[2]) & a and moved(snaps[1], snaps[2]) & b  # stage 3 trains both
+    hist = pd.read_csv(tmp_path / "s" / "h.csv")
+    assert set(hist[hist.epoch <= 2]["term"]) == {"reconstruction", "kl", "total"}
+    assert "discriminator" in set(hist[hist.epoch == 3]["term"])
+
+    # killed after stage 2's checkpoint, resumed: the same weights as the uninterrupted run
+    ckpt, calls = tmp_path / "r" / "checkpoint.pt", []
+
+    def stop_after_two(path, meta, **state):
+        real_save(path, meta, **state)
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_translation(domains, tmp_path / "r" / "model.pt", tmp_path / "r" / "h.csv", options=opts,
+                          variant="full", seed=0, device="cpu", progress=False, checkpoint=ckpt)
+    monkeypatch.undo()
+    joint = copy.deepcopy(OPTIONS)
+    with pytest.raises(CheckpointMismatch):  # a joint run refuses the staged checkpoint
+        train_translation(domains, tmp_path / "r" / "model.pt", tmp_path / "r" / "h.csv", options=joint,
+                          variant="full", seed=0, device="cpu", progress=False, checkpoint=ckpt)
+    resumed, _ = train_translation(domains, tmp_path / "r" / "model.pt", tmp_path / "r" / "h.csv", options=opts,
+                                   variant="full", seed=0, device="cpu", progress=False, checkpoint=ckpt)
+    for (k, x), y in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(x, y, atol=1e-5), k

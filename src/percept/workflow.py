@@ -10,22 +10,27 @@ import sys
 from typing import Any
 
 import numpy as np
-import torch
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) and ask torch for deterministic kernels on the CPU."""
+def seed_everything(seed: int, uses_torch: bool = True) -> None:
+    """Seed Python, NumPy and (with ``uses_torch``) torch (CPU and CUDA), and ask torch for deterministic
+    kernels on the CPU."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if uses_torch:
+        import torch
+
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def setup_script(smk: Any) -> logging.Logger:
+def setup_script(smk: Any, uses_torch: bool = True) -> logging.Logger:
     """Route logging and progress bars (stderr) into the rule's log file; log what runs where.
 
-    ``smk`` is the ``snakemake`` object Snakemake injects into scripts.
+    ``smk`` is the ``snakemake`` object Snakemake injects into scripts. A script that only reads tables and
+    draws (the render_fig_* and summary rules) passes ``uses_torch=False``: importing torch costs about 3 s of
+    CPU per job, more than such a job's own work, and it neither draws random numbers from torch nor runs a net.
     """
     log_path = smk.log[0] if len(smk.log) else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -38,8 +43,14 @@ def setup_script(smk: Any) -> logging.Logger:
                         handlers=handlers, force=True)
     log = logging.getLogger(f"percept.rules.{smk.rule}")
     seed = int(smk.config.get("seed", 0))
-    seed_everything(seed)
+    seed_everything(seed, uses_torch)
     threads = max(1, int(getattr(smk, "threads", 1) or 1))
+    if not uses_torch:
+        log.info("rule %s wildcards=%s threads=%d seed=%d (no torch) python=%s host=%s", smk.rule,
+                 dict(smk.wildcards), threads, seed, platform.python_version(), platform.node())
+        return log
+    import torch
+
     torch.set_num_threads(threads)
     log.info("rule %s wildcards=%s threads=%d seed=%d torch=%s python=%s host=%s", smk.rule, dict(smk.wildcards),
              threads, seed, torch.__version__, platform.python_version(), platform.node())

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 
 from percept import plotting
-from percept.data.store import ImageDataset
 from percept.figures import renderer
 
 
 def fig_datasets(shapes_path: str, photos_path: str, out: Sequence[str], n: int = 8) -> None:
     """Example ``shapes`` scenes with their ground-truth masks, and ``photos`` reference crops."""
     import matplotlib.pyplot as plt
+
+    from percept.data.store import ImageDataset  # torch: only this figure reads images
 
     shapes = ImageDataset(shapes_path, split="train")
     photos = ImageDataset(photos_path)

@@ -20,7 +20,7 @@ SCORE_LABELS = {"target_shape_rate": "judged B ↑", "neither_rate": "judged nei
 def fig_shape_translation(inputs: Mapping[str, Any], out: Sequence[str]) -> None:
     import matplotlib.pyplot as plt
 
-    from percept.translation.evaluate import read_examples
+    from percept.translation.tables import read_examples
 
     examples = [read_examples(p) for p in inputs["examples"]]
     rows = [("input (A)", examples[0]["inputs"])] + [(e["variant"], e["translations"]) for e in examples

@@ -37,7 +37,9 @@ from percept.features import resolve_device
 
 log = logging.getLogger(__name__)
 
-SCORES = ("target_shape_rate", "neither_rate", "mask_iou", "colour_hist_distance", "perceptual_distance", "background_change")
+# The torch-free half (score names, tables, example files) lives in percept.translation.tables, so the summary
+# and figure jobs need no torch; it is re-exported here.
+from percept.translation.tables import SCORES, read_examples, summarize, summarize_runs, write_examples  # noqa: E402,F401
 
 
 # ------------------------------------------------------------------------------------------------- the judge
@@ -346,50 +348,3 @@ def evaluate_translator(model: torch.nn.Module | None, dataset: str | Path, judg
     k = int(options["n_show"])
     to_u8 = lambda v: np.round(v[:k].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
     return scores, {"inputs": to_u8(x), "translations": to_u8(t), "rows": rows[:k]}
-
-
-def summarize(per_image: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Tidy table: one row per (variant, score) with the mean, standard error and image count."""
-    long = per_image.melt(id_vars=["variant", "image"], value_vars=list(SCORES), var_name="score")
-    g = long.groupby(["variant", "score"], sort=False)["value"]
-    out = pd.DataFrame({"mean": g.mean(), "sem": g.sem(), "n": g.count()}).reset_index()
-    return out
-
-
-def write_examples(path: str | Path, examples: Mapping[str, np.ndarray], variant: str) -> None:
-    """The examples the figure shows, as an HDF5 file written atomically."""
-    from percept.h5io import atomic_h5
-
-    with atomic_h5(path, kind="translation_examples", meta={"variant": variant}) as f:
-        for key, arr in examples.items():
-            f.create_dataset(key, data=arr)
-
-
-def read_examples(path: str | Path) -> dict[str, Any]:
-    from percept.h5io import get_json_attr, open_h5
-
-    with open_h5(path, "translation_examples") as f:
-        return {"variant": get_json_attr(f, "variant"), **{k: f[k][...] for k in f}}
-
-
-def summarize_runs(score_files: list[str], timing_files: list[str], *, per_image: str, ablation: str,
-                   timing: str) -> pd.DataFrame:
-    """Concatenate the variants' per-image scores, write the tidy ablation table and the training times
-    (JSON records, not a CSV: wall-clock times differ between reruns, while every CSV table is reproduced
-    exactly)."""
-    import json
-
-    from percept.tables import write_csv, write_json
-
-    scores = pd.concat([pd.read_csv(f) for f in score_files], ignore_index=True)
-    table = summarize(scores)
-    times = []
-    for f in timing_files:
-        info = json.loads(Path(f).read_text())
-        for epoch, s in enumerate(info["seconds_per_epoch"], 1):
-            times.append({"variant": info["variant"], "epoch": epoch, "seconds": s,
-                          "steps": info["steps_per_epoch"], "device": info["device"]})
-    write_csv(scores, per_image)
-    write_csv(table, ablation)
-    write_json(times, timing)
-    return table

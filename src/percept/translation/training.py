@@ -21,7 +21,9 @@ from percept.features import resolve_device
 from percept.translation.losses import (
     TERMS,
     gan_discriminator_loss,
+    kl_divergence,
     make_similarity,
+    reconstruction_loss,
     translator_terms,
     weighted_sum,
 )
@@ -46,6 +48,61 @@ def variant_settings(options: Mapping[str, Any], variant: str) -> dict[str, Any]
     return {"weights": weights, "gan_kind": over.get("gan_kind", options["gan_kind"]),
             "similarity_kind": over.get("similarity_kind", options["similarity_kind"]),
             "discriminator": over.get("discriminator", options["discriminator"])}
+
+
+SCHEDULES = ("joint", "staged")
+# The staged protocol of the slides (Bollens et al., ICIP 2019 talk): a VAE for domain A, then a VAE for
+# domain B into the latent space A's VAE made (the shared innermost layers frozen), then every loss on top.
+STAGES = ("vae_A", "vae_B", "translate")
+
+
+def epoch_stages(train: Mapping[str, Any]) -> list[str]:
+    """The stage of each epoch: ``joint`` trains everything at once for ``epochs`` epochs; ``staged`` runs
+    ``stage_epochs`` = [vae_A, vae_B, translate] epochs one stage after the other (their sum replaces
+    ``epochs``)."""
+    kind = train.get("schedule", "joint")
+    if kind == "joint":
+        return ["joint"] * int(train["epochs"])
+    if kind != "staged":
+        raise ValueError(f"translation.train.schedule: {kind!r} is not one of {list(SCHEDULES)}")
+    counts = list(train.get("stage_epochs") or [])
+    if len(counts) != 3 or min(counts) < 0 or counts[2] < 1:
+        raise ValueError("translation.train.stage_epochs: three epoch counts [vae_A, vae_B, translate], "
+                         f"the last at least 1; got {counts}")
+    return [stage for stage, n in zip(STAGES, counts) for _ in range(int(n))]
+
+
+def shared_parameter_ids(model: SharedVAEs) -> set[int]:
+    """ids of the parameters both domains' encoders or decoders use (the shared innermost layers)."""
+    shared = set()
+    for part in (model.encoders, model.decoders):
+        a = {id(p) for p in part["A"].parameters()}
+        shared |= {id(p) for p in part["B"].parameters() if id(p) in a}
+    return shared
+
+
+def stage_trainable(model: SharedVAEs, stage: str) -> set[int]:
+    """ids of the translator's parameters a stage trains: vae_A domain A's encoder and decoder (the shared
+    layers with them), vae_B domain B's own layers only (so B is encoded into A's latent space), the rest all."""
+    if stage == "vae_A":
+        return {id(p) for m in (model.encoders["A"], model.decoders["A"]) for p in m.parameters()}
+    if stage == "vae_B":
+        shared = shared_parameter_ids(model)
+        return {id(p) for m in (model.encoders["B"], model.decoders["B"]) for p in m.parameters()} - shared
+    return {id(p) for p in model.parameters()}
+
+
+def vae_terms(model: SharedVAEs, x: torch.Tensor, domain: str, weights: Mapping[str, float]) -> dict[str, torch.Tensor]:
+    """One domain's VAE loss (a VAE stage of the staged schedule): reconstruction and KL, as weighted."""
+    mu, logvar = model.encode(x, domain)
+    terms = {}
+    if weights["reconstruction"] > 0:
+        terms["reconstruction"] = reconstruction_loss(x, model.decode(model.sample(mu, logvar), domain))
+    if weights["kl"] > 0:
+        terms["kl"] = kl_divergence(mu, logvar)
+    if not terms:
+        raise ValueError("a VAE stage needs a positive reconstruction or kl weight")
+    return terms
 
 
 def domain_rows(ds: ImageDataset) -> dict[str, np.ndarray]:
@@ -121,7 +178,12 @@ def train_translation(dataset: str | Path, out_model: str | Path, out_history: s
         log.info("resumed %s from %s after epoch %d", variant, ckpt_path, start)
     bs = int(tr["batch_size"])
     steps = max(1, min(len(r) for r in rows.values()) // bs)
-    for epoch in range(start, int(tr["epochs"])):
+    stages = epoch_stages(tr)
+    for epoch in range(start, len(stages)):
+        stage = stages[epoch]
+        trainable = stage_trainable(model, stage)
+        for p in model.parameters():  # frozen ones get no gradient, so Adam leaves them (and their state) alone
+            p.requires_grad_(id(p) in trainable)
         t0 = time.perf_counter()
         torch.manual_seed(seed * 10007 + epoch)  # an epoch's noise does not depend on where a run resumed
         rng = np.random.default_rng([seed, 11, epoch])
@@ -132,6 +194,16 @@ def train_translation(dataset: str | Path, out_model: str | Path, out_history: s
         for step in tqdm(range(steps), desc=f"{variant} epoch {epoch + 1}", disable=not progress, leave=False):
             xa = ds.batch(np.sort(perm["A"][step * bs:(step + 1) * bs])).to(dev)
             xb = ds.batch(np.sort(perm["B"][step * bs:(step + 1) * bs])).to(dev)
+            if stage in ("vae_A", "vae_B"):
+                terms = vae_terms(model, xa if stage == "vae_A" else xb, stage[-1], settings["weights"])
+                total = weighted_sum(terms, settings["weights"])
+                opt_g.zero_grad(set_to_none=True)
+                total.backward()
+                opt_g.step()
+                record = {**{k: float(v.detach()) for k, v in terms.items()}, "total": float(total.detach())}
+                history += [{"variant": variant, "epoch": epoch + 1, "step": epoch * steps + step + 1, "term": k,
+                             "value": v} for k, v in record.items()]
+                continue
             terms, fake = translator_terms(model, xa, xb, settings["weights"], discs, similarity,
                                            settings["gan_kind"])
             if discs is not None:
@@ -153,7 +225,7 @@ def train_translation(dataset: str | Path, out_model: str | Path, out_history: s
             history += [{"variant": variant, "epoch": epoch + 1, "step": epoch * steps + step + 1, "term": k,
                          "value": v} for k, v in record.items()]
         seconds.append(time.perf_counter() - t0)
-        log.info("%s epoch %d/%d: %.1f s, %s", variant, epoch + 1, tr["epochs"], seconds[-1],
+        log.info("%s epoch %d/%d (%s): %.1f s, %s", variant, epoch + 1, len(stages), stage, seconds[-1],
                  {k: round(v, 4) for k, v in record.items()})
         hist_cols = pd.DataFrame(history).to_dict("list")
         save_checkpoint(ckpt_path, meta, model=model.state_dict(), opt_g=opt_g.state_dict(),
@@ -164,7 +236,9 @@ def train_translation(dataset: str | Path, out_model: str | Path, out_history: s
     table = pd.DataFrame(history, columns=["variant", "epoch", "step", "term", "value"])
     write_csv(table, out_history)
     ckpt_path.unlink(missing_ok=True)  # the final model is written; a rerun starts over
-    info = {"seconds_per_epoch": seconds, "steps_per_epoch": steps, "settings": settings, "device": str(dev)}
+    model.requires_grad_(True)
+    info = {"seconds_per_epoch": seconds, "steps_per_epoch": steps, "settings": settings, "device": str(dev),
+            "stages": stages}
     return model.eval(), info
 
 
