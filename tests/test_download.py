@@ -44,7 +44,8 @@ def test_registry_has_the_official_sources():
     assert {"stl10", "svhn", "bapps_2afc_train", "bapps_2afc_val", "bapps_jnd", "voc2007", "breakhis"} <= set(SOURCES)
     assert get_source("stl10").files[0].md5 == "91f7769df0f17e558f3565bffb0c7dfb"
     svhn = get_source("svhn")
-    assert [f.filename for f in svhn.files] == ["train_32x32.mat", "test_32x32.mat"]
+    assert [f.filename for f in svhn.files] == ["train_32x32.mat", "test_32x32.mat", "extra_32x32.mat"]
+    assert svhn.files[2].md5 == "a93ce644f1a588dc4d68dda5feec44a7"
     assert not any(f.extract and f.is_archive for f in svhn.files)
     assert get_source("bapps_jnd").files[0].url == "https://perceptual-similarity.s3.us-west-2.amazonaws.com/dataset/jnd.tar.gz"
     assert not get_source("breakhis").files[0].has_published_checksum
@@ -97,7 +98,7 @@ def test_first_use_checksum_is_recorded_and_announced(server, tmp_path, caplog, 
 
 
 def test_non_archives_are_copied_as_is(server, tmp_path):
-    files = {"train_32x32.mat": b"train-bytes", "test_32x32.mat": b"test-bytes"}
+    files = {"train_32x32.mat": b"train-bytes", "test_32x32.mat": b"test-bytes", "extra_32x32.mat": b"extra-bytes"}
     for name, data in files.items():
         (server.root / name).write_bytes(data)
     out = fetch_source("svhn", tmp_path / "svhn", mirror=server.url,

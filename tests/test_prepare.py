@@ -95,7 +95,9 @@ def test_svhn_end_to_end_with_wrap_padding(server, tmp_path):
     x_train = RNG.integers(0, 256, (32, 32, 3, 5), dtype=np.uint8)
     x_test = RNG.integers(0, 256, (32, 32, 3, 2), dtype=np.uint8)
     files = {}
-    for name, x, y in (("train_32x32.mat", x_train, [1, 10, 3, 10, 9]), ("test_32x32.mat", x_test, [10, 7])):
+    x_extra = RNG.integers(0, 256, (32, 32, 3, 3), dtype=np.uint8)
+    for name, x, y in (("train_32x32.mat", x_train, [1, 10, 3, 10, 9]), ("test_32x32.mat", x_test, [10, 7]),
+                       ("extra_32x32.mat", x_extra, [4, 10, 2])):
         buf = io.BytesIO()
         savemat(buf, {"X": x, "y": np.array(y, np.uint8).reshape(-1, 1)})
         files[name] = buf.getvalue()
@@ -104,6 +106,10 @@ def test_svhn_end_to_end_with_wrap_padding(server, tmp_path):
     ds = ImageDataset(prepare("svhn", raw, tmp_path / "svhn.h5"), split="train")
     np.testing.assert_array_equal(as_uint8(ds.batch(np.arange(5))), x_train.transpose(3, 0, 1, 2))
     assert ds.labels().tolist() == [1, 0, 3, 0, 9] and ds.class_names == [str(d) for d in range(10)]
+
+    extra = ImageDataset(prepare("svhn", raw, tmp_path / "svhn_extra.h5", extra=True), split="extra")
+    np.testing.assert_array_equal(as_uint8(extra.batch(np.arange(3))), x_extra.transpose(3, 0, 1, 2))
+    assert extra.labels().tolist() == [4, 0, 2]
 
     padded = ImageDataset(prepare("svhn", raw, tmp_path / "svhn64.h5", wrap_pad_to=64), split="test")
     assert padded.image_shape == (64, 64, 3) and padded.labels().tolist() == [0, 7]

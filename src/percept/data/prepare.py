@@ -192,7 +192,7 @@ def prepare_svhn(raw_dir: str | Path, out: str | Path, *, wrap_pad_to: int | Non
     images, labels, split = [], [], []
     parts = ("train", "test", "extra") if extra else ("train", "test")
     if extra and not (root / "extra_32x32.mat").exists():
-        # Not in the svhn download source (1.3 GB that only the autoencoder papers use): placed by hand.
+        # The svhn download source fetches it; a hand-made raw folder may lack it.
         raise FileNotFoundError(
             f"{root / 'extra_32x32.mat'} is missing: extra: true needs SVHN's extra set; download "
             f"{SVHN_EXTRA_URL} (md5 {SVHN_EXTRA_MD5}) into {root}, or set downloads.prepare.svhn.extra: false")

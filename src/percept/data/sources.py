@@ -75,8 +75,12 @@ SOURCES: dict[str, Source] = {
                            md5="e26dedcc434d2e4c54c9b2d4a06d8373", extract=False),
                 RemoteFile("http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "test_32x32.mat",
                            md5="eb5a983be6a315427106f1b164d9cef3", extract=False),
+                # 531k more digits (1.3 GB): the perceptual-autoencoder papers train on them
+                # (downloads.prepare.svhn.extra); the paper config is the only one that downloads SVHN.
+                RemoteFile("http://ufldl.stanford.edu/housenumbers/extra_32x32.mat", "extra_32x32.mat",
+                           md5="a93ce644f1a588dc4d68dda5feec44a7", extract=False),
             ),
-            description="SVHN (Street View House Numbers), cropped 32x32 digits, train and test",
+            description="SVHN (Street View House Numbers), cropped 32x32 digits, train, test and extra",
             citation_url="http://ufldl.stanford.edu/housenumbers/",
         ),
         _bapps("bapps_2afc_train", "twoafc_train.tar.gz", "2AFC training triplets"),
