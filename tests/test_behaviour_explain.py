@@ -1,5 +1,5 @@
 """Behaviour of the explanation modules where the older tests never looked (issue 23): a real nonzero RISE crop
-shift, kernel SHAP with a non-constant sampling density on a non-linear model, non-square maps, batches > 1,
+shift, kernel SHAP's Shapley-kernel weights on repeated draws of a non-linear model, non-square maps, batches > 1,
 non-uniform explainer masks, and Grad-CAM maps smaller than the image.
 
 Issue 15 is changing several conventions of these modules (how RISE upsamples its grid, what fills removed
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,11 +29,11 @@ def test_rise_crop_offset_is_rows_then_columns():
     """A shift (dy, dx) crops the upsampled grid dy rows down and dx columns right: the shifted mask equals the
     unshifted one moved up by dy and left by dx on their overlap.
 
-    Both masks are crops of the same upsampled grid, so this holds whatever the upsampling (torch bilinear today,
-    skimage's reflect-mode resize in issue 15): it pins the crop's offset order, not the resampling."""
+    Both masks are crops of the same upsampled grid, so this holds whatever the upsampling (torch bilinear before
+    issue 15, skimage's reflect-mode resize since): it pins the crop's offset order, not the resampling."""
     labels = torch.from_numpy(P.segment(np.zeros((12, 12, 3)), "grid", 3))
     r = P.MaskRenderer(labels, "rise", grid=3)
-    assert r.cell == 4  # upsampled to (3 + 1) · 4 = 16 px, crops of 12 px at offsets in [0, 4)
+    assert r.cell == (4, 4)  # (rows, columns) per cell: upsampled to (3 + 1) · 4 = 16 px, 12 px crops at [0, 4)
     z = torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]])  # no symmetry between rows and columns
     base = r(z, torch.tensor([[0, 0]]))[0, 0]
     for dy, dx in [(3, 1), (1, 3), (2, 0), (0, 2)]:
@@ -57,10 +58,12 @@ def _constrained_wls(x, y, w, total):
     return np.linalg.solve(kkt, rhs)[:s]
 
 
-def test_kernel_shap_divides_the_kernel_by_the_sampling_density():
-    """With samples drawn from q, kernel SHAP weights each by π(z)/q(z) (π the Shapley kernel) and solves the
-    constrained weighted least squares: φ₀ = f(∅), Σφ = f(full) − f(∅). Checked against a brute-force solution
-    of that problem on a non-linear model (for a linear model every weighting gives the same answer)."""
+def test_kernel_shap_weights_each_draw_by_the_shapley_kernel():
+    """Kernel SHAP (as post-hoc-image-perturbation's SHAPAttributer, issue 15) weights every sample by the
+    Shapley kernel π(|z|) = (S−1) / (C(S,|z|)·|z|·(S−|z|)) — a repeated draw counts again, no correction for
+    the sampling density — with the empty and full coalitions as near-exact constraints: φ₀ = f(∅),
+    Σφ = f(full) − f(∅). Checked against a brute-force solution of that problem on a non-linear model (for a
+    linear model every weighting gives the same answer)."""
     s = 4
     z = np.array([c for c in itertools.product([0, 1], repeat=s) if 0 < sum(c) < s], dtype=float)
     z = np.vstack([z, z[[0, 5, 9]]])  # repeated draws, as a sampler makes
@@ -69,16 +72,18 @@ def test_kernel_shap_divides_the_kernel_by_the_sampling_density():
         return np.stack([x[:, 0] * x[:, 1] + 0.5 * x[:, 2] - 0.8 * x[:, 0] * x[:, 3] + 0.3,
                          (x[:, 1] + x[:, 2] + x[:, 3]) ** 2 / 9], 1)
 
-    log_q = np.random.default_rng(0).uniform(-1.5, 1.5, len(z))
     f_empty, f_full = f(np.zeros((1, s)))[0], f(np.ones((1, s)))[0]
-    phi = P.kernel_shap(z, f(z), log_q, f_empty, f_full)
+    ends = np.vstack([np.zeros((1, s)), np.ones((1, s))])
+    phi, base = P.kernel_shap(np.vstack([z, ends]), np.vstack([f(z), f_empty, f_full]))
+    assert np.allclose(base, f_empty, atol=1e-4)
     k = z.sum(1)
     pi = (s - 1) / (np.array([math.comb(s, int(v)) for v in k]) * k * (s - k))
     for c in range(2):
-        want = _constrained_wls(z, f(z)[:, c] - f_empty[c], pi / np.exp(log_q), f_full[c] - f_empty[c])
-        assert np.allclose(phi[:, c], want, atol=1e-5), (c, phi[:, c], want)
-        wrong = _constrained_wls(z, f(z)[:, c] - f_empty[c], pi * np.exp(log_q), f_full[c] - f_empty[c])
-        assert np.abs(wrong - want).max() > 1e-2  # the density matters on this model: the test can fail
+        want = _constrained_wls(z, f(z)[:, c] - f_empty[c], pi, f_full[c] - f_empty[c])
+        assert np.allclose(phi[:, c], want, atol=1e-4), (c, phi[:, c], want)
+        for wrong_w in (np.ones_like(pi), pi * np.array([math.comb(s, int(v)) for v in k]) ** 2):
+            wrong = _constrained_wls(z, f(z)[:, c] - f_empty[c], wrong_w, f_full[c] - f_empty[c])
+            assert np.abs(wrong - want).max() > 1e-2  # the weighting matters on this model: the test can fail
 
 
 def test_bernoulli_log_density_ratios_are_the_true_probability_ratios():
@@ -118,10 +123,10 @@ def test_saliency_metric_uses_the_mean_of_the_normalised_map():
     """Dabkowski & Gal's area a is the mean of the (normalised) soft map, not of its thresholded region."""
     sal = torch.tensor([[0.0, 0.1, 0.2], [0.3, 0.4, 1.0]])  # mean 1/3; only 1 of 6 pixels above 0.5
 
-    def model(x):  # a constant classifier: the metric is then the area term alone, whatever fills the image
-        return torch.full((len(x), 2), 0.25)
+    def model(x):  # a constant classifier (sigmoid 0.25): the metric is then the area term alone, whatever fills
+        return torch.full((len(x), 2), math.log(0.25 / 0.75))  # the image
 
-    out = M.score_map(model, torch.rand(3, 2, 3), sal, 0, None, steps=2, blur_sigma=0.5)
+    out = M.score_map(model, torch.rand(3, 2, 3), sal, 0, None, steps=2, blur_sigma=0.5, srg_steps=3)
     assert out["saliency"] == pytest.approx(math.log(1 / 3) - math.log(0.25))
     assert out["area"] == pytest.approx(1 / 6)
 
@@ -146,7 +151,10 @@ def test_insertion_goes_from_the_blurred_copy_to_the_image():
 # --- the explainer's loss ------------------------------------------------------------------------------------
 class RightHalfDetail(nn.Module):
     """Two logits: 40 × the pixel standard deviation of the image's right half, and 0. A right half that is
-    filled with any constant colour gives logits (0, 0): the uniform softmax."""
+    filled with any constant colour gives logits (0, 0): the uniform softmax. ``spec.mean`` is the colour of
+    removed pixels under the explainer's default ``norm_zero`` fill."""
+
+    spec = SimpleNamespace(mean=(0.485, 0.456, 0.406))
 
     def forward(self, x):
         d = x[..., :, x.shape[-1] // 2:].std(dim=(2, 3)).mean(1)
@@ -162,8 +170,8 @@ def test_entropy_term_is_computed_on_the_removed_region():
     minimum, the uniform softmax's −H/K, when the mask keeps the informative right half and removes the
     uninformative left one, and it is ≈ 0 (a confident classifier) when the removed region holds the detail.
 
-    The masks are exactly 0 and 1, so the fill of removed pixels (black today, the mean colour in issue 15)
-    only has to be constant."""
+    The masks are exactly 0 and 1, so the fill of removed pixels (the normalisation mean since issue 15, black as
+    an option) only has to be constant: both fills are checked."""
     g = torch.Generator().manual_seed(0)
     images = torch.rand(2, 3, 8, 12, generator=g)  # batch of 2, non-square
     left = torch.zeros(8, 12)
@@ -171,12 +179,13 @@ def test_entropy_term_is_computed_on_the_removed_region():
     targets = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     uniform = -math.log(2) / 2  # mean of p·log p for p = (½, ½)
 
-    def entropy_term(target_mask):
+    def entropy_term(target_mask, fill):
         masks = torch.stack([target_mask, torch.full((8, 12), 0.3)]).expand(2, -1, -1, -1)
-        return explainer_loss(RightHalfDetail(), images, masks, targets, OPTS)[1]["entropy"]
+        return explainer_loss(RightHalfDetail(), images, masks, targets, {**OPTS, "fill": fill})[1]["entropy"]
 
-    assert entropy_term(1 - left) == pytest.approx(uniform, abs=1e-6)  # removed: the flat left half
-    assert entropy_term(left) > -1e-3  # removed: the right half, which holds the detail: a confident classifier
+    for fill in ("norm_zero", "black"):
+        assert entropy_term(1 - left, fill) == pytest.approx(uniform, abs=1e-6)  # removed: the flat left half
+        assert entropy_term(left, fill) > -1e-3  # removed: the right half, which holds the detail: confident
 
 
 def test_entropy_loss_is_per_row_over_classes():
