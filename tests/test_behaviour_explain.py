@@ -203,14 +203,16 @@ def test_class_area_loss_averages_over_the_batch():
     assert float(class_area_loss(masks, targets, 0.05, 0.3)) == pytest.approx((0.7 + 0.1) / 2)
 
 
-def test_total_variation_counts_both_directions_alike():
-    """An edge across rows costs as much as the same edge across columns (border convention aside: the
-    reflect padding of issue 15 and today's zero border are both symmetric)."""
+@pytest.mark.parametrize("border", ["reflect", "zero"])
+def test_total_variation_counts_both_directions_alike(border):
+    """An edge across rows costs as much as the same edge across columns, under either border convention (the
+    reflect padding, NN-Explainer's and the default since issue 15, and the earlier zero border, an option):
+    both are symmetric."""
     rows = torch.zeros(2, 6, 8)
     rows[:, 3:] = 1  # a horizontal edge: only vertical differences
     cols = rows.transpose(1, 2).contiguous()  # the same edge turned: only horizontal differences
-    assert float(total_variation(rows)) > 0
-    assert float(total_variation(rows)) == pytest.approx(float(total_variation(cols)))
+    assert float(total_variation(rows, border)) > 0
+    assert float(total_variation(rows, border)) == pytest.approx(float(total_variation(cols, border)))
 
 
 # --- Grad-CAM -------------------------------------------------------------------------------------------------
