@@ -111,3 +111,12 @@ def translation_options(keys=None):
     these (so a job reruns only when what it uses changes)."""
     out = {k: v for k, v in TRANSLATION.items() if k not in ("dataset", "domains", "folder")}
     return out if keys is None else {k: out[k] for k in keys}
+
+
+def adapt_inputs(wc):
+    """adapt_dps: the distortion set and the 2AFC sets it retains; the feature cache only with fixed draws (fresh
+    draws are compared straight from the backbone)."""
+    out = {"dataset": "data/similarity/distortions.h5", **two_afc_inputs()}
+    if config["similarity"]["adaptation"]["draws"] == "fixed":
+        out["cache"] = f"data/features/similarity/distortions/{wc.adapt}.h5"
+    return out

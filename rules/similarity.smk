@@ -12,13 +12,6 @@ SIM_DRAWS = 1 if SIM["adaptation"]["draws"] == "fixed" else (
     SIM["adaptation"]["pool"] or max(1, SIM["adaptation"]["epochs"] + SIM["adaptation"]["decay_epochs"]))
 
 
-def adapt_inputs(wc):
-    out = {"dataset": "data/similarity/distortions.h5", **two_afc_inputs()}
-    if SIM["adaptation"]["draws"] == "fixed":
-        out["cache"] = f"data/features/similarity/distortions/{wc.adapt}.h5"
-    return out
-
-
 wildcard_constraints:
     adapt="|".join(SIM_ADAPT) or "none",
     metric="|".join(SIM_CALIBRATED) or "none",

@@ -517,7 +517,7 @@ BAD_CONFIGS = {  # kind: (change to tests/config.yaml, what the message must say
                         "features[0].dataset: 'mnist' is not allowed; allowed values: shapes, photos, "),
     "unknown method (sampler)": (lambda c: c["explain"]["rise"]["vary"].__setitem__("sampler", ["gibbs"]),
                                  "explain.rise.vary.sampler[0]: 'gibbs' is not allowed; allowed values: bernoulli, "
-                                 "fixed, single, shapley"),
+                                 "fixed, single, single_inverse, shapley, shapley_coalitions, uniform, normal, beta"),
     "unknown method (similarity mode)": (lambda c: c["similarity"]["metrics"][0].__setitem__("mode", "max"),
                                          "similarity.metrics[0].mode: 'max' is not allowed; allowed values: spatial, "),
     "unknown method (pair strategy)": (lambda c: c["mpcs"]["pretrain"].__setitem__("strategies", ["shuffled"]),
