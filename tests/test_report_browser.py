@@ -33,15 +33,16 @@ def _browser() -> str:
 
 
 def figure_categories(workdir: Path) -> dict[str, str]:
-    """{figure png: report category} from the rules, as Snakemake's report() declares them."""
+    """{figure png: report category} from the figure table of rules/figures.smk (one row per figure; its loop
+    declares each PNG as report(results/figures/<name>.png, category=<the row's category>))."""
     import re
 
+    table = (REPO / "rules" / "figures.smk").read_text()
     out = {}
-    for smk in (REPO / "rules").glob("*.smk"):
-        for path, category in re.findall(r'report\(\s*"(results/figures/[^"]+\.png)",\s*category="([^"]+)"',
-                                         smk.read_text()):
-            if (workdir / path).exists():
-                out[path] = category
+    for name, category in re.findall(r'^    "(fig_\w+)": dict\(\s*category="([^"]+)"', table, flags=re.M):
+        path = f"results/figures/{name}.png"
+        if (workdir / path).exists():
+            out[path] = category
     return out
 
 
