@@ -334,3 +334,16 @@ def test_histogram_bins_and_medians_as_color_histogram_perturber():
     expected = np.stack([np.median(flat[keys == k], 0) for k in np.unique(keys)])
     assert_allclose(fill.medians.numpy(), expected, rtol=1e-6)
     assert_allclose(fill.counts.numpy(), [np.sum(keys == k) for k in np.unique(keys)])
+
+
+def test_pda_of_a_segment_no_sample_removed_is_zero_not_nan():
+    """Few samples, many segments: a segment kept in every sample has no removal evidence; PDA gives it 0 in every
+    mode (the repository's 0/0 gave NaN maps, which the deletion curves then refused in the paper-config run)."""
+    z = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 1]])  # segment 2 is never removed
+    f = np.array([[0.2, 0.8], [0.6, 0.4], [0.9, 0.1]])
+    f_full = np.array([0.7, 0.3])
+    for mode in P.PDA_MODES:
+        for divide in (False, True):
+            out = P.pda(z, f, f_full, mode=mode, divide_weight=divide)
+            assert np.isfinite(out).all() and np.allclose(out[2], 0), (mode, divide)
+            assert not np.allclose(out[:2], 0), (mode, divide)

@@ -537,8 +537,11 @@ def pda(z: np.ndarray, f: np.ndarray, f_full: np.ndarray, mode: str = "probdiff"
     if divide_weight:
         count = removed.sum(1, keepdims=True)
         removed = np.divide(removed, count, out=np.zeros_like(removed), where=count > 0)
-    avg = (removed.T @ f) / removed.sum(0)[:, None]
-    true = np.broadcast_to(f_full, avg.shape[1:])[None]
+    weight = removed.sum(0)[:, None]
+    true = np.broadcast_to(f_full, f.shape[1:])[None]
+    # A segment that no sample removed carries no evidence: its average is the full output (difference 0), where
+    # the repository divides 0 by 0 (few samples, many segments: e.g. SLIC at 224 px with a small budget).
+    avg = np.divide(removed.T @ f, weight, out=np.repeat(true, len(weight), 0), where=weight > 0)
     if mode != "probdiff":
         n, c = laplace_train, laplace_classes
         true, avg = (true * n + 1) / (n + c), (avg * n + 1) / (n + c)
