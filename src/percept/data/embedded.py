@@ -180,43 +180,59 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_shapes(path: str, *, n_train: int, n_test: int, image_size: int, classes: Sequence[str],
-                objects_per_image: Sequence[int], object_size: Sequence[float], backgrounds: Sequence[str],
-                seed: int, progress: bool = True) -> None:
-    """Generate the ``shapes`` dataset file (see the module docstring)."""
-    from tqdm.auto import tqdm
-
-    from percept.data.store import fingerprint as make_fingerprint
-    from percept.data.store import write_image_dataset
-
+def _check_scene_options(classes: Sequence[str], objects_per_image: Sequence[int]) -> tuple[int, int]:
     unknown = [c for c in classes if c not in SHAPE_CLASSES]
     if unknown:
         raise ValueError(f"unknown shape classes {unknown}; known: {SHAPE_CLASSES}")
     lo, hi = int(objects_per_image[0]), int(objects_per_image[1])
     if not 1 <= lo <= hi <= len(classes):
         raise ValueError(f"objects_per_image must satisfy 1 <= min <= max <= number of classes ({len(classes)})")
+    return lo, hi
+
+
+def _write_scenes(path: str, name: str, scene, *, n_train: int, n_test: int, image_size: int,
+                  classes: Sequence[str], stream: int, seed: int, params: dict, source: str, progress: bool) -> None:
+    """Render ``n_train + n_test`` scenes with ``scene(rng) -> (image, segmentation, positions)`` and write them
+    as a multi-label dataset with segmentation and object positions. One child generator per image (seed stream
+    ``stream``): image i is the same whatever n is, and generation could be parallel."""
+    from tqdm.auto import tqdm
+
+    from percept.data.store import fingerprint as make_fingerprint
+    from percept.data.store import write_image_dataset
+
     n = n_train + n_test
-    params = dict(n_train=n_train, n_test=n_test, image_size=image_size, classes=list(classes),
-                  objects_per_image=[lo, hi], object_size=list(object_size), backgrounds=list(backgrounds),
-                  seed=seed, generator=2)
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     seg = np.empty((n, image_size, image_size), np.uint8)
     positions = np.empty((n, len(classes), 2), np.float32)
-    # One child generator per image: image i is the same whatever n is, and generation could be parallel.
-    children = np.random.SeedSequence([seed, 1]).spawn(n)
-    for i in tqdm(range(n), desc="shapes", unit="img", disable=not progress):
-        rng = np.random.default_rng(children[i])
-        images[i], seg[i], positions[i] = render_scene(rng, image_size, classes, int(rng.integers(lo, hi + 1)),
-                                                       (object_size[0], object_size[1]), backgrounds)
+    children = np.random.SeedSequence([seed, stream]).spawn(n)
+    for i in tqdm(range(n), desc=name, unit="img", disable=not progress):
+        images[i], seg[i], positions[i] = scene(np.random.default_rng(children[i]))
     labels = np.zeros((n, len(classes)), np.float32)
     for k in range(len(classes)):
         labels[:, k] = (seg == k + 1).reshape(n, -1).any(axis=1)
     split = np.r_[np.zeros(n_train), np.ones(n_test)].astype(np.uint8)
-    write_image_dataset(path, name="shapes", images=images, split=split, split_names=["train", "test"],
+    write_image_dataset(path, name=name, images=images, split=split, split_names=["train", "test"],
                         fingerprint=make_fingerprint(params), labels=labels, class_names=list(classes),
-                        label_kind="multi", segmentation=seg, positions=positions,
-                        source="percept synthetic shapes over crops of scikit-image/scikit-learn photos",
+                        label_kind="multi", segmentation=seg, positions=positions, source=source,
                         extra_attrs={"params": params})
+
+
+def make_shapes(path: str, *, n_train: int, n_test: int, image_size: int, classes: Sequence[str],
+                objects_per_image: Sequence[int], object_size: Sequence[float], backgrounds: Sequence[str],
+                seed: int, progress: bool = True) -> None:
+    """Generate the ``shapes`` dataset file (see the module docstring)."""
+    lo, hi = _check_scene_options(classes, objects_per_image)
+    params = dict(n_train=n_train, n_test=n_test, image_size=image_size, classes=list(classes),
+                  objects_per_image=[lo, hi], object_size=list(object_size), backgrounds=list(backgrounds),
+                  seed=seed, generator=2)
+
+    def scene(rng):
+        return render_scene(rng, image_size, classes, int(rng.integers(lo, hi + 1)),
+                            (object_size[0], object_size[1]), backgrounds)
+
+    _write_scenes(path, "shapes", scene, n_train=n_train, n_test=n_test, image_size=image_size, classes=classes,
+                  stream=1, seed=seed, params=params, progress=progress,
+                  source="percept synthetic shapes over crops of scikit-image/scikit-learn photos")
 
 
 def make_photos(path: str, *, crop_size: int, crops_per_photo: int, train_photos: Sequence[str],
@@ -373,35 +389,15 @@ def make_small_objects(path: str, *, n_train: int = 1600, n_test: int = 400, ima
     (a few dozen pixels) on plain, smooth backgrounds (:func:`smooth_background`), like its LunarLander frames,
     where pixel loss can ignore the object and still reconstruct most pixels. Same layout as ``shapes``
     (multi-label classes, per-pixel segmentation, object centres as ``positions``)."""
-    from tqdm.auto import tqdm
-
-    from percept.data.store import fingerprint as make_fingerprint
-    from percept.data.store import write_image_dataset
-
-    unknown = [c for c in classes if c not in SHAPE_CLASSES]
-    if unknown:
-        raise ValueError(f"unknown shape classes {unknown}; known: {SHAPE_CLASSES}")
-    lo, hi = int(objects_per_image[0]), int(objects_per_image[1])
-    if not 1 <= lo <= hi <= len(classes):
-        raise ValueError(f"objects_per_image must satisfy 1 <= min <= max <= number of classes ({len(classes)})")
-    n = n_train + n_test
+    lo, hi = _check_scene_options(classes, objects_per_image)
     params = dict(n_train=n_train, n_test=n_test, image_size=image_size, classes=list(classes),
                   objects_per_image=[lo, hi], object_size=list(object_size), seed=seed, generator=1)
-    images = np.empty((n, image_size, image_size, 3), np.uint8)
-    seg = np.empty((n, image_size, image_size), np.uint8)
-    positions = np.empty((n, len(classes), 2), np.float32)
-    children = np.random.SeedSequence([seed, 7]).spawn(n)
-    for i in tqdm(range(n), desc="small_objects", unit="img", disable=not progress):
-        rng = np.random.default_rng(children[i])
+
+    def scene(rng):
         bg = smooth_background(rng, image_size)
-        images[i], seg[i], positions[i] = render_scene(rng, image_size, classes, int(rng.integers(lo, hi + 1)),
-                                                       (object_size[0], object_size[1]), (), background=bg)
-    labels = np.zeros((n, len(classes)), np.float32)
-    for k in range(len(classes)):
-        labels[:, k] = (seg == k + 1).reshape(n, -1).any(axis=1)
-    split = np.r_[np.zeros(n_train), np.ones(n_test)].astype(np.uint8)
-    write_image_dataset(path, name="small_objects", images=images, split=split, split_names=["train", "test"],
-                        fingerprint=make_fingerprint(params), labels=labels, class_names=list(classes),
-                        label_kind="multi", segmentation=seg, positions=positions,
-                        source="percept small objects on smooth LunarLander-like backgrounds",
-                        extra_attrs={"params": params})
+        return render_scene(rng, image_size, classes, int(rng.integers(lo, hi + 1)),
+                            (object_size[0], object_size[1]), (), background=bg)
+
+    _write_scenes(path, "small_objects", scene, n_train=n_train, n_test=n_test, image_size=image_size,
+                  classes=classes, stream=7, seed=seed, params=params, progress=progress,
+                  source="percept small objects on smooth LunarLander-like backgrounds")
