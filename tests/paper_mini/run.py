@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = [PAPER, MINI, workdir / "mirror.yaml"]
     print(f"paper-mini: workdir {workdir}", flush=True)
 
-    summary: dict = json.loads((workdir / "summary.json").read_text()) if a.check_only else {}
+    previous = workdir / "summary.json"
+    summary: dict = json.loads(previous.read_text()) if a.check_only and previous.is_file() else {}
     if not a.check_only:
         t0 = time.perf_counter()
         checksums = make_archives.build(workdir / "www", checks.paper_sources())
