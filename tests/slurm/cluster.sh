@@ -77,7 +77,15 @@ link_conf() {
   mkdir -p /etc/slurm
   for f in slurm.conf gres.conf; do
     if [ -e "/etc/slurm/$f" ] && [ "$(readlink "/etc/slurm/$f")" != "$DIR/$f" ]; then
-      echo "/etc/slurm/$f exists and is not this test cluster's; not replacing it" >&2; return 1
+      # A link to another test cluster's configuration whose controller no longer runs was left by a killed test
+      # run (no `stop`): stale, so replace it. Anything else is foreign: refuse.
+      old="$(dirname "$(readlink "/etc/slurm/$f")")"
+      if [ "$old" != "." ] && grep -qx 'ClusterName=percept' "$old/slurm.conf" 2>/dev/null \
+          && ! pgrep -f "slurmctld -f $old/slurm.conf" >/dev/null; then
+        echo "replacing /etc/slurm/$f: a stopped test cluster's ($old)" >&2
+      else
+        echo "/etc/slurm/$f exists and is not this test cluster's; not replacing it" >&2; return 1
+      fi
     fi
     ln -sfn "$DIR/$f" "/etc/slurm/$f"
   done
