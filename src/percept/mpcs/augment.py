@@ -48,28 +48,22 @@ class MildAugment:
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """``x``: float ``(B, 3, H, W)`` in [0, 1] → one augmented view of each image, same shape."""
         b = x.shape[0]
-
-        def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
-            return (torch.rand(b, *shape, generator=gen) * (hi - lo) + lo).to(x.device)
-
-        def coin(p: float) -> torch.Tensor:
-            return (torch.rand(b, generator=gen) < p).to(x.device).view(b, 1, 1, 1)
-
+        u, coin = _draws(x, gen)
         if self.jitter > 0 and self.jitter_p > 0:
-            apply, j, s = coin(self.jitter_p), x, self.jitter
+            apply, j, s = coin(self.jitter_p).view(b, 1, 1, 1), x, self.jitter
             factors = [u(1 - s, 1 + s, 1, 1, 1) for _ in range(3)] + [u(-s, s)]
             for op in torch.randperm(4, generator=gen).tolist():
                 j = color_op(j, op, factors[op])
             x = torch.where(apply, j, x)
         if self.flip_p > 0:
-            apply, kind = coin(self.flip_p), torch.randint(0, 3, (b,), generator=gen).to(x.device).view(b, 1, 1, 1)
+            apply, kind = coin(self.flip_p).view(b, 1, 1, 1), torch.randint(0, 3, (b,), generator=gen).to(x.device).view(b, 1, 1, 1)
             flipped = torch.where(kind == 0, x.flip(-2), torch.where(kind == 1, x.flip(-1), x.flip(-1, -2)))
             x = torch.where(apply, flipped, x)
         if self.rotate_p > 0:
-            apply, angle = coin(self.rotate_p), u(-self.rotate_limit, self.rotate_limit)
+            apply, angle = coin(self.rotate_p).view(b, 1, 1, 1), u(-self.rotate_limit, self.rotate_limit)
             x = torch.where(apply, rotate(x, angle), x)
         if self.affine_p > 0:
-            apply = coin(self.affine_p)
+            apply = coin(self.affine_p).view(b, 1, 1, 1)
             x = torch.where(apply, translate(x, self.translate, self.translate), x)
         return x.clamp(0, 1)
 
@@ -107,6 +101,20 @@ def translate(x: torch.Tensor, fx: float, fy: float) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def _draws(x: torch.Tensor, gen: torch.Generator):
+    """Per-image random draws from ``gen`` for the batch ``x``: ``u(lo, hi, *shape)`` uniform ``(B, *shape)``,
+    ``coin(p)`` booleans ``(B,)``; on ``x``'s device."""
+    b = x.shape[0]
+
+    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return (torch.rand(b, *shape, generator=gen) * (hi - lo) + lo).to(x.device)
+
+    def coin(p: float) -> torch.Tensor:
+        return (torch.rand(b, generator=gen) < p).to(x.device)
+
+    return u, coin
+
+
 def make_augment(options: dict):
     """The augmentation ``mpcs.pretrain.augment`` names: ``kind`` (mild or simclr) and that kind's settings."""
     kinds = {"mild": MildAugment, "simclr": Augment}
@@ -128,13 +136,7 @@ class Augment:
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """``x``: float ``(B, 3, H, W)`` in [0, 1] → one augmented view of each image, same shape."""
         b = x.shape[0]
-
-        def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
-            return (torch.rand(b, *shape, generator=gen) * (hi - lo) + lo).to(x.device)
-
-        def coin(p: float) -> torch.Tensor:
-            return (torch.rand(b, generator=gen) < p).to(x.device)
-
+        u, coin = _draws(x, gen)
         x = random_resized_crop(x, self.crop_scale, u, coin if self.flip else None)
         s = self.color_jitter
         if s > 0 and self.jitter_p > 0:
