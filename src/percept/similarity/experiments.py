@@ -107,6 +107,18 @@ def _batches(n: int, batch_size: int) -> Iterable[slice]:
         yield slice(start, min(start + batch_size, n))
 
 
+def _feature_parts(metric: DPS, data: TwoAFCData | JNDData, *, batch_size: int, device: torch.device,
+                   progress: bool, desc: str) -> Iterable[list[dict[str, torch.Tensor]]]:
+    """Per batch, the metric's features of each image of the tuples (ref, p0, p1 or p0, p1) as ``[{tap: (B, ...)}]``:
+    one forward pass over all of them (call inside ``torch.inference_mode``)."""
+    metric = metric.to(device)
+    for sl in tqdm(list(_batches(len(data), batch_size)), desc=f"{desc} {data.name}", disable=not progress):
+        imgs = [x.to(device) for x in data.batch(sl)]
+        n = imgs[0].shape[0]
+        feats = metric.features(torch.cat(imgs))
+        yield [{t: v[k * n:(k + 1) * n] for t, v in feats.items()} for k in range(len(imgs))]
+
+
 def pair_channels(metric: DPS, data: TwoAFCData | JNDData, *, batch_size: int, device: torch.device,
                   progress: bool = False, settings: Sequence[tuple[str, bool, str, str]] | None = None
                   ) -> tuple[torch.Tensor, ...] | dict[tuple[str, bool, str, str], tuple[torch.Tensor, ...]]:
@@ -119,13 +131,9 @@ def pair_channels(metric: DPS, data: TwoAFCData | JNDData, *, batch_size: int, d
     own = (metric.mode, metric.normalize, metric.norm_order, metric.combine)
     wanted = [own] if settings is None else list(dict.fromkeys(settings))
     outs: dict[tuple[str, bool, str, str], list[list[torch.Tensor]]] = {k: [] for k in wanted}
-    metric = metric.to(device)
     with torch.inference_mode():
-        for sl in tqdm(list(_batches(len(data), batch_size)), desc=f"features {data.name}", disable=not progress):
-            imgs = [x.to(device) for x in data.batch(sl)]
-            n = imgs[0].shape[0]
-            feats = metric.features(torch.cat(imgs))
-            parts = [{t: v[k * n:(k + 1) * n] for t, v in feats.items()} for k in range(len(imgs))]
+        for parts in _feature_parts(metric, data, batch_size=batch_size, device=device, progress=progress,
+                                    desc="features"):
             for setting in wanted:
                 outs[setting].append(
                     [torch.cat([channel_distances(parts[0][t], p[t], *setting) for t in metric.taps], 1).cpu()
@@ -140,13 +148,9 @@ def pair_maps(metric: DPS, data: TwoAFCData, *, batch_size: int, device: torch.d
     (ref, p0) and (ref, p1) for every triplet: what calibration's element dropout acts on."""
     setting = (metric.mode, metric.normalize, metric.norm_order, metric.combine)
     out: tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]] = ([], [])
-    metric = metric.to(device)
     with torch.inference_mode():
-        for sl in tqdm(list(_batches(len(data), batch_size)), desc=f"maps {data.name}", disable=not progress):
-            imgs = [x.to(device) for x in data.batch(sl)]
-            n = imgs[0].shape[0]
-            feats = metric.features(torch.cat(imgs))
-            parts = [{t: v[k * n:(k + 1) * n] for t, v in feats.items()} for k in range(3)]
+        for parts in _feature_parts(metric, data, batch_size=batch_size, device=device, progress=progress,
+                                    desc="maps"):
             for side in (0, 1):
                 out[side].append([channel_maps(parts[0][t], parts[side + 1][t], *setting).half().cpu()
                                   for t in metric.taps])
