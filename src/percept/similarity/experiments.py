@@ -892,5 +892,6 @@ def adapt_backbone(cache_path: str | None, dataset_path: str, entry: Mapping[str
     return pd.concat(tables, ignore_index=True)
 
 
-__all__ = ["MODES", "VARIANTS", "adapt_backbone", "adapt_contexts", "adapt_in_loop", "build_metric", "calibrate", "distortion_channels", "evaluate_flaws",
-           "evaluate_two_afc", "flaw_summary", "pair_channels", "sample_contexts"]
+__all__ = ["MODES", "VARIANTS", "adapt_backbone", "adapt_contexts", "adapt_in_loop", "build_metric", "calibrate",
+           "distortion_channels", "evaluate_flaws", "evaluate_two_afc", "flaw_summary", "pair_channels",
+           "sample_contexts"]
