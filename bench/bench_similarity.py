@@ -9,6 +9,10 @@ reference scores a triplet as two calls, d(ref, p0) and d(ref, p1), each running
 DPS/lpips (triplets per second) is printed, with the largest absolute difference of the distances.
 With ``--modes`` the other DPS modes (mean, sort and the combined ones, the flaws paper's definitions; no
 package to compare with) are timed on the same trunk and triplets, uncalibrated, and printed beside it.
+With ``--variants`` one training epoch of the adaptation's network-in-the-loop variants is timed on the same
+triplets (spatial mode, element dropout, the ranking loss; ``lin``: frozen trunk, features without gradients,
+one forward pass on [ref; p0; p1]; ``tune`` / ``scratch``: the trunk in train mode, a forward and backward pass
+per image role), in training triplets per second.
 Not a test: numbers are printed, not asserted.
 """
 
@@ -35,6 +39,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--modes", action="store_true", help="also time the mean / sort / combined modes")
+    p.add_argument("--variants", action="store_true", help="also time a training epoch of the adaptation variants")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,6 +102,41 @@ def main() -> None:
 
             rate = statistics.median(timed(run_mode)[0] for _ in range(args.repeats))
             print(f"percept DPS {mode:13s} {rate:8.1f} triplets/s  ({rate / r:.2f}x the lpips package's spatial)")
+
+    if args.variants:
+        from percept.similarity.calibration import train_channel_weights
+        from percept.similarity.metric import channel_maps
+
+        judge = (torch.rand(args.triplets, generator=gen) < 0.5).float()
+        for variant in ("lin", "tune"):  # scratch costs what tune costs (same network, other start)
+            net = DPS(NETS[args.net], weights="random", taps="lpips", mode="spatial", scaling="lpips")
+            net.extractor.model.load_state_dict(ours.extractor.model.state_dict())
+            net = net.to(dev)
+            params = list(net.extractor.model.parameters())
+            for q in params:
+                q.requires_grad_(variant == "tune")
+            with torch.no_grad():
+                groups = [v.shape[1] for v in net.features(data[0][:1].to(dev)).values()]
+
+            def maps(b, net=net, variant=variant):
+                x = [t[b].to(dev) for t in data]
+                if variant == "tune":
+                    net.extractor.model.train()
+                    f = [net.features(v) for v in x]
+                else:
+                    with torch.no_grad():
+                        both = net.features(torch.cat(x))
+                    f = [{t: v[k * len(b):(k + 1) * len(b)] for t, v in both.items()} for k in range(3)]
+                return tuple([channel_maps(f[0][t], f[side][t]) for t in net.taps] for side in (1, 2))
+
+            def run_variant(maps=maps, params=params, variant=variant):
+                return train_channel_weights(maps, None, judge, groups=groups, epochs=1, decay_epochs=0, lr=1e-3,
+                                             batch_size=args.batch_size, dropout=0.5, boost=10.0,
+                                             params=params if variant == "tune" else ())
+
+            rate = statistics.median(timed(run_variant)[0] for _ in range(args.repeats))
+            print(f"adaptation {variant:5s} training {rate:8.1f} triplets/s  ({rate / r:.2f}x the lpips package's "
+                  "inference rate)")
 
 
 if __name__ == "__main__":

@@ -209,6 +209,8 @@ rule adapt_dps:
         progress=config["progress"],
     log:
         "logs/adapt_dps/{adapt}.log",
+    benchmark:
+        "benchmarks/adapt_dps/{adapt}.tsv"
     threads: 1
     resources:
         gpu=1,

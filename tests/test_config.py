@@ -388,3 +388,13 @@ def test_checksums_of_several_sources_validate_and_unknown_files_are_named(cfg):
     cfg["downloads"]["checksums"]["stl10.tgz"] = "c" * 64
     msg = errors_of(cfg)
     assert "downloads.checksums: ['stl10.tgz'] are files of no download source" in msg
+
+
+def test_adaptation_variants_and_dropout_keys(cfg):
+    ad = cfg["similarity"]["adaptation"]
+    ad.update(variants=["lin", "tune"], draws="fixed")
+    assert "similarity.adaptation.draws: fixed" in errors_of(copy.deepcopy(cfg))
+    ad.update(variants=["lin"], dropout_on="channels")
+    validate_config(copy.deepcopy(cfg))  # the earlier cached scheme stays available
+    ad.update(variants=["finetune"])
+    assert "similarity.adaptation.variants" in errors_of(copy.deepcopy(cfg))

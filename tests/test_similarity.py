@@ -5,6 +5,7 @@ adaptation learning a planted ordering."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -351,6 +352,130 @@ def test_adaptation_fresh_draws_a_random_pair_per_image_per_epoch():
         assert lab == (0.0 if rank[d0] < rank[d1] else 1.0)
 
 
+
+# ----------------------------------------------------------------- adaptation variants: the backbone in the loop
+
+def _toy_triplets(n=64, seed=0):
+    """ref, p0, p1 (8x8) where p1 is judged closer (judge 1) exactly when its distortion is in red, not blue."""
+    gen = torch.Generator().manual_seed(seed)
+    ref = torch.rand(n, 3, 8, 8, generator=gen)
+    red, blue = ref.clone(), ref.clone()
+    red[:, 0] += 0.5 * torch.rand(n, 8, 8, generator=gen)
+    blue[:, 2] += 0.5 * torch.rand(n, 8, 8, generator=gen)
+    swap = torch.rand(n, generator=gen) < 0.5
+    p0 = torch.where(swap[:, None, None, None], blue, red)
+    p1 = torch.where(swap[:, None, None, None], red, blue)
+    return ref, p0, p1, swap.float()
+
+
+def _train_toy_net(trainable: bool, seed: int = 0):
+    from percept.similarity.metric import channel_maps
+
+    ref, p0, p1, judge = _toy_triplets()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Conv2d(3, 4, 1, bias=False)  # a one-layer "backbone" mixing the colour channels
+        start = net.weight.detach().clone()
+
+        def maps(b):
+            fr = net(ref[b])
+            return [channel_maps(fr, net(p0[b]), "spatial", False)], [channel_maps(fr, net(p1[b]), "spatial", False)]
+
+        w, hist = train_channel_weights(maps, None, judge, groups=[4], epochs=15, decay_epochs=5, lr=0.05,
+                                        batch_size=16, dropout=0.5, boost=10.0, seed=seed,
+                                        params=list(net.parameters()) if trainable else (), param_lr=0.02)
+    return w, hist, start, net.weight.detach().clone()
+
+
+def test_backbone_in_the_loop_lowers_the_loss_trains_the_network_and_is_seeded():
+    """tune / scratch: the scalars, G and the network's own weights in one Adam (the authors' Learner), maps
+    computed per batch with gradients and dropped element-wise; the frozen network (lin) stays as it was."""
+    w, hist, start, end = _train_toy_net(trainable=True)
+    assert hist[-1]["loss"] < 0.8 * hist[0]["loss"]
+    assert hist[-1]["train_2afc"] > 0.85 and (w >= 0).all()
+    assert not torch.allclose(start, end)  # the network itself was trained
+    w2, hist2, _, end2 = _train_toy_net(trainable=True)
+    assert torch.equal(w, w2) and torch.equal(end, end2) and hist == hist2  # seeded: identical reruns
+    w3, _, _, _ = _train_toy_net(trainable=True, seed=1)
+    assert not torch.equal(w, w3)
+    _, hist_lin, start_lin, end_lin = _train_toy_net(trainable=False)
+    assert torch.equal(start_lin, end_lin)  # lin: the network is not trained
+    assert hist_lin[-1]["loss"] < hist_lin[0]["loss"]
+
+
+@pytest.fixture(scope="module")
+def toy_distortion_set(tmp_path_factory):
+    from percept.data.embedded import make_photos
+    from percept.similarity.distortions import make_distortion_set
+
+    root = tmp_path_factory.mktemp("adapt")
+    make_photos(str(root / "photos.h5"), crop_size=32, crops_per_photo=3, train_photos=["astronaut", "chelsea",
+                "coffee"], test_photos=["rocket"], crop_scale=[0.3, 0.8], seed=0)
+    return make_distortion_set(root / "photos.h5", root / "distortions.h5", seed=0, draws=3)
+
+
+def _adapt_toy(path, **over):
+    from percept.similarity.experiments import adapt_backbone
+
+    opts = {"contexts": 2, "epochs": 2, "decay_epochs": 1, "lr": 0.05, "beta1": 0.5, "batch_size": 4,
+            "dropout": 0.5, "boost": 10.0, "val_fraction": 0.2, "draws": "fresh", "dropout_on": "elements",
+            "variants": ["lin", "tune", "scratch"], "network_contexts": 1, "network_lr": 1e-3, **over}
+    entry = {"backbone": "efficientnet_lite0", "weights": "random", "taps": ["_stem_act", "_blocks.1"]}
+    return adapt_backbone(None, str(path), entry, two_afc_path=None, jnd_path=None, options=opts, seed=0,
+                          device="cpu", batch_size=16)
+
+
+def test_adaptation_variants_tune_and_scratch_give_seeded_rows(toy_distortion_set):
+    import percept.similarity.calibration as cal
+
+    calls = []
+    real = cal._channel_means
+
+    def spy(x, rows, dropout, elements):
+        calls.append((isinstance(x, torch.Tensor), elements, dropout))
+        return real(x, rows, dropout, elements)
+
+    cal._channel_means = spy
+    try:
+        df = _adapt_toy(toy_distortion_set)
+    finally:
+        cal._channel_means = real
+    assert df["variant"].value_counts().to_dict() == {"lin": 2, "tune": 1, "scratch": 1}
+    assert set(df["mode"]) == {"spatial"}
+    for col in ("baseline", "adapted", "val_adapted", "other_contexts_adapted", "train_loss_first",
+                "train_loss_last"):
+        assert df[col].notna().all(), col
+    # every variant scores against the same uncalibrated baseline of the frozen network
+    first = df[df["context_index"] == 0]
+    assert first["baseline"].nunique() == 1
+    # three trainings: frozen (eval-mode) network, the entry's network trained, another random one trained
+    assert first["train_loss_last"].nunique() == 3
+    # dropout: single elements of per-tap maps (the calibration's _channel_means), never whole channels
+    assert calls and all(not is_means and elements and p == 0.5 for is_means, elements, p in calls)
+    torch.manual_seed(12345)  # whatever the caller's global generator holds: dropout is seeded from the config's seed
+    again = _adapt_toy(toy_distortion_set)
+    pd.testing.assert_frame_equal(df, again)  # seeded
+
+
+def test_adaptation_channel_dropout_is_the_cached_option(toy_distortion_set):
+    """dropout_on: channels (the earlier scheme) trains lin on precomputed comparisons; elements differs."""
+    chan = _adapt_toy(toy_distortion_set, variants=["lin"], dropout_on="channels")
+    elem = _adapt_toy(toy_distortion_set, variants=["lin"])
+    assert len(chan) == len(elem) == 2
+    assert np.abs(chan["baseline"].values - elem["baseline"].values).max() <= 0.05  # one frozen network
+    assert not np.allclose(chan["train_loss_last"], elem["train_loss_last"])
+    with pytest.raises(ValueError, match="draws: fresh"):
+        _adapt_toy(toy_distortion_set, draws="fixed")
+    # a fitting set too large to share its features runs the frozen network on every batch of every context
+    import percept.similarity.experiments as ex
+
+    saved, ex.LOCKSTEP_BYTES = ex.LOCKSTEP_BYTES, 0
+    try:
+        seq = _adapt_toy(toy_distortion_set, variants=["lin"])
+    finally:
+        ex.LOCKSTEP_BYTES = saved
+    assert (seq["baseline"].values == elem["baseline"].values).all() and seq["train_loss_last"].notna().all()
+
 def test_challenge_folder_in_the_authors_layout(tmp_path):
     """ref/ + one folder per group (X.png, X_*.png; color_stain/ with X_ref, X_stain), as the flaws paper's
     images/; pairs matched by name as its analysis.py does, ties pass, the stain by X_ref strictly closer."""
@@ -382,3 +507,25 @@ def test_challenge_folder_in_the_authors_layout(tmp_path):
     assert read_challenge_folder(tmp_path, size=16)["images"].shape[1:3] == (16, 16)
     with pytest.raises(FileNotFoundError, match="ref/"):
         read_challenge_folder(tmp_path / "rotate")
+
+
+def test_fig_dps_adaptation_shows_the_variants(tmp_path, monkeypatch):
+    from percept import plotting
+    from percept.figures.similarity import fig_dps_adaptation
+
+    rows = [{"backbone": "efficientnet_lite0", "context": f"c{ci}", "context_index": ci, "baseline": 0.5,
+             "adapted": 0.6, "other_contexts_baseline": 0.5, "other_contexts_adapted": 0.5, "jnd_baseline": 0.4,
+             "jnd_adapted": 0.45, "improved": True, "mode": "spatial", "variant": v}
+            for v, n in (("lin", 3), ("tune", 1), ("scratch", 1)) for ci in range(n)]
+    seen = {}
+    real = plotting.save
+
+    def spy(fig, *out):
+        seen["labels"] = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        return real(fig, *out)
+
+    monkeypatch.setattr(plotting, "save", spy)
+    fig_dps_adaptation({"tables": [pd.DataFrame(rows)]}, [str(tmp_path / "f.png")])
+    assert (tmp_path / "f.png").stat().st_size > 0
+    for v in ("lin", "tune", "scratch"):
+        assert sum(label.startswith(f"efficientnet_lite0 {v}") for label in seen["labels"]) == 3, v

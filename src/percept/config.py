@@ -341,6 +341,11 @@ def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
             if name in seen:
                 yield f"{where}: {name!r} is listed twice"
             seen.add(name)
+    ad = sim["adaptation"]
+    if ad["draws"] == "fixed" and (set(ad["variants"]) - {"lin"} or (ad["dropout_on"] == "elements" and ad["dropout"])):
+        yield ("similarity.adaptation.draws: fixed (one cached draw, all 15 pairs every epoch) is the earlier scheme "
+               "of the lin variant with dropout_on: channels; variants tune / scratch and dropout_on: elements draw "
+               "fresh pairs every epoch (set draws: fresh)")
 
 
 EXPLAIN_DATASETS = ("shapes", "voc2007")  # multi-label, with per-class segmentation masks

@@ -95,40 +95,57 @@ def fig_dps_flaws(inputs, out: Sequence[str]) -> None:
 
 @renderer("fig_dps_adaptation")
 def fig_dps_adaptation(inputs, out: Sequence[str]) -> None:
-    """Held-out ordering accuracy per context (adapted vs baseline), the improvement, and retained scores."""
+    """Held-out ordering accuracy per context (adapted vs baseline), the improvement, and retained scores, per
+    backbone x variant (lin, tune, scratch) x mode."""
     import matplotlib.pyplot as plt
 
     tables = inputs["tables"]
     df = pd.concat([_read(t) for t in ([tables] if isinstance(tables, str) else list(tables))], ignore_index=True)
-    nets = list(dict.fromkeys(df["backbone"]))
-    retained = [c[:-len("_adapted")] for c in df.columns if c.endswith("_adapted") and c != "val_adapted"]
+    if "variant" not in df:  # tables written before the variants existed
+        df = df.assign(variant="lin")
+    label = df["backbone"] + " " + df["variant"]
+    if "mode" in df and df["mode"].nunique() > 1:
+        label = label + " " + df["mode"]
+    df = df.assign(series=label)
+    series = list(dict.fromkeys(df["series"]))
+    retained = [c[:-len("_adapted")] for c in df.columns
+                if c.endswith("_adapted") and c != "val_adapted" and "[" not in c]
     with plotting.style():
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
         ax = axes[0]
-        for i, n in enumerate(nets):
-            sub = df[df["backbone"] == n]
-            ax.scatter(sub["baseline"], sub["adapted"], s=14, color=plotting.PALETTE[i], label=n)
+        for i, n in enumerate(series):
+            sub = df[df["series"] == n]
+            ax.scatter(sub["baseline"], sub["adapted"], s=14, color=plotting.PALETTE[i % len(plotting.PALETTE)],
+                       label=f"{n} ({len(sub)})")
         ax.plot([0, 1], [0, 1], color="0.4", ls="--", lw=1, label="no change")
         ax.set_xlabel("baseline accuracy (held-out pairs)")
         ax.set_ylabel("adapted accuracy (held-out pairs)")
         ax.set_title("ordering accuracy per context")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         ax = axes[1]
         diff = (df["adapted"] - df["baseline"]) * 100
-        ax.hist(diff, bins=20, color=plotting.PALETTE[1])
+        bins = np.histogram_bin_edges(diff, bins=20)
+        for i, n in enumerate(series):
+            sel = df["series"] == n
+            ax.hist(diff[sel], bins=bins, color=plotting.PALETTE[i % len(plotting.PALETTE)], alpha=0.6,
+                    label=f"{n}: {100 * (diff[sel] > 0).mean():.0f} % better")
         ax.axvline(0, color="0.3", ls="--", lw=1)
         ax.set_xlabel("improvement (percentage points)")
         ax.set_ylabel("contexts")
-        ax.set_title(f"adapted better in {100 * (diff > 0).mean():.0f} % of {len(df)} contexts")
+        ax.set_title("adapted minus baseline")
+        ax.legend(fontsize=7)
         ax = axes[2]
-        width = 0.38
-        base = [df[f"{r}_baseline"].mean() for r in retained]
-        adap = [df[f"{r}_adapted"].mean() for r in retained]
-        ax.bar(np.arange(len(retained)) - width / 2, base, width, label="baseline", color=plotting.PALETTE[0])
-        ax.bar(np.arange(len(retained)) + width / 2, adap, width, label="adapted", color=plotting.PALETTE[2])
-        ax.set_xticks(np.arange(len(retained)), [r.replace("_", " ") for r in retained], rotation=15)
+        width = 0.85 / (len(series) + 1)
+        x = np.arange(len(retained))
+        ax.bar(x - 0.425 + width / 2, [df[f"{r}_baseline"].mean() for r in retained], width, label="baseline",
+               color="0.6")
+        for i, n in enumerate(series):
+            sub = df[df["series"] == n]
+            ax.bar(x - 0.425 + width * (i + 1.5), [sub[f"{r}_adapted"].mean() for r in retained], width,
+                   label=n, color=plotting.PALETTE[i % len(plotting.PALETTE)])
+        ax.set_xticks(x, [r.replace("_", " ") for r in retained], rotation=15)
         ax.set_ylabel("score (mean over contexts)")
         ax.set_ylim(0, 1)
         ax.set_title("retained: other contexts, 2AFC val, JND")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         plotting.save(fig, *out)

@@ -4,7 +4,10 @@ Zhang et al. 2018 (sec. 3.3): a small ranking network G maps (d0, d1, d0-d1, d0/
 probability that p1 is judged closer, trained with binary cross-entropy against the fraction of people who
 preferred p1; Adam (lr 1e-4, β1 0.5), the linear weights clamped ≥ 0 after each step, dropout before them;
 a constant learning rate, then a linear decay to zero. Every DPS mode is linear in the weights, so training
-runs on the comparisons computed once: no backbone forward pass per epoch.
+runs on the comparisons computed once: no backbone forward pass per epoch. The same training takes comparisons
+computed per batch (a function of the batch's rows) and further parameters for the adaptation paper's ``tune`` /
+``scratch`` variants, whose backbone is trained in the loop; :func:`iter_channel_weights` yields after every
+epoch so that several trainings can share each epoch's frozen features (the ``lin`` variant's contexts).
 
 As the reference (richzhang/PerceptualSimilarity lpips/lpips.py ``NetLinLayer``, trainer.py ``clamp_weights``),
 by default the weights start at PyTorch's default initialisation of each tap's 1x1 convolution (uniform in
@@ -102,20 +105,38 @@ def _channel_means(x: Comparisons, rows, dropout: float, elements: bool) -> torc
     return F.dropout(out, dropout, training=True) if dropout and not elements else out
 
 
-def train_channel_weights(s0: Comparisons, s1: Comparisons, judge: torch.Tensor, *, epochs: int = 5,
-                          decay_epochs: int = 5, lr: float = 1e-4, betas: tuple[float, float] = (0.5, 0.999),
-                          batch_size: int = 50, dropout: float = 0.5, boost: float = 0.0,
-                          init: torch.Tensor | str | None = None, groups: Sequence[int] | None = None,
-                          dropout_on: str = "elements", seed: int = 0,
-                          resample: Callable[[int, torch.Generator], tuple[torch.Tensor, ...]] | None = None,
-                          checkpoint: str | os.PathLike | None = None,
-                          fingerprint: Mapping[str, Any] | None = None, progress: bool = False,
-                          desc: str = "calibrate") -> tuple[torch.Tensor, list[dict[str, float]]]:
-    """Train non-negative channel weights ``w`` so that ``d = s · w`` ranks as the judgements say.
+PairMaps = Callable[[torch.Tensor], tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]]
+
+
+def train_channel_weights(s0: Comparisons | PairMaps | None, s1: Comparisons | None, judge: torch.Tensor | None,
+                          **kwargs) -> tuple[torch.Tensor, list[dict[str, float]]]:
+    """Train non-negative channel weights ``w`` so that ``d = s · w`` ranks as the judgements say: runs
+    :func:`iter_channel_weights` to the end and returns the weights ``(C,)`` (≥ 0) and the per-epoch history."""
+    w, history = None, []
+    for w, history in iter_channel_weights(s0, s1, judge, **kwargs):
+        pass
+    return w.clone(), history
+
+
+def iter_channel_weights(s0: Comparisons | PairMaps | None, s1: Comparisons | None, judge: torch.Tensor | None, *,
+                         epochs: int = 5, decay_epochs: int = 5, lr: float = 1e-4,
+                         betas: tuple[float, float] = (0.5, 0.999), batch_size: int = 50, dropout: float = 0.5,
+                         boost: float = 0.0, init: torch.Tensor | str | None = None,
+                         groups: Sequence[int] | None = None, dropout_on: str = "elements", seed: int = 0,
+                         resample: Callable[[int, torch.Generator], tuple[Any, Any, torch.Tensor]] | None = None,
+                         params: Sequence[nn.Parameter] = (), param_lr: float | None = None,
+                         checkpoint: str | os.PathLike | None = None,
+                         fingerprint: Mapping[str, Any] | None = None, progress: bool = False,
+                         desc: str = "calibrate"):
+    """The training of :func:`train_channel_weights`, one epoch per step of the generator: yields ``(w, history)``
+    after every epoch (once, before any, when there are no epochs), so several trainings can run in lockstep on
+    data shared per epoch (the adaptation's frozen-backbone features of one draw for every context).
 
     Args:
         s0, s1: ``(N, C)`` per-channel comparisons of (ref, p0) and (ref, p1), all taps concatenated, or per-tap
-            squared-difference maps ``[(N, C_l, P_l), ...]`` (needed for ``dropout_on="elements"``).
+            squared-difference maps ``[(N, C_l, P_l), ...]`` (needed for ``dropout_on="elements"``); or ``s0`` a
+            function ``rows -> (maps0, maps1)`` computing a batch's maps (with gradients: a backbone trained in
+            the loop, ``params``) and ``s1`` None. With ``resample`` both may be None (``groups`` then gives C).
         judge: ``(N,)`` fraction preferring p1 (1 = p1 closer).
         epochs / decay_epochs: constant learning rate, then a linear decay to zero.
         boost: weight of the extra BCE(sigmoid(d0 - d1), judge) term used while a batch scores ≤ 0.5.
@@ -124,29 +145,40 @@ def train_channel_weights(s0: Comparisons, s1: Comparisons, judge: torch.Tensor,
         dropout_on: ``elements`` of the maps (maps given) or whole ``channels`` of the means.
         resample: ``(epoch, generator) -> (s0, s1, judge)``, new training pairs every epoch (the adaptation's
             fresh random pair per image per epoch); ``s0``, ``s1``, ``judge`` then only give the shapes.
-        checkpoint: resume from / save to this file after every epoch (refused if ``fingerprint`` differs).
-
-    Returns:
-        the weights ``(C,)`` (≥ 0) and the per-epoch history (loss, train 2AFC).
+        params, param_lr: further parameters trained by the same Adam (the adaptation's ``tune`` / ``scratch``
+            backbone: the authors' one optimiser over the Learner's parameters), at ``param_lr`` (None = ``lr``),
+            under the same schedule; they are not clamped.
+        checkpoint: resume from / save to this file after every epoch (refused if ``fingerprint`` differs; not
+            with ``params``).
     """
     if dropout_on not in DROPOUT_ON:
         raise ValueError(f"dropout_on must be one of {DROPOUT_ON}; got {dropout_on!r}")
-    maps = not isinstance(s0, torch.Tensor)
-    if maps:
+    lazy = callable(s0) and not isinstance(s0, torch.Tensor)
+    if lazy or s0 is None:
+        if groups is None or (s0 is None and resample is None) or s1 is not None:
+            raise ValueError("comparisons computed per batch (or per epoch by resample) need groups (channels per "
+                             "tap), s1=None, and resample when s0 is None")
+        maps, c = True, int(sum(groups))
+        n = 0 if judge is None else len(judge)
+    elif not isinstance(s0, torch.Tensor):
+        maps = True
         shapes0, shapes1 = [tuple(m.shape[:2]) for m in s0], [tuple(m.shape[:2]) for m in s1]
         if shapes0 != shapes1 or len({sh[0] for sh in shapes0}) != 1:
             raise ValueError(f"maps of s0 {shapes0} and s1 {shapes1} disagree")
         n, c = shapes0[0][0], sum(sh[1] for sh in shapes0)
         groups = groups if groups is not None else [sh[1] for sh in shapes0]
     else:
+        maps = False
         n, c = s0.shape
         if s1.shape != (n, c):
             raise ValueError(f"s0 {tuple(s0.shape)} and s1 {tuple(s1.shape)} disagree")
-        if dropout and dropout_on == "elements":
-            raise ValueError("dropout on elements needs the per-tap maps (channel_maps), not the channel means; "
-                             "pass the maps or dropout_on='channels'")
-    if judge.shape != (n,):
+    if not maps and dropout and dropout_on == "elements":
+        raise ValueError("dropout on elements needs the per-tap maps (channel_maps), not the channel means; "
+                         "pass the maps or dropout_on='channels'")
+    if judge is not None and judge.shape != (n,):
         raise ValueError(f"judge {tuple(judge.shape)} does not match {n} comparisons")
+    if params and checkpoint is not None:
+        raise ValueError("a checkpoint holds the weights and G only, not further params")
     gen = torch.Generator().manual_seed(seed)
     if init is None or isinstance(init, str):
         kind = init or "default"
@@ -162,7 +194,11 @@ def train_channel_weights(s0: Comparisons, s1: Comparisons, judge: torch.Tensor,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         g = RankingNet()
-    opt = torch.optim.Adam([w, *g.parameters()], lr=lr, betas=betas)
+    params = [p for p in params if p.requires_grad]
+    groups_ = [{"params": [w, *g.parameters()], "scale": 1.0}]
+    if params:
+        groups_.append({"params": params, "scale": (param_lr if param_lr is not None else lr) / lr})
+    opt = torch.optim.Adam(groups_, lr=lr, betas=betas)
     total = epochs + decay_epochs
     history: list[dict[str, float]] = []
     start = 0
@@ -177,22 +213,31 @@ def train_channel_weights(s0: Comparisons, s1: Comparisons, judge: torch.Tensor,
             gen.set_state(ckpt["gen"])
             history, start = list(ckpt["history"]), int(ckpt["epoch"])
             log.info("resuming %s from epoch %d of %d (%s)", desc, start, total, checkpoint)
-    judge = judge.float()
+    if judge is not None:
+        judge = judge.float()
     elements = dropout_on == "elements"
+    if start >= total:
+        yield w.detach(), history
     for epoch in tqdm(range(start, total), desc=desc, disable=not progress, initial=start, total=total):
         rate = lr if epoch < epochs else lr * (total - epoch) / max(decay_epochs, 1)
         for group in opt.param_groups:
-            group["lr"] = rate
+            group["lr"] = rate * group.get("scale", 1.0)
         if resample is not None:
             s0, s1, judge = resample(epoch, gen)
             n = len(judge)
             judge = judge.float()
+        lazy = callable(s0) and not isinstance(s0, torch.Tensor)
         perm = torch.randperm(n, generator=gen)
         losses, hits = [], []
         g.train()
         for b in perm.split(batch_size):
-            a0 = _channel_means(s0, b, dropout, elements)
-            a1 = _channel_means(s1, b, dropout, elements)
+            if lazy:  # the batch's maps from a backbone in the loop
+                m0, m1 = s0(b)
+                a0 = _channel_means(m0, slice(None), dropout, elements)
+                a1 = _channel_means(m1, slice(None), dropout, elements)
+            else:
+                a0 = _channel_means(s0, b, dropout, elements)
+                a1 = _channel_means(s1, b, dropout, elements)
             d0, d1, j = a0 @ w, a1 @ w, judge[b]
             loss = F.binary_cross_entropy(g(d0, d1).clamp(1e-6, 1 - 1e-6), j)
             with torch.no_grad():
@@ -212,4 +257,4 @@ def train_channel_weights(s0: Comparisons, s1: Comparisons, judge: torch.Tensor,
             save_checkpoint(checkpoint, {"fingerprint": fp, "epoch": epoch + 1, "w": w.detach().clone(),
                                          "g": g.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
                                          "history": history})
-    return w.detach().clone(), history
+        yield w.detach(), history

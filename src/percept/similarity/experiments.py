@@ -16,10 +16,11 @@ from tqdm.auto import tqdm
 
 from percept.checkpoints import load_torch
 from percept.data.prepare import JNDData, TwoAFCData
-from percept.data.store import ImageDataset
+from percept.data.store import ImageDataset, read_rows
 from percept.features import FeatureCache, resolve_device
 from percept.similarity import distortions as dist
 from percept.similarity.calibration import (
+    iter_channel_weights,
     load_checkpoint,
     save_checkpoint,
     train_channel_weights,
@@ -381,14 +382,9 @@ def distortion_channels(cache_path: str | None, dataset_path: str, *, mode: str 
     reference's split code; from the cached features of the distortion set, or (``metric`` given, no cache)
     from the metric's features of its images."""
     data = ImageDataset(dataset_path)
-    draws = int(data.attrs.get("draws", 1))
-    codes, ref = data.meta("distortion"), data.meta("ref")
+    draws, split = distortion_blocks(data)
     nd = len(dist.DISTORTIONS)
     k = 1 + nd * draws
-    block = np.array([-1, *list(range(nd)) * draws])
-    if len(data) % k or not (codes.reshape(-1, k) == block).all():
-        raise ValueError(f"{dataset_path}: rows are not blocks of (original, {draws} x "
-                         f"({', '.join(dist.DISTORTIONS)}))")
     n = len(data) // k
     setting = (mode, normalize, norm_order, combine)
     per = max(1, 64 // k) if metric is None else max(1, batch_size // k)
@@ -410,10 +406,23 @@ def distortion_channels(cache_path: str | None, dataset_path: str, *, mode: str 
                 f = feats[t].float().view(stop - start, k, *feats[t].shape[1:])
                 c = torch.stack([channel_distances(f[:, 0], f[:, j], *setting) for j in range(1, k)], 1).cpu()
                 parts[t].append(c.view(stop - start, draws, nd, -1))
+    return torch.cat([torch.cat(parts[t]) for t in taps], 3), split
+
+
+def distortion_blocks(data: ImageDataset) -> tuple[int, np.ndarray]:
+    """(draws, split per reference: 0 train, 1 test, 2 other) of a distortion set, whose rows are checked to
+    be blocks of (original, draws x the six distortions)."""
+    draws = int(data.attrs.get("draws", 1))
+    codes, ref = data.meta("distortion"), data.meta("ref")
+    nd = len(dist.DISTORTIONS)
+    k = 1 + nd * draws
+    block = np.array([-1, *list(range(nd)) * draws])
+    if len(data) % k or not (codes.reshape(-1, k) == block).all():
+        raise ValueError(f"{data.path}: rows are not blocks of (original, {draws} x "
+                         f"({', '.join(dist.DISTORTIONS)}))")
     codes = np.asarray(data._h5()["split"][...])[data.rows][ref.reshape(-1, k)[:, 0]]
     names = np.array(data.split_names)[codes]
-    split = np.where(names == "train", 0, np.where(names == "test", 1, 2))
-    return torch.cat([torch.cat(parts[t]) for t in taps], 3), split
+    return draws, np.where(names == "train", 0, np.where(names == "test", 1, 2))
 
 
 def context_labels(context: Sequence[int], pairs: np.ndarray) -> np.ndarray:
@@ -431,11 +440,90 @@ def sample_contexts(n: int, seed: int) -> list[tuple[int, ...]]:
     return [perms[i] for i in pick]
 
 
+def fit_split(split: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, validation, test) reference indices: train images (split 0) permuted with the seed, the first
+    ``val_fraction`` of them held out for validation; test = split 1 (held-out photos)."""
+    train_idx = np.flatnonzero(split == 0)
+    test_idx = np.flatnonzero(split == 1)
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise ValueError("the distortion set needs images of both splits (train photos and held-out test photos)")
+    perm = np.random.default_rng([seed, 61]).permutation(train_idx)
+    n_val = round(val_fraction * len(perm))
+    return perm[n_val:], perm[:n_val], test_idx
+
+
+PAIRS = np.array(list(itertools.combinations(range(len(dist.DISTORTIONS)), 2)))
+
+
+def _pair_rows(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n, 6, C)`` comparisons of n references -> every pair of distortions of every reference, ``(15 n, C)``."""
+    n_chan = s.shape[-1]
+    return s[:, PAIRS[:, 0]].reshape(-1, n_chan), s[:, PAIRS[:, 1]].reshape(-1, n_chan)
+
+
+def _context_row(ci: int, contexts: Sequence[tuple[int, ...]], w: torch.Tensor, base: Mapping[str, Any],
+                 adapted: Mapping[str, Any], backbone: str, history: Sequence[Mapping[str, float]] = ()
+                 ) -> dict[str, Any]:
+    """One context's scores. ``base`` / ``adapted``: ``{"test": (s0, s1), "val": (s0, s1) or None, "retained":
+    {...}}``, the comparisons of the baseline network (scored uncalibrated) and of the adapted one (scored with
+    ``w``); for ``lin`` both are the frozen network's."""
+    names = ["<".join(dist.DISTORTIONS[k] for k in c) for c in contexts]
+    n_test = len(base["test"][0]) // len(PAIRS)
+    labels = [np.tile(context_labels(c, PAIRS), n_test) for c in contexts]
+    b_test = (_dist(base["test"][0], None), _dist(base["test"][1], None))
+    a_test = (_dist(adapted["test"][0], w), _dist(adapted["test"][1], w))
+    row = {"backbone": backbone, "context": names[ci], "context_index": ci,
+           "baseline": two_afc(*b_test, labels[ci]), "adapted": two_afc(*a_test, labels[ci])}
+    if base.get("val") is not None:
+        val_lab = np.tile(context_labels(contexts[ci], PAIRS), len(base["val"][0]) // len(PAIRS))
+        row["val_baseline"] = two_afc(_dist(base["val"][0], None), _dist(base["val"][1], None), val_lab)
+        row["val_adapted"] = two_afc(_dist(adapted["val"][0], w), _dist(adapted["val"][1], w), val_lab)
+    others = [j for j in range(len(contexts)) if j != ci]
+    if others:
+        row["other_contexts_baseline"] = float(np.mean([two_afc(*b_test, labels[j]) for j in others]))
+        row["other_contexts_adapted"] = float(np.mean([two_afc(*a_test, labels[j]) for j in others]))
+    for name in base.get("retained") or {}:
+        for kind, tensors, weights_ in (("baseline", base["retained"][name], None),
+                                        ("adapted", adapted["retained"][name], w)):
+            if len(tensors) == 5:
+                r0, r1, judge, category, cat_names = tensors
+                cat = np.asarray(category)
+                per = {}
+                for c_i, c_name in enumerate(cat_names):
+                    sel = torch.from_numpy(cat == c_i)
+                    if sel.any():
+                        per[c_name] = two_afc(_dist(r0[sel], weights_), _dist(r1[sel], weights_), judge[sel])
+                        row[f"{name}[{c_name}]_{kind}"] = per[c_name]
+                row[f"{name}_{kind}"] = float(np.mean(list(per.values())))
+            elif len(tensors) == 3:
+                r0, r1, judge = tensors
+                row[f"{name}_{kind}"] = two_afc(_dist(r0, weights_), _dist(r1, weights_), judge)
+            else:
+                rs, same = tensors
+                row[f"{name}_{kind}"] = jnd_average_precision(_dist(rs, weights_), same)
+    row["improved"] = row["adapted"] > row["baseline"]
+    if history:  # the training loss of the first and the last epoch
+        row["train_loss_first"], row["train_loss_last"] = history[0]["loss"], history[-1]["loss"]
+    return row
+
+
+def _fresh_pairs(n: int, n_dist: int, context: Sequence[int], gen: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random ordered pair of distortions per image (the first two of a random permutation, as the authors'
+    AugmentRankingDataset) and its label: 1 = p1 judged closer = its distortion ranks earlier in the context."""
+    rank = np.empty(n_dist, int)
+    rank[list(context)] = np.arange(n_dist)
+    choice = torch.stack([torch.randperm(n_dist, generator=gen)[:2] for _ in range(n)])
+    lab = torch.from_numpy((rank[choice[:, 1].numpy()] < rank[choice[:, 0].numpy()]).astype(np.float32))
+    return choice, lab
+
+
 def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, Any], seed: int,
                    retained: Mapping[str, tuple[torch.Tensor, ...]] | None = None, backbone: str = "",
                    checkpoint: str | None = None, fingerprint: Mapping[str, Any] | None = None,
                    progress: bool = False, groups: Sequence[int] | None = None) -> pd.DataFrame:
-    """Train per-channel scalars for each context and score them against the uncalibrated baseline.
+    """Train per-channel scalars for each context and score them against the uncalibrated baseline (the ``lin``
+    variant on precomputed comparisons, dropout on whole channel terms).
 
     ``s``: ``(n_refs, 6, C)`` distortion comparisons; ``split`` 0 = train (80 % fit, 20 % validation), 1 = test
     (held-out photos), anything else unused. ``retained``: ``{name: (s0, s1, judge)}`` or ``{name: (s0, s1, judge,
@@ -449,115 +537,309 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
     if s.dim() == 3:  # one draw
         s = s.unsqueeze(1)
     n_draws, n_dist, n_chan = s.shape[1:]
-    pairs = np.array(list(itertools.combinations(range(n_dist), 2)))
+    pairs = PAIRS
     fresh = options.get("draws", "fixed") == "fresh"
-    train_idx = np.flatnonzero(split == 0)
-    test_idx = np.flatnonzero(split == 1)
-    if len(train_idx) == 0 or len(test_idx) == 0:
-        raise ValueError("the distortion set needs images of both splits (train photos and held-out test photos)")
-    rng = np.random.default_rng([seed, 61])
-    perm = rng.permutation(train_idx)
-    n_val = round(options["val_fraction"] * len(perm))
-    val_idx, fit_idx = perm[:n_val], perm[n_val:]
-
-    def pair_tensors(idx):
-        # Scoring (and fixed-draw training): draw 0, every pair of distortions of every image.
-        a = s[idx, 0][:, pairs[:, 0]].reshape(-1, n_chan)
-        b = s[idx, 0][:, pairs[:, 1]].reshape(-1, n_chan)
-        return a, b
+    fit_idx, val_idx, test_idx = fit_split(split, options["val_fraction"], seed)
 
     def fresh_epochs(context, seed_):
-        """Per epoch, per training image, one random ordered pair of distortions (the first two of a random
-        permutation, as the authors' AugmentRankingDataset) at a fresh draw of their parameters (draw e mod K)."""
-        rank = np.empty(n_dist, int)
-        rank[list(context)] = np.arange(n_dist)
+        """Per epoch, per training image, one random ordered pair of distortions at a fresh draw of their
+        parameters (draw e mod K)."""
         fit = torch.from_numpy(fit_idx)
 
         def resample(epoch, gen):
-            choice = torch.stack([torch.randperm(n_dist, generator=gen)[:2] for _ in range(len(fit_idx))])
+            choice, lab = _fresh_pairs(len(fit_idx), n_dist, context, gen)
             k = epoch % n_draws
-            a, b = s[fit, k, choice[:, 0]], s[fit, k, choice[:, 1]]
-            # label 1 = p1 judged closer = the second distortion is less disruptive in the context
-            lab = torch.from_numpy((rank[choice[:, 1].numpy()] < rank[choice[:, 0].numpy()]).astype(np.float32))
-            return a, b, lab
+            return s[fit, k, choice[:, 0]], s[fit, k, choice[:, 1]], lab
         return resample
 
-    fit0, fit1 = pair_tensors(fit_idx)
-    val0, val1 = pair_tensors(val_idx) if len(val_idx) else (None, None)
-    test0, test1 = pair_tensors(test_idx)
+    fit0, fit1 = _pair_rows(s[fit_idx, 0])
+    scored = {"test": _pair_rows(s[test_idx, 0]), "val": _pair_rows(s[val_idx, 0]) if len(val_idx) else None,
+              "retained": retained or {}}
     contexts = sample_contexts(options["contexts"], seed)
-    names = ["<".join(dist.DISTORTIONS[k] for k in c) for c in contexts]
-    test_labels = [np.tile(context_labels(c, pairs), len(test_idx)) for c in contexts]
     fp = dict(fingerprint or {})  # the contexts follow from the seed and options.contexts
-    done: list[dict] = []
     weights: list[torch.Tensor] = []
+    histories: list[list[dict[str, float]]] = []
     if checkpoint is not None:
         ckpt = load_checkpoint(checkpoint, fp)
         if ckpt is not None:
             weights = list(ckpt["weights"])
+            histories = list(ckpt.get("histories", [[] for _ in weights]))
             log.info("resuming adaptation after %d of %d contexts", len(weights), len(contexts))
-    base_test = (_dist(test0, None), _dist(test1, None))
     for ci in tqdm(range(len(weights), len(contexts)), desc=f"adapt {backbone}", disable=not progress,
                    initial=len(weights), total=len(contexts)):
         lab = torch.from_numpy(np.tile(context_labels(contexts[ci], pairs), len(fit_idx)))
-        w, _ = train_channel_weights(fit0, fit1, lab, epochs=options["epochs"], decay_epochs=options["decay_epochs"],
+        w, hist = train_channel_weights(fit0, fit1, lab, epochs=options["epochs"], decay_epochs=options["decay_epochs"],
                                      lr=options["lr"], betas=(options["beta1"], 0.999),
                                      batch_size=options["batch_size"], dropout=options["dropout"],
                                      boost=options["boost"], seed=seed + ci, init=options.get("init", "default"),
                                      groups=groups, dropout_on="channels",
                                      resample=fresh_epochs(contexts[ci], seed + ci) if fresh else None)
         weights.append(w)
+        histories.append(hist)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {"fingerprint": fp, "weights": weights})
-    for ci, (c, w) in enumerate(zip(contexts, weights)):
-        d_test = (_dist(test0, w), _dist(test1, w))
-        row = {"backbone": backbone, "context": names[ci], "context_index": ci,
-               "baseline": two_afc(*base_test, test_labels[ci]), "adapted": two_afc(*d_test, test_labels[ci])}
-        if val0 is not None:
-            val_lab = np.tile(context_labels(c, pairs), len(val_idx))
-            row["val_baseline"] = two_afc(_dist(val0, None), _dist(val1, None), val_lab)
-            row["val_adapted"] = two_afc(_dist(val0, w), _dist(val1, w), val_lab)
-        others = [j for j in range(len(contexts)) if j != ci]
-        if others:
-            row["other_contexts_baseline"] = float(np.mean([two_afc(*base_test, test_labels[j]) for j in others]))
-            row["other_contexts_adapted"] = float(np.mean([two_afc(*d_test, test_labels[j]) for j in others]))
-        for name, tensors in (retained or {}).items():
-            if len(tensors) == 5:
-                r0, r1, judge, category, cat_names = tensors
-                cat = np.asarray(category)
-                for kind, weights_ in (("baseline", None), ("adapted", w)):
-                    per = {}
-                    for c_i, c_name in enumerate(cat_names):
-                        sel = torch.from_numpy(cat == c_i)
-                        if sel.any():
-                            per[c_name] = two_afc(_dist(r0[sel], weights_), _dist(r1[sel], weights_), judge[sel])
-                            row[f"{name}[{c_name}]_{kind}"] = per[c_name]
-                    row[f"{name}_{kind}"] = float(np.mean(list(per.values())))
-            elif len(tensors) == 3:
-                r0, r1, judge = tensors
-                row[f"{name}_baseline"] = two_afc(_dist(r0, None), _dist(r1, None), judge)
-                row[f"{name}_adapted"] = two_afc(_dist(r0, w), _dist(r1, w), judge)
+            save_checkpoint(checkpoint, {"fingerprint": fp, "weights": weights, "histories": histories})
+    return pd.DataFrame([_context_row(ci, contexts, w, scored, scored, backbone, h)
+                         for ci, (w, h) in enumerate(zip(weights, histories))])
+
+
+VARIANTS = ("lin", "tune", "scratch")
+# lin shares each epoch's frozen features of the fitting images among all contexts when they take at most this
+# much memory (the embedded default: ~0.2 GB); larger sets run the frozen network on every batch of every context.
+LOCKSTEP_BYTES = 4 * 2 ** 30
+
+
+def block_images(data: ImageDataset, refs: np.ndarray, draws: Sequence[int] = (0,)) -> torch.Tensor:
+    """uint8 ``(len(refs), 1 + 6 len(draws), H, W, 3)``: each reference's original and its six distortions at
+    each of ``draws`` (the set is stored as blocks of 1 + 6 K rows: the original, then draw 0, 1, ...)."""
+    nd = len(dist.DISTORTIONS)
+    k = 1 + nd * int(data.attrs.get("draws", 1))
+    within = np.array([0, *(1 + nd * d + j for d in draws for j in range(nd))])
+    rows = (np.asarray(refs, np.int64)[:, None] * k + within[None]).reshape(-1)
+    arr = read_rows(data._h5()["images"], data._select(rows))
+    return torch.from_numpy(arr).view(len(refs), len(within), *arr.shape[1:])
+
+
+class _FitImages:
+    """The fitting images' blocks by draw: all draws read once when they take at most ``budget`` bytes (the
+    embedded set), else the draw asked for, read on demand (the paper's STL-10 pool)."""
+
+    def __init__(self, data: ImageDataset, refs: np.ndarray, n_draws: int, budget: int = 2 ** 31):
+        self.data, self.refs, self.n_draws = data, refs, n_draws
+        h, w = data.image_shape[:2]
+        size = len(refs) * (1 + len(dist.DISTORTIONS) * n_draws) * h * w * 3
+        self.all = block_images(data, refs, range(n_draws)) if size <= budget else None
+        self._last: tuple[int, torch.Tensor] | None = None
+
+    def draw(self, k: int) -> torch.Tensor:
+        """uint8 ``(n, 7, H, W, 3)``: the original and the six distortions of draw ``k``."""
+        nd = len(dist.DISTORTIONS)
+        if self.all is not None:
+            return self.all[:, [0, *range(1 + nd * k, 1 + nd * (k + 1))]]
+        if self._last is None or self._last[0] != k:
+            self._last = (k, block_images(self.data, self.refs, [k]))
+        return self._last[1]
+
+
+def _images(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 ``(..., H, W, 3)`` -> float ``(N, 3, H, W)`` in [0, 1] on ``device``."""
+    return x.reshape(-1, *x.shape[-3:]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def block_comparisons(metric: DPS, blocks: torch.Tensor, setting: tuple[str, bool, str, str], *, batch_size: int,
+                      device: torch.device) -> torch.Tensor:
+    """``(n, 6, C)`` comparisons of each block's original with its six distortions (draw 0 of ``blocks`` from
+    :func:`block_images`), all taps concatenated, through ``metric``'s features (no gradients)."""
+    nd = len(dist.DISTORTIONS)
+    per = max(1, batch_size // (1 + nd))
+    out = []
+    with torch.no_grad():
+        for sl in _batches(len(blocks), per):
+            f = metric.features(_images(blocks[sl, :1 + nd], device))
+            m = sl.stop - sl.start
+            parts = []
+            for t in metric.taps:
+                ft = f[t].float().view(m, 1 + nd, *f[t].shape[1:])
+                parts.append(torch.stack([channel_distances(ft[:, 0], ft[:, j], *setting) for j in range(1, 1 + nd)],
+                                         1))
+            out.append(torch.cat(parts, 2).cpu())
+    return torch.cat(out)
+
+
+def retained_sets(metric: DPS, two_afc_path: str | None, jnd_path: str | None,
+                  settings: Sequence[tuple[str, bool, str, str]], *, batch_size: int, device: torch.device,
+                  progress: bool = False) -> dict[tuple, dict[str, tuple]]:
+    """The retained sets' comparisons per setting (2AFC val with its categories, JND), one forward pass each."""
+    out: dict[tuple, dict[str, tuple]] = {st: {} for st in settings}
+    if two_afc_path:
+        data = TwoAFCData(two_afc_path)
+        got = pair_channels(metric, data, batch_size=batch_size, device=device, progress=progress, settings=settings)
+        cats = data.category.numpy()
+        for st in settings:
+            out[st]["two_afc_val"] = (*got[st], data.judge, cats, list(data.categories))
+    if jnd_path:
+        data = JNDData(jnd_path)
+        got = pair_channels(metric, data, batch_size=batch_size, device=device, progress=progress, settings=settings)
+        for st in settings:
+            out[st]["jnd"] = (got[st][0], data.same)
+    return out
+
+
+def adapt_in_loop(metric: DPS, data: ImageDataset, *, variant: str, setting: tuple[str, bool, str, str],
+                  entry: Mapping[str, Any], options: Mapping[str, Any], seed: int, base: Mapping[str, Any],
+                  retained_paths: tuple[str | None, str | None] = (None, None), backbone: str = "",
+                  batch_size: int = 64, device: torch.device | None = None, allow_download: bool = False,
+                  checkpoint: str | None = None, fingerprint: Mapping[str, Any] | None = None,
+                  progress: bool = False) -> pd.DataFrame:
+    """The adaptation with the backbone in the training loop, as the authors' Learner: every batch runs the images
+    (each training image's fresh random pair at draw e mod K of the distortion set, :func:`_fresh_pairs`) through
+    the network, and dropout drops single elements of the N x C x H x W difference maps before the 1x1
+    weights (the calibration's :func:`percept.similarity.calibration._channel_means`).
+
+    ``variant`` (Pihlgren, Sandin & Liwicki; augmentations.py ``--variants``):
+
+    - ``lin``: the network frozen (``metric``), only the per-channel scalars and G trained. Its features do not
+      change, so the contexts train in lockstep on each epoch's features of the fitting images, computed once
+      (one forward pass per image and draw, not one per context) while they fit in :data:`LOCKSTEP_BYTES`;
+    - ``tune``: the network trained with them, from the entry's weights (ImageNet: the authors' pretrained);
+    - ``scratch``: the network trained with them from a seeded random initialisation (``seed + 1 + context``:
+      never the baseline's own random weights).
+
+    ``tune`` / ``scratch`` run the network in train mode (batch statistics, as the authors' Lightning training)
+    with one forward pass per image role (ref, p0, p1: as the authors' two metric calls, batch norm sees one
+    role at a time), are scored in eval mode, and adapt only the first ``options["network_contexts"]`` contexts
+    (null: all). ``base``: the frozen network's scored comparisons (``{"test", "val", "retained"}``), the baseline
+    of every variant and the adapted comparisons of ``lin``. Rows as :func:`adapt_contexts`; ``tune`` /
+    ``scratch`` resume per context from ``checkpoint``.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
+    with torch.random.fork_rng(devices=[]):
+        return _adapt_in_loop(metric, data, variant=variant, setting=setting, entry=entry, options=options, seed=seed,
+                              base=base, retained_paths=retained_paths, backbone=backbone, batch_size=batch_size,
+                              device=device, allow_download=allow_download, checkpoint=checkpoint,
+                              fingerprint=fingerprint, progress=progress)
+
+
+def _adapt_in_loop(metric: DPS, data: ImageDataset, *, variant: str, setting: tuple[str, bool, str, str],
+                   entry: Mapping[str, Any], options: Mapping[str, Any], seed: int, base: Mapping[str, Any],
+                   retained_paths: tuple[str | None, str | None], backbone: str, batch_size: int,
+                   device: torch.device | None, allow_download: bool, checkpoint: str | None,
+                   fingerprint: Mapping[str, Any] | None, progress: bool) -> pd.DataFrame:
+    dev = device or torch.device("cpu")
+    metric = metric.to(dev)
+    nd = len(dist.DISTORTIONS)
+    n_draws, split = distortion_blocks(data)
+    fit_idx, val_idx, test_idx = fit_split(split, options["val_fraction"], seed)
+    fit = _FitImages(data, fit_idx, n_draws)
+    n_fit = len(fit_idx)
+    contexts = sample_contexts(options["contexts"], seed)
+    n_ctx = len(contexts) if variant == "lin" else min(len(contexts), options.get("network_contexts") or len(contexts))
+    groups = [mode_width(setting[0]) * c for c in tap_channels(metric)]
+    common = dict(epochs=options["epochs"], decay_epochs=options["decay_epochs"], lr=options["lr"],
+                  betas=(options["beta1"], 0.999), batch_size=options["batch_size"], dropout=options["dropout"],
+                  boost=options["boost"], init=options.get("init", "default"), groups=groups, dropout_on="elements")
+    total = options["epochs"] + options["decay_epochs"]
+
+    with torch.no_grad():
+        probe = metric.features(_images(fit.draw(0)[:1, :1], dev))
+    lockstep = variant == "lin" and n_fit * (1 + nd) * 4 * sum(v.numel() for v in probe.values()) <= LOCKSTEP_BYTES
+    if lockstep:
+        shared: dict[str, dict[str, torch.Tensor]] = {}
+
+        def resample_for(ci: int):
+            def resample(epoch, gen):
+                choice, lab = _fresh_pairs(n_fit, nd, contexts[ci], gen)
+
+                def maps_of(b):  # a batch's maps from the epoch's shared features (no per-epoch map of all)
+                    f = shared["f"]
+                    return tuple([channel_maps(f[t][b, 0], f[t][b, 1 + choice[b, side]], *setting)
+                                  for t in metric.taps] for side in (0, 1))
+                return maps_of, None, lab
+            return resample
+
+        trainers = [iter_channel_weights(None, None, None, seed=seed + ci, resample=resample_for(ci), **common)
+                    for ci in range(n_ctx)]
+        weights, histories = [None] * n_ctx, [[] for _ in range(n_ctx)]
+        torch.manual_seed(seed)  # element dropout draws from the global generator (forked by adapt_in_loop)
+        for epoch in tqdm(range(max(total, 1)), desc=f"adapt lin {backbone}", disable=not progress):
+            if total:
+                k = epoch % n_draws
+                feats: dict[str, list[torch.Tensor]] = {t: [] for t in metric.taps}
+                with torch.no_grad():
+                    for sl in _batches(n_fit, max(1, batch_size // (1 + nd))):
+                        f = metric.features(_images(fit.draw(k)[sl], dev))
+                        for t in metric.taps:
+                            feats[t].append(f[t].float().view(sl.stop - sl.start, 1 + nd, *f[t].shape[1:]))
+                shared["f"] = {t: torch.cat(v) for t, v in feats.items()}
+            for ci, trainer in enumerate(trainers):
+                w, hist = next(trainer)
+                weights[ci], histories[ci] = w.detach().clone(), list(hist)
+        return pd.DataFrame([_context_row(ci, contexts, w, base, base, backbone, h)
+                             for ci, (w, h) in enumerate(zip(weights, histories))])
+
+    eval_blocks = block_images(data, np.concatenate([val_idx, test_idx]))
+    fp = dict(fingerprint or {})
+    rows: list[dict[str, Any]] = []
+    if checkpoint is not None:
+        ckpt = load_checkpoint(checkpoint, fp)
+        if ckpt is not None:
+            rows = list(ckpt["rows"])
+            log.info("resuming %s adaptation after %d of %d contexts", variant, len(rows), n_ctx)
+    for ci in tqdm(range(len(rows), n_ctx), desc=f"adapt {variant} {backbone}", disable=not progress,
+                   initial=len(rows), total=n_ctx):
+        if variant == "lin":  # too large to share one epoch's features: the frozen network on every batch
+            net, params = metric, []
+        else:
+            net = DPS(entry["backbone"], weights=entry.get("weights", "imagenet") if variant == "tune" else "random",
+                      taps=metric.taps, mode="spatial", normalize=True, scaling="backbone",
+                      seed=seed if variant == "tune" else seed + 1 + ci, allow_download=allow_download).to(dev)
+            params = list(net.extractor.model.parameters())
+            for p in params:
+                p.requires_grad_(True)
+        state: dict[str, Any] = {}
+
+        def pair_maps_of(b: torch.Tensor, net=net):
+            imgs, ch = fit.draw(state["k"])[b], state["choice"][b]
+            nb = torch.arange(len(b))
+            roles = [imgs[:, 0], imgs[nb, 1 + ch[:, 0]], imgs[nb, 1 + ch[:, 1]]]
+            if variant == "lin":
+                with torch.no_grad():
+                    both = net.features(_images(torch.stack(roles), dev))
+                fr, f0, f1 = ({t: v[k * len(b):(k + 1) * len(b)] for t, v in both.items()} for k in range(3))
             else:
-                rs, same = tensors
-                row[f"{name}_baseline"] = jnd_average_precision(_dist(rs, None), same)
-                row[f"{name}_adapted"] = jnd_average_precision(_dist(rs, w), same)
-        row["improved"] = row["adapted"] > row["baseline"]
-        done.append(row)
-    return pd.DataFrame(done)
+                net.extractor.model.train()
+                fr, f0, f1 = (net.features(_images(x, dev)) for x in roles)
+            return ([channel_maps(fr[t], f0[t], *setting) for t in net.taps],
+                    [channel_maps(fr[t], f1[t], *setting) for t in net.taps])
+
+        def resample(epoch, gen, ci=ci):
+            state["choice"], lab = _fresh_pairs(n_fit, nd, contexts[ci], gen)
+            state["k"] = epoch % n_draws
+            return pair_maps_of, None, lab
+
+        torch.manual_seed(seed + ci)  # element dropout: the same draws whether resumed or not
+        w, hist = train_channel_weights(None, None, None, seed=seed + ci, resample=resample, params=params,
+                                        param_lr=options.get("network_lr"), **common)
+        net.eval()
+        if variant == "lin":
+            adapted = base
+        else:
+            s_eval = block_comparisons(net, eval_blocks, setting, batch_size=batch_size, device=dev)
+            adapted = {"test": _pair_rows(s_eval[len(val_idx):]),
+                       "val": _pair_rows(s_eval[:len(val_idx)]) if len(val_idx) else None,
+                       "retained": retained_sets(net, *retained_paths, [setting], batch_size=batch_size,
+                                                 device=dev)[setting]}
+        rows.append(_context_row(ci, contexts, w, base, adapted, backbone, hist))
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {"fingerprint": fp, "rows": rows})
+    return pd.DataFrame(rows)
 
 
 def adapt_backbone(cache_path: str | None, dataset_path: str, entry: Mapping[str, Any], *, two_afc_path: str | None,
                    jnd_path: str | None, options: Mapping[str, Any], seed: int, device: str, batch_size: int,
                    allow_download: bool = False, checkpoint: str | None = None, progress: bool = False
                    ) -> pd.DataFrame:
-    """The adaptation experiment for one backbone and each of ``options["modes"]`` (the authors' metric_fun):
-    comparisons of the distortion set (from its cached features, or straight from the backbone when
-    ``cache_path`` is None: the fresh-draw set is too large to cache), the retained sets (2AFC val: the
-    distortion-strength monotonicity set offline, BAPPS in the paper config; JND) through one forward pass
-    each, then :func:`adapt_contexts` per mode (rows carry a ``mode`` column). Checkpoints are removed when done."""
+    """The adaptation experiment for one backbone, each of ``options["modes"]`` (the authors' metric_fun) and each
+    of ``options["variants"]`` (their ``lin``, ``tune``, ``scratch``); rows carry ``mode`` and ``variant``.
+
+    The retained sets (2AFC val: the distortion-strength monotonicity set offline, BAPPS in the paper config;
+    JND) go through one forward pass each. ``lin`` with ``dropout_on: elements`` (the authors' dropout on single
+    elements of the difference maps) and ``tune`` / ``scratch`` run the backbone in the loop
+    (:func:`adapt_in_loop`); ``lin`` with ``dropout_on: channels`` (or no dropout) trains on precomputed
+    comparisons of the distortion set (:func:`adapt_contexts`: from its cached features, or straight from the
+    backbone when ``cache_path`` is None). Checkpoints are removed when done."""
     weights = entry.get("weights", "imagenet")
     taps = entry_taps(entry)
     modes = list(options.get("modes", ["spatial"]))
+    variants = list(options.get("variants", ["lin"]))
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"adaptation variants {unknown} unknown; known: {VARIANTS}")
+    in_loop = options.get("dropout_on", "elements") == "elements" and options["dropout"] > 0
+    if options.get("draws", "fresh") != "fresh" and (in_loop or set(variants) - {"lin"}):
+        raise ValueError("adaptation.draws: fixed (one cached draw, all 15 pairs every epoch) is the earlier scheme of "
+                         "the lin variant with dropout_on: channels; the backbone-in-the-loop training (dropout_on: "
+                         "elements, variants tune / scratch) draws fresh pairs: set draws: fresh")
     norm_order = options.get("norm_order", "after")
     settings = [(m, True, norm_order, "concat") for m in modes]
     metric = DPS(entry["backbone"], weights=weights, taps=taps, mode="spatial", normalize=True, scaling="backbone",
@@ -569,37 +851,47 @@ def adapt_backbone(cache_path: str | None, dataset_path: str, entry: Mapping[str
         if cache.taps != metric.taps:
             raise ValueError(f"{cache_path}: cached taps {cache.taps} differ from the entry's {metric.taps}")
         cache_fp = cache.meta.get("fingerprint")
-    retained_all: dict[tuple, dict[str, tuple]] = {st: {} for st in settings}
-    if two_afc_path:
-        data = TwoAFCData(two_afc_path)
-        got = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress, settings=settings)
-        cats = data.category.numpy()
-        for st in settings:
-            retained_all[st]["two_afc_val"] = (*got[st], data.judge, cats, list(data.categories))
-    if jnd_path:
-        data = JNDData(jnd_path)
-        got = pair_channels(metric, data, batch_size=batch_size, device=dev, progress=progress, settings=settings)
-        for st in settings:
-            retained_all[st]["jnd"] = (got[st][0], data.same)
+    retained_all = retained_sets(metric, two_afc_path, jnd_path, settings, batch_size=batch_size, device=dev,
+                                 progress=progress)
     label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
+    data = ImageDataset(dataset_path)
     tables = []
     for st in settings:
         mode = st[0]
-        s, split = distortion_channels(cache_path, dataset_path, mode=mode, norm_order=norm_order,
-                                       metric=None if cache_path is not None else metric, batch_size=batch_size,
-                                       device=dev)
-        fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed, "mode": mode,
-              "options": {k: v for k, v in options.items() if k != "backbones"}, "cache": cache_fp,
-              "dataset": ImageDataset(dataset_path).fingerprint}
-        ckpt = None if checkpoint is None else f"{checkpoint}.{mode}" if len(settings) > 1 else checkpoint
-        table = adapt_contexts(s, split, options=options, seed=seed, retained=retained_all[st], backbone=label,
-                               checkpoint=ckpt, fingerprint=fp, progress=progress,
-                               groups=[mode_width(mode) * c for c in tap_channels(metric)])
-        tables.append(table.assign(mode=mode))
-        if ckpt is not None:
-            Path(ckpt).unlink(missing_ok=True)
+        base = None
+        for variant in variants:
+            fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed,
+                  "mode": mode, "variant": variant, "options": {k: v for k, v in options.items() if k != "backbones"},
+                  "cache": cache_fp, "dataset": data.fingerprint}
+            many = len(settings) > 1 or len(variants) > 1
+            ckpt = None if checkpoint is None else f"{checkpoint}.{mode}.{variant}" if many else checkpoint
+            groups = [mode_width(mode) * c for c in tap_channels(metric)]
+            if variant == "lin" and not in_loop:
+                s, split = distortion_channels(cache_path, dataset_path, mode=mode, norm_order=norm_order,
+                                               metric=None if cache_path is not None else metric,
+                                               batch_size=batch_size, device=dev)
+                table = adapt_contexts(s, split, options=options, seed=seed, retained=retained_all[st],
+                                       backbone=label, checkpoint=ckpt, fingerprint=fp, progress=progress,
+                                       groups=groups)
+            else:
+                if base is None:
+                    _, split = distortion_blocks(data)
+                    _, val_idx, test_idx = fit_split(split, options["val_fraction"], seed)
+                    s_eval = block_comparisons(metric, block_images(data, np.concatenate([val_idx, test_idx])),
+                                               st, batch_size=batch_size, device=dev)
+                    base = {"test": _pair_rows(s_eval[len(val_idx):]),
+                            "val": _pair_rows(s_eval[:len(val_idx)]) if len(val_idx) else None,
+                            "retained": retained_all[st]}
+                table = adapt_in_loop(metric, data, variant=variant, setting=st, entry=entry, options=options,
+                                      seed=seed, base=base, retained_paths=(two_afc_path, jnd_path), backbone=label,
+                                      batch_size=batch_size, device=dev, allow_download=allow_download,
+                                      checkpoint=ckpt, fingerprint=fp, progress=progress)
+            tables.append(table.assign(mode=mode, variant=variant))
+            if ckpt is not None:
+                Path(ckpt).unlink(missing_ok=True)
     return pd.concat(tables, ignore_index=True)
 
 
-__all__ = ["MODES", "adapt_backbone", "adapt_contexts", "build_metric", "calibrate", "distortion_channels", "evaluate_flaws",
-           "evaluate_two_afc", "flaw_summary", "pair_channels", "sample_contexts"]
+__all__ = ["MODES", "VARIANTS", "adapt_backbone", "adapt_contexts", "adapt_in_loop", "build_metric", "calibrate",
+           "distortion_channels", "evaluate_flaws", "evaluate_two_afc", "flaw_summary", "pair_channels",
+           "sample_contexts"]
