@@ -86,16 +86,6 @@ def test_kernel_shap_weights_each_draw_by_the_shapley_kernel():
             assert np.abs(wrong - want).max() > 1e-2  # the weighting matters on this model: the test can fail
 
 
-def test_bernoulli_log_density_ratios_are_the_true_probability_ratios():
-    rng = np.random.default_rng(1)
-    z = P.sample("bernoulli", 6, 50, rng, p=0.3)
-    logq = P.sample_log_density("bernoulli", z, p=0.3)
-    k = z.sum(1)
-    true = k * math.log(0.3) + (6 - k) * math.log(0.7)
-    assert np.allclose(logq - logq[0], true - true[0])  # "up to a constant": only the ratios are promised
-    assert len(set(k.tolist())) > 2
-
-
 # --- metrics on non-square maps ----------------------------------------------------------------------------
 def test_pointing_game_on_non_square_maps():
     sal = torch.tensor([[0.1, 0.2, 0.9], [0.3, 0.0, 0.4]])  # 2 × 3, maximum at row 0, column 2
