@@ -236,3 +236,18 @@ def test_gradcam_upsamples_a_coarse_map_with_pixel_centres_aligned():
             other = F.interpolate(small[None, None], size=(6, 10), mode="bilinear", align_corners=True)[0, 0]
             assert torch.allclose(_normalised(cam[i]), _normalised(want), atol=1e-5), c
             assert (_normalised(other) - _normalised(want)).abs().max() > 1e-2
+
+
+def test_explainer_masks_start_undecided():
+    """At initialisation every mask is near 0.5, where the sigmoid passes the area and classification terms'
+    gradients: He-initialised, the mask head's logits had a standard deviation of ~15 on the encoder's
+    unnormalised features, saturated masks that the embedded default's budget trained to all-ones."""
+    from percept.explain.explainer import Explainer
+
+    model = Explainer("efficientnet_lite0", 4, "paper", width=16, weights="random", seed=0).eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        masks = model.masks(x)
+    assert masks.shape == (2, 4, 64, 64)
+    assert float((masks - 0.5).abs().max()) < 0.25  # sigmoid'(logit) > 0.19 everywhere (0.25 at most)
+    assert float(masks.std()) > 1e-4  # but not constant: the maps differ across pixels from the start
