@@ -3,7 +3,8 @@ project on fixed, seeded inputs (tests/data/explain_reference.npz; docs/fidelity
 PyPI ``grad-cam`` live. Sources, each at the commit of the snapshot that was run:
 
 - eclique/RISE d91ea006d4bb9b7990347fe97086bdc0f5c1fe10: explanations.py ``RISE.generate_masks`` (rise_*,
-  rise64_*); evaluation.py ``CausalMetric.single_run``, ``gkern``, ``auc`` (causal_*);
+  rise64_*); evaluation.py ``CausalMetric.single_run``, ``gkern``, ``auc`` (causal_*; causal_top1_*: its top-1
+  class and that class's map, with Evaluation.ipynb's softmax model);
 - stevenstalder/NN-Explainer 0a744c939cb46be1ded8a7364bddce04357631d1: src/utils/loss.py
   ``TotalVariationConv`` (tv_*);
 - guspih/post-hoc-image-perturbation 3d10a791a5316be3d581132aa71e4f67477944f8 (arXiv 2409.04116):
@@ -24,6 +25,7 @@ from torch import nn
 
 from percept.explain import metrics as M
 from percept.explain import perturbation as P
+from percept.explain.evaluate import score_image
 from percept.explain.explainer import explainer_loss, masked, total_variation
 from percept.explain.gradcam import GradCAM
 
@@ -139,6 +141,34 @@ def test_deletion_and_insertion_equal_rise_causal_metric():
     assert_allclose([M.auc(deletion), M.auc(insertion)], REF["causal_auc"], rtol=1e-5)
     scores = M.score_map(logits, img, sal, target, None, steps=steps, fill=IMAGENET_MEAN)
     assert_allclose([scores["deletion"], scores["insertion"]], REF["causal_auc"], rtol=1e-5)
+
+
+EVAL_OPTS = {"threshold": 0.5, "pointing_tolerance": 0, "steps": 120 // 7 + 1, "insertion_blur_sigma": 5.0,
+             "insertion_blur": "rise", "output": "softmax", "srg_steps": 10, "srg_colour": 0.5, "target": "top1"}
+
+
+@pytest.mark.parametrize("labels", [[1, 0, 1, 0], [0, 1, 1, 1]])
+def test_top1_target_scores_the_class_and_map_rise_causal_metric_scores(labels):
+    """``evaluation.target: top1`` (the default): per image one row carries deletion/insertion/SRG — the
+    classifier's top-1 class with its map through the softmax, present among the ground truth or not — as
+    eclique/RISE ``CausalMetric.single_run`` (its class ``torch.max(model(img), 1)``; ``causal_top1_*``, one
+    seeded map per class, recorded by record4.py); the ground-truth metrics go to every present class."""
+    logits = _causal_model()
+    img = torch.from_numpy(REF["causal_image"])
+    maps = {c: m for c, m in enumerate(torch.from_numpy(REF["causal_top1_maps"]))}
+    labels = torch.tensor(labels, dtype=torch.float32)
+    masks = torch.rand(4, *img.shape[1:], generator=torch.Generator().manual_seed(2)) > 0.6
+    rows = score_image(logits, img, maps, labels, masks, EVAL_OPTS, IMAGENET_MEAN)
+    causal = [r for r in rows if "deletion" in r]
+    assert [r["class"] for r in causal] == [int(REF["causal_top1_class"])] and causal[0]["top1"]
+    assert_allclose([causal[0]["deletion"], causal[0]["insertion"]], REF["causal_top1_auc"], rtol=1e-5)
+    assert sorted(r["class"] for r in rows if "iou" in r) == torch.nonzero(labels).flatten().tolist()
+    assert all(("iou" in r) == r["present"] for r in rows)
+    # the project's earlier convention, a named option: every ground-truth class through the sigmoid
+    gt = score_image(logits, img, maps, labels, masks, {**EVAL_OPTS, "target": "ground_truth", "output": "sigmoid"},
+                     IMAGENET_MEAN)
+    assert [r["class"] for r in gt if "deletion" in r] == torch.nonzero(labels).flatten().tolist()
+    assert all(r["present"] for r in gt)
 
 
 def test_rise_insertion_kernel_is_zero_padded_in_normalised_space():

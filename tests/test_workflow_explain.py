@@ -52,12 +52,22 @@ def test_maps_and_tidy_tables(tiny_run):
     scores = pd.read_csv(workdir / CLF / "scores.csv")
     assert {"rise", "gradcam", "explainer", "channels"} <= set(scores["method"])
     assert scores[["image", "class", "setting"]].duplicated().sum() == 0
+    # ground-truth metrics on every present class; deletion/insertion/SRG on the top-1 class only (the default
+    # evaluation.target: top1, RISE's), one row per image and setting
+    present, causal = scores["present"].astype(bool), scores["causal"].astype(bool)
+    assert (causal == scores["top1"].astype(bool)).all()
+    assert (scores[causal].groupby("setting")["image"].agg(["size", "nunique"]) == cfg["n_images"]).all().all()
+    for col in ("iou", "pointing", "mae", "kept_probability", "saliency"):
+        assert scores[col].notna().eq(present).all(), col
+    for col in ("deletion", "insertion", "lif", "mif", "srg"):
+        assert scores[col].notna().eq(causal).all(), col
     for col in ("iou", "pointing", "mae", "deletion", "insertion", "kept_probability"):
-        assert scores[col].between(0, 1).all(), col
-    assert np.isfinite(scores["saliency"]).all()
-    assert scores[["lif", "mif", "srg"]].abs().le(1).all().all()  # SRG = AUC(LIF) − AUC(MIF) of probabilities
+        assert scores[col].dropna().between(0, 1).all(), col
+    assert np.isfinite(scores["saliency"].dropna()).all()
+    sc = scores[causal]
+    assert sc[["lif", "mif", "srg"]].abs().le(1).all().all()  # SRG = AUC(LIF) − AUC(MIF) of probabilities
     # the table keeps 6 significant digits of each column, so a small SRG differs from LIF − MIF in its last one
-    assert np.allclose(scores["srg"], scores["lif"] - scores["mif"], rtol=0, atol=2e-6)
+    assert np.allclose(sc["srg"], sc["lif"] - sc["mif"], rtol=0, atol=2e-6)
     summary = pd.read_csv(workdir / CLF / "summary.csv")
     assert len(summary) == scores["setting"].nunique() and (summary["n"] > 0).all()
     channels = pd.read_csv(workdir / CLF / "channels.csv")

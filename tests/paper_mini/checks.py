@@ -83,6 +83,19 @@ def check_table(path: Path, *, key: str | list[str] | None = None, expect: set |
         if bad.any():
             problems.append(f"table {path.name}: n_masks missing on {int(bad.sum())} RISE row(s)")
         df = df.drop(columns="n_masks")
+    if path.name == "scores.csv" and {"present", "causal"} <= set(df.columns):
+        # A row scores what applies to its class: the ground-truth metrics where the class is present, deletion,
+        # insertion and SRG where it is the causal target (evaluation.target). Each must be there, and only there.
+        for flag, cols in (("present", ("iou", "pointing", "mae", "saliency", "kept_probability", "area")),
+                           ("causal", ("deletion", "insertion", "lif", "mif", "srg", "srg_normalised"))):
+            rows = df[flag].astype(bool)
+            for col in (c for c in cols if c in df):
+                bad = np.isfinite(df[col].to_numpy(float)) != rows.to_numpy()
+                if bad.any():
+                    problems.append(f"table {path.name}: column {col!r} empty where {flag} is true or filled "
+                                    f"where it is false, on {int(bad.sum())} row(s)")
+        df = df.drop(columns=[c for c in ("iou", "pointing", "mae", "saliency", "kept_probability", "area",
+                                          "deletion", "insertion", "lif", "mif", "srg", "srg_normalised") if c in df])
     for col in df.select_dtypes("number").columns:
         if col in allow_nan:
             continue

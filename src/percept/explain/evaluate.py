@@ -152,9 +152,31 @@ def run_baselines(dataset_path: str, classifier: torch.nn.Module, explainer: tor
     return meta
 
 
+def score_image(f: torch.nn.Module, image: torch.Tensor, maps: Mapping[int, torch.Tensor], labels: torch.Tensor,
+                masks: torch.Tensor | None, opts: Mapping[str, Any], fill: torch.Tensor | None = None,
+                logits: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """One method's maps of one image scored: a row per class :func:`metrics.explained_classes` picks (the
+    ground-truth classes, plus the top-1 class under ``target: top1``), with ``class``, ``present``, ``top1``,
+    ``causal`` and the metrics that apply to it: the ground-truth ones where ``present``, deletion, insertion
+    and SRG where ``causal`` (the others absent, empty in the table). ``maps[c]`` ``(H, W)``; ``masks``
+    ``(K, H, W)``; ``logits`` of the unperturbed image (computed when None)."""
+    if logits is None:
+        with torch.inference_mode():
+            logits = f(image[None])[0]
+    rows = []
+    for c, kind in M.explained_classes(logits, labels, opts["target"]).items():
+        scores = M.score_map(f, image, maps[c], c, masks[c] if (masks is not None and kind["present"]) else None,
+                             threshold=opts["threshold"], tolerance=opts["pointing_tolerance"], steps=opts["steps"],
+                             blur_sigma=opts["insertion_blur_sigma"], fill=fill, blur=opts["insertion_blur"],
+                             output=opts["output"], srg_steps=opts["srg_steps"], srg_colour=opts["srg_colour"],
+                             causal=kind["causal"], ground_truth=kind["present"])
+        rows.append({"class": c, **kind, **scores})
+    return rows
+
+
 def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequence[str], opts: Mapping[str, Any],
                *, classifier_name: str, device: str | torch.device = "cpu", progress: bool = True) -> pd.DataFrame:
-    """The tidy table: one row per image × present class × method × setting, every metric a column."""
+    """The tidy table: one row per image × scored class (:func:`score_image`) × method × setting."""
     full = ImageDataset(dataset_path)
     f = classifier.to(device).eval()
     fill = None if opts["fill"] == "black" else torch.tensor(classifier.spec.mean, device=device)
@@ -165,21 +187,19 @@ def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequen
         images = full.batch(pos)
         masks = full.masks(pos)
         labels = full.labels()[pos]
+        with torch.inference_mode():  # the unperturbed images' logits pick the top-1 class (evaluation.target)
+            logits = torch.cat([f(images[j:j + 32].to(device)).float().cpu() for j in range(0, len(images), 32)])
         for key in tqdm(sorted(maps), desc=f"scoring {Path(path).name}", disable=not progress):
             info = meta[key]
             for i, r in enumerate(rows):
-                for c in torch.nonzero(labels[i] > 0.5).flatten().tolist():
-                    sal = torch.from_numpy(maps[key][i, c])
-                    scores = M.score_map(f, images[i].to(device), sal.to(device), c, masks[i, c].to(device),
-                                         threshold=opts["threshold"], tolerance=opts["pointing_tolerance"],
-                                         steps=opts["steps"], blur_sigma=opts["insertion_blur_sigma"],
-                                         fill=fill, blur=opts["insertion_blur"], output=opts["output"],
-                                         srg_steps=opts["srg_steps"], srg_colour=opts["srg_colour"])
-                    rows_out.append({"classifier": classifier_name, "image": int(r), "class": c,
-                                     "class_name": full.class_names[c], "setting": key,
+                sal = {c: torch.from_numpy(m).to(device) for c, m in enumerate(maps[key][i])}
+                for row in score_image(f, images[i].to(device), sal, labels[i], masks[i].to(device), opts, fill,
+                                       logits[i]):
+                    rows_out.append({"classifier": classifier_name, "image": int(r), "class": row["class"],
+                                     "class_name": full.class_names[row["class"]], "setting": key,
                                      "method": info["method"],
                                      **{k: info.get(k, "") for k in COMPONENTS}, "base": bool(info.get("base")),
-                                     "n_masks": info.get("n_masks", ""), **scores})
+                                     "n_masks": info.get("n_masks", ""), **row})
     return pd.DataFrame(rows_out)
 
 
@@ -188,7 +208,8 @@ METRICS = ("iou", "pointing", "mae", "saliency", "deletion", "insertion", "kept_
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean (and standard error) of every metric per classifier × method × setting."""
+    """Mean (and standard error) of every metric per classifier × method × setting, over the rows it applies
+    to (``present`` rows for the ground-truth metrics, ``causal`` rows for deletion, insertion and SRG)."""
     keys = ["classifier", "method", "setting", *COMPONENTS, "base"]
     g = scores.fillna({k: "" for k in COMPONENTS}).groupby(keys, sort=False)
     mean = g[list(METRICS)].mean()

@@ -37,6 +37,7 @@ from percept.explain.classifier import load_checkpoint, save_checkpoint, train_s
 from percept.features import TapExtractor, prepare_input
 
 log = logging.getLogger(__name__)
+OUT_INIT_SCALE = 0.01  # the mask head's He-initialised weights scaled down (see Explainer.__init__)
 
 
 class Explainer(nn.Module):
@@ -63,6 +64,12 @@ class Explainer(nn.Module):
                 with torch.no_grad():
                     m.weight.normal_(0, (2.0 / m.weight[0].numel()) ** 0.5, generator=gen)
                     m.bias.zero_()
+        # the mask head starts undecided (logits ≈ 0, masks ≈ 0.5, the sigmoid's full gradient). He-initialised
+        # like the layers before it, on the encoder's unnormalised features its logits start with a standard
+        # deviation of ~15 (efficientnet_lite0 on shapes): saturated masks whose area terms have no gradient,
+        # which trained to all-ones (mean mask 0.999 after the embedded default's 40 steps)
+        with torch.no_grad():
+            self.out.weight.mul_(OUT_INIT_SCALE)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -17,7 +17,9 @@ and with the classifier (no ground truth needed):
   mean colour; ``fill: black`` for pixel-space black), or inserted into a copy blurred with RISE's 11×11 σ 5
   kernel convolved with zero padding in normalised space (``blur: gaussian`` for a reflect-padded Gaussian of
   σ ``blur_sigma``); the class output through a ``softmax`` over the classes (RISE) or a ``sigmoid``
-  (multi-label); AUC by the trapezoid rule over [0, 1];
+  (multi-label); AUC by the trapezoid rule over [0, 1]; by default for the classifier's top-1 class only
+  (``target: top1``, as RISE's and the components repository's evaluations), or for every ground-truth class
+  (``target: ground_truth``; :func:`explained_classes`);
 - ``srg`` (the RISE-components paper, arXiv 2409.04116, post_hoc/evaluation.py ``ImageAUCEvaluator``): the
   least-influential-first (LIF) and most-influential-first (MIF) deletion curves, ``srg_steps`` images from
   nothing to everything removed, removed pixels grey 0.5; each AUC the curve's mean; SRG = AUC(LIF) −
@@ -198,25 +200,60 @@ def causal_curves(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Te
 def score_map(logits_fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, saliency: torch.Tensor,
               target: int, mask: torch.Tensor | None, *, threshold: float = 0.5, tolerance: int = 0,
               steps: int = 224, blur_sigma: float = 5.0, fill: torch.Tensor | None = None, blur: str = "rise",
-              output: str = "softmax", srg_steps: int = 10, srg_colour: float = 0.5) -> dict[str, float]:
-    """Every metric for one map of one class of one image (``logits_fn``: images in [0, 1] → class logits);
-    one batched model call. The saliency metric and kept probability use the sigmoid (the explainer paper's
-    multi-label classifier); deletion, insertion and SRG use ``output``."""
+              output: str = "softmax", srg_steps: int = 10, srg_colour: float = 0.5, causal: bool = True,
+              ground_truth: bool = True) -> dict[str, float]:
+    """The metrics for one map of one class of one image (``logits_fn``: images in [0, 1] → class logits); one
+    batched model call. ``ground_truth``: the explainer paper's per-object metrics — the saliency metric and
+    kept probability (through the sigmoid of its multi-label classifier), and IoU, pointing and MAE when
+    ``mask`` is given; ``causal``: deletion, insertion and SRG through ``output``. :func:`explained_classes`
+    says which a class of an image gets."""
+    if not (causal or ground_truth):
+        raise ValueError("score_map needs causal or ground_truth metrics (or both)")
     sal = saliency.float()
     norm = normalise(sal)
     kept = (norm > threshold).float()
-    causal = causal_inputs(image, sal, steps, blur_sigma, fill, blur)
-    batch = torch.cat([torch.stack([image * norm, image * kept]), causal, srg_inputs(image, sal, srg_steps, srg_colour)])
+    parts = [torch.stack([image * norm, image * kept])] if ground_truth else []
+    if causal:
+        causal_batch = causal_inputs(image, sal, steps, blur_sigma, fill, blur)
+        parts += [causal_batch, srg_inputs(image, sal, srg_steps, srg_colour)]
     with torch.inference_mode():
-        logits = logits_fn(batch)
-    sig = torch.sigmoid(logits[:2, target].float()).cpu().numpy()
-    curves = class_output(logits[2:], output)[:, target].cpu().numpy()
-    half = len(causal) // 2
-    deletion, insertion = curves[:half], curves[half:2 * half]
-    lif, mif = curves[2 * half:2 * half + srg_steps], curves[2 * half + srg_steps:]
-    out = {"saliency": saliency_metric(float(norm.mean()), float(sig[0])), "kept_probability": float(sig[1]),
-           "deletion": auc(deletion), "insertion": auc(insertion), "area": float(kept.mean()),
-           **srg_scores(lif, mif)}
-    if mask is not None:
-        out.update(iou=iou(sal, mask, threshold), pointing=pointing_game(sal, mask, tolerance), mae=mae(sal, mask))
+        logits = logits_fn(torch.cat(parts))
+    out: dict[str, float] = {}
+    if ground_truth:
+        sig = torch.sigmoid(logits[:2, target].float()).cpu().numpy()
+        out.update(saliency=saliency_metric(float(norm.mean()), float(sig[0])), kept_probability=float(sig[1]),
+                   area=float(kept.mean()))
+        if mask is not None:
+            out.update(iou=iou(sal, mask, threshold), pointing=pointing_game(sal, mask, tolerance), mae=mae(sal, mask))
+        logits = logits[2:]
+    if causal:
+        curves = class_output(logits, output)[:, target].cpu().numpy()
+        half = len(causal_batch) // 2
+        deletion, insertion = curves[:half], curves[half:2 * half]
+        lif, mif = curves[2 * half:2 * half + srg_steps], curves[2 * half + srg_steps:]
+        out.update(deletion=auc(deletion), insertion=auc(insertion), **srg_scores(lif, mif))
+    return out
+
+
+TARGETS = ("top1", "ground_truth")
+
+
+def explained_classes(logits: torch.Tensor, labels: torch.Tensor, target: str = "top1") -> dict[int, dict[str, bool]]:
+    """Which classes of one image are scored, and by which metrics: ``{class: {"present", "top1", "causal"}}``.
+
+    Every ground-truth (``present``) class gets the ground-truth metrics. The causal metrics (deletion,
+    insertion, SRG) go to the classifier's top-1 class on the unperturbed image (``target: top1``: eclique/RISE
+    ``CausalMetric.single_run`` scores ``torch.max(model(img), 1)``, the class whose map it is given; the
+    components repository's ``experiment.py`` explains and scores ``argmax(model(image))`` unless
+    ``use_true_class``), present or not; or to every present class (``ground_truth``: each object of a
+    multi-label image). ``logits`` ``(K,)`` of the unperturbed image; ``labels`` ``(K,)`` 0/1."""
+    if target not in TARGETS:
+        raise ValueError(f"evaluation target must be one of {TARGETS}, got {target!r}")
+    top = int(torch.argmax(logits.float()))
+    present = set(torch.nonzero(labels > 0.5).flatten().tolist())
+    out = {}
+    for c in sorted(present | {top}):
+        causal = c == top if target == "top1" else c in present
+        if c in present or causal:
+            out[c] = {"present": c in present, "top1": c == top, "causal": causal}
     return out

@@ -173,19 +173,6 @@ def sample_probability(distribution: str, s: int, n: int, rng: np.random.Generat
     return q < rng.random((n, s))
 
 
-def sample_log_density(sampler: str, z: np.ndarray, p: float = 0.5) -> np.ndarray:
-    """log q(z) of each sample, up to a constant (importance correction of the kernel-SHAP weights)."""
-    s = z.shape[1]
-    k = z.sum(1)
-    if sampler == "bernoulli":
-        return k * math.log(p) + (s - k) * math.log(1 - p)
-    if sampler in ("fixed", "single", "single_inverse", "shapley_coalitions", "uniform", "normal", "beta"):
-        return np.zeros(len(z))
-    if sampler == "shapley":
-        return _log_shapley_kernel(k, s)
-    raise ValueError(f"unknown sampler {sampler!r}")
-
-
 def keep_probability(sampler: str, s: int, p: float = 0.5, keep: float = 0.5) -> float:
     """E[z_s], the p of RISE's normalisation N·p."""
     return {"bernoulli": p, "fixed": min(s - 1, max(1, round(keep * s))) / s, "single": (s - 1) / s,

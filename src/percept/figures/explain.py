@@ -146,7 +146,7 @@ def fig_rise_components(inputs: Mapping[str, Any], out: Sequence[str]) -> None:
                 ax.set_title("share of the variance\nacross choices", fontsize=8)
         fig.suptitle("Which parts of RISE matter, by the components paper's SRG (LIF − MIF AUC, grey 0.5, 10 steps) "
                      "and RISE's deletion/insertion: each component varied alone from the base (blue); "
-                     "mean ± s.e. over image × class", fontsize=9)
+                     "mean ± s.e. over the scored image × class rows (evaluation.target)", fontsize=9)
         fig.tight_layout()
         plotting.save(fig, *out)
 
