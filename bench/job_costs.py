@@ -94,6 +94,27 @@ def benchmark_costs(run_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+USAGE = re.compile(r"usage: cpu_s=([0-9.]+) max_rss_mb=([0-9.]+)")
+
+
+def log_usage_costs(run_dir: Path) -> dict[str, dict[str, float]]:
+    """{rule: {"jobs", "cpu_time", "max_rss"}} from the `usage:` line every script job logs as it exits
+    (percept.workflow.log_usage: CPU seconds of the whole process, start-up and imports included, and its peak
+    RSS) in RUN_DIR/logs/<rule>/...; the last such line of each log (a rerun appends to its log)."""
+    out: dict[str, dict[str, float]] = {}
+    root = run_dir / "logs"
+    for log in sorted(root.rglob("*.log")) if root.is_dir() else []:
+        found = USAGE.findall(log.read_text(errors="replace"))
+        if not found:
+            continue
+        cpu, rss = map(float, found[-1])
+        acc = out.setdefault(log.relative_to(root).parts[0], {"jobs": 0, "cpu_time": 0.0, "max_rss": 0.0})
+        acc["jobs"] += 1
+        acc["cpu_time"] += cpu
+        acc["max_rss"] = max(acc["max_rss"], rss)
+    return out
+
+
 def budget_table(costs: dict[str, list[float]], stages: dict[str, str], budget_s: float) -> list[str]:
     """Lines: per stage its job-seconds, its budget (share x budget_s) and whether it is over."""
     spent: dict[str, float] = defaultdict(float)
@@ -123,7 +144,7 @@ def main() -> None:
     if not logs:
         raise SystemExit(f"no finished Snakemake log under {args.run_dir / '.snakemake' / 'log'}")
     costs = job_costs(logs[-1])
-    bench = benchmark_costs(args.run_dir)
+    bench = {**benchmark_costs(args.run_dir), **log_usage_costs(args.run_dir)}  # the jobs' own count first
     stages = rule_stages(Path(__file__).resolve().parents[1])
     budget_s = args.budget_min * 60 * args.cores
     total = sum(map(sum, costs.values()))
@@ -134,7 +155,9 @@ def main() -> None:
         cpu, rss = (f"{b['cpu_time']:>7.0f}", f"{b['max_rss']:>8.0f}") if b else (f"{'-':>7}", f"{'-':>8}")
         print(f"{rule:<38}{stage_of(rule, stages):<13}{len(secs):>5}{statistics.median(secs):>9.0f}"
               f"{sum(secs):>8.0f}{sum(secs) / max(total, 1e-9):>7.0%}{cpu}{rss}")
-    print(f"{'all jobs':<38}{'':<13}{sum(map(len, costs.values())):>5}{'':>9}{total:>8.0f}")
+    cpu_total = sum(b["cpu_time"] for r, b in bench.items() if r in costs)
+    print(f"{'all jobs':<38}{'':<13}{sum(map(len, costs.values())):>5}{'':>9}{total:>8.0f}{'':>7}"
+          f"{cpu_total:>7.0f}{max((b['max_rss'] for b in bench.values()), default=0):>8.0f}")
     print(f"\nbudget: {args.budget_min:g} min wall on {args.cores} cores = {budget_s:.0f} job-seconds")
     print("\n".join(budget_table(costs, stages, budget_s)))
 

@@ -157,6 +157,23 @@ def tiny_run(tmp_path_factory):
     return _whole_tiny_run(tmp_path_factory, "tiny")
 
 
+@pytest.fixture(scope="session")
+def tiny_report(tiny_run) -> Path:
+    """`snakemake --report` of the tiny run, made once for every report test (the browser test opens it)."""
+    report = tiny_run[0] / "results" / "report.html"
+    snakemake(tiny_run[0], "--report", str(report))
+    return report
+
+
+@pytest.fixture(scope="session")
+def paper_plan(tmp_path_factory) -> tuple[str, float]:
+    """`snakemake -n` of the whole DAG of configs/paper.yaml (offline: it plans, nothing runs), made once for
+    every stage's paper-plan test: (Snakemake's output, seconds the plan took)."""
+    t0 = time.perf_counter()
+    proc = snakemake(tmp_path_factory.mktemp("paper-plan"), "-n", configfile=REPO / "configs" / "paper.yaml")
+    return proc.stdout + proc.stderr, time.perf_counter() - t0
+
+
 def assert_figure(workdir: Path, name: str) -> None:
     """The figure exists as a non-blank PNG of a readable size and as a PDF."""
     from PIL import Image

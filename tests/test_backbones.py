@@ -41,6 +41,9 @@ def test_registry_taps_are_real_module_paths(name):
     assert spec.gradcam_layer and spec.gradcam_layer in modules
     every = resolve_taps(spec, "all")
     assert set(every) <= modules and set(paper) <= set(every) and spec.gradcam_layer in every
+    # the blocks the registry accepts without building the network are exactly the network's blocks
+    blocks = {m for m in modules if m.startswith("_blocks.") and m.count(".") == 1}
+    assert backbones.lite_blocks(spec) == (blocks if spec.family == "efficientnet_lite" else set())
     assert resolve_taps(spec, list(paper[:2])) == list(paper[:2])
     assert spec.input_size >= spec.min_input_size >= 32
     assert 50 < spec.imagenet_acc1 < 90

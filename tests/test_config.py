@@ -54,7 +54,7 @@ def test_defaults_are_filled(cfg):
         assert entry["weights"] == "imagenet"
     assert cfg["features"][1]["weights"] == "random"  # given values are kept
     first = cfg["features"][0]
-    assert first["batch_size"] == 64 and first["dtype"] == "float32"
+    assert first["batch_size"] == 64 and cfg["features"][2]["dtype"] == "float32"  # [0] and [1] give float16
     assert first["split"] is None and first["resize"] is None and first["taps"] == "paper"
     assert "name" not in first  # no default: derived by feature_name
     assert cfg["downloads"] == {"sources": [], "mirror": None, "checksums": {}, "prepare": {}}

@@ -45,7 +45,20 @@ assert len(_RENDERERS) >= 14, sorted(_RENDERERS)
 """
     loaded = modules_after(code)
     assert "torch" not in loaded, "the render path imports torch"
-    assert "seed=3 (no torch)" in (tmp_path / "render.log").read_text()
+    log = (tmp_path / "render.log").read_text()
+    assert "seed=3 (no torch)" in log
+    assert "usage: cpu_s=" in log  # logged as the job exits: bench/job_costs.py reads every rule's CPU from it
+
+
+def test_planning_the_tiny_config_imports_no_torch():
+    """tests/config.yaml taps Lite0's _blocks.3, between the registry's stage ends: validating it (what every
+    Snakemake start of the tests does) reads the block plan instead of building the network under torch."""
+    loaded = modules_after("""
+import yaml
+from percept.config import validate_config
+validate_config(yaml.safe_load(open("tests/config.yaml")))
+""")
+    assert "yaml" in loaded and "torch" not in loaded and "torchvision" not in loaded
 
 
 def test_setup_script_still_seeds_torch_by_default(tmp_path):

@@ -541,10 +541,22 @@ OPTIONS = {"epochs": 2, "batch_size": 4, "pairs_per_epoch": 8, "optimizer": "lar
            "augment": {"kind": "mild", "mild": {}}}
 
 
-def run_pretrain(magnification, tmp_path, name, options=OPTIONS, strategy="ordered"):
+def run_pretrain(magnification, tmp_path, name, options=OPTIONS, strategy="ordered", checkpoint_seconds=30.0):
     return pretrain_mod.pretrain(magnification, tmp_path / f"{name}.pt", strategy=strategy, fold=0, folds=1,
                                  backbone="efficientnet_lite0", init="random", seed=0, options=options,
-                                 checkpoint=tmp_path / f"{name}.ckpt", device="cpu", progress=False)
+                                 checkpoint=tmp_path / f"{name}.ckpt", device="cpu", progress=False,
+                                 checkpoint_seconds=checkpoint_seconds)
+
+
+def test_resume_checkpoints_are_written_at_most_every_so_many_seconds(monkeypatch):
+    from percept import checkpoints
+
+    clock = iter([0.0, 10.0, 29.0, 31.0, 40.0, 70.0])
+    monkeypatch.setattr(checkpoints.time, "monotonic", lambda: next(clock))
+    every = checkpoints.Every(30)  # starts at 0
+    assert [every.due() for _ in range(5)] == [False, False, True, False, True]  # 10, 29, 31, 40, 70
+    monkeypatch.undo()
+    assert all(checkpoints.Every(0).due() for _ in range(3))
 
 
 def test_pretraining_resumes_to_the_same_weights_and_refuses_other_settings(magnification, tmp_path, monkeypatch):
@@ -563,10 +575,10 @@ def test_pretraining_resumes_to_the_same_weights_and_refuses_other_settings(magn
             raise KeyboardInterrupt("killed")
 
     monkeypatch.setattr(pretrain_mod, "save_checkpoint", killed_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        run_pretrain(magnification, tmp_path, "resumed")
+    with pytest.raises(KeyboardInterrupt):  # a checkpoint after every epoch: killed after the first
+        run_pretrain(magnification, tmp_path, "resumed", checkpoint_seconds=0)
     assert (tmp_path / "resumed.ckpt").exists() and not (tmp_path / "resumed.pt").exists()
-    resumed_history = run_pretrain(magnification, tmp_path, "resumed")
+    resumed_history = run_pretrain(magnification, tmp_path, "resumed", checkpoint_seconds=0)
     resumed = torch.load(tmp_path / "resumed.pt", weights_only=True)
     assert resumed_history["loss"].tolist() == pytest.approx(history["loss"].tolist(), rel=1e-5)
     for key, value in straight["encoder"].items():
@@ -575,7 +587,7 @@ def test_pretraining_resumes_to_the_same_weights_and_refuses_other_settings(magn
     other = copy.deepcopy(OPTIONS)
     other["temperature"] = 0.5
     with pytest.raises(CheckpointMismatch, match="Refusing to resume"):
-        run_pretrain(magnification, tmp_path, "resumed", options=other)  # its checkpoint is from temperature 0.1
+        run_pretrain(magnification, tmp_path, "resumed", options=other, checkpoint_seconds=0)  # from temperature 0.1
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -653,12 +665,13 @@ FT_OPTIONS = {"protocols": ["linear", "full"], "fractions": [0.5, 1.0], "seeds":
               "validation": 0.0, "recalibrate_batchnorm": False}
 
 
-def run_finetune(magnification, tmp_path, name):
+def run_finetune(magnification, tmp_path, name, checkpoint_seconds=30.0):
     from percept.mpcs.finetune import evaluate_encoder
 
     return evaluate_encoder(magnification, encoder="baseline_random", pretrained=None, fold=0, folds=1,
                             backbone="efficientnet_lite0", seed=0, options=FT_OPTIONS,
-                            checkpoint=tmp_path / f"{name}.ckpt", device="cpu", progress=False)
+                            checkpoint=tmp_path / f"{name}.ckpt", device="cpu", progress=False,
+                            checkpoint_seconds=checkpoint_seconds)
 
 
 def test_finetuning_is_deterministic_and_resumes_mid_run(magnification, tmp_path, monkeypatch):
@@ -684,10 +697,10 @@ def test_finetuning_is_deterministic_and_resumes_mid_run(magnification, tmp_path
             raise KeyboardInterrupt("killed")
 
     monkeypatch.setattr(finetune_mod, "save_checkpoint", killed_in_the_full_finetune)
-    with pytest.raises(KeyboardInterrupt):
-        run_finetune(magnification, tmp_path, "resumed")
+    with pytest.raises(KeyboardInterrupt):  # the running fine-tune checkpointed after every epoch
+        run_finetune(magnification, tmp_path, "resumed", checkpoint_seconds=0)
     saved = load_checkpoint(tmp_path / "resumed.ckpt", {"encoder": "baseline_random"})
     assert len(saved["rows"]) == 15 and saved["running"]["epoch"] == 1  # 15 runs done, the 16th half way
     monkeypatch.setattr(finetune_mod, "save_checkpoint", real)
-    resumed = run_finetune(magnification, tmp_path, "resumed")
+    resumed = run_finetune(magnification, tmp_path, "resumed", checkpoint_seconds=0)
     assert resumed[["ila", "pla", "n_labels"]].values.tolist() == straight[["ila", "pla", "n_labels"]].values.tolist()

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, snakemake
+from conftest import REPO
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(os.environ.get("PERCEPT_TEST_ARTIFACTS", REPO / ".test-artifacts"))
@@ -46,13 +46,12 @@ def figure_categories(workdir: Path) -> dict[str, str]:
     return out
 
 
-def test_report_renders_every_figure_in_chromium(tiny_run):
+def test_report_renders_every_figure_in_chromium(tiny_run, tiny_report):
     executable = _browser()
     from playwright.sync_api import sync_playwright
 
     workdir, _, _ = tiny_run
-    report = workdir / "results" / "report.html"
-    snakemake(workdir, "--report", str(report))
+    report = tiny_report
     figures = figure_categories(workdir)
     made = {str(p.relative_to(workdir)) for p in (workdir / "results" / "figures").glob("*.png")}
     assert made and set(figures) == made, f"figures without a report() entry: {made - set(figures)}"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import TINY, assert_figure, snakemake
+from conftest import TINY, assert_figure
 
 from percept.data.store import ImageDataset
 from percept.explain.classifier import load_classifier
@@ -83,7 +83,6 @@ def test_explainer_checkpoint_resumes_and_refuses_other_settings(tiny_run, tmp_p
     assert "explainer epoch 0" in log
 
 
-def test_paper_config_plans_offline(tmp_path):
-    proc = snakemake(tmp_path, "-n", "fig_explainer_comparison", configfile=TINY.parents[1] / "configs/paper.yaml")
-    text = proc.stdout + proc.stderr
+def test_paper_config_plans_offline(paper_plan):
+    text, _ = paper_plan  # the whole DAG's plan holds fig_explainer_comparison's jobs
     assert "train_classifier" in text and "voc_resnet50" in text and "voc_vgg16" in text

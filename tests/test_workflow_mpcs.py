@@ -11,7 +11,7 @@ import yaml
 
 from percept.data.store import ImageDataset
 
-from conftest import REPO, TINY, assert_figure, snakemake
+from conftest import TINY, assert_figure
 
 pytestmark = pytest.mark.e2e
 
@@ -73,9 +73,8 @@ def test_mpcs_models_load_weights_only_and_checkpoints_are_cleaned_up(tiny_run):
     assert not list((workdir / "data").rglob("*.ckpt"))  # a finished job leaves no resume checkpoint
 
 
-def test_paper_config_plans_mpcs_on_breakhis(tmp_path):
-    proc = snakemake(tmp_path, "-n", "fig_mpcs", configfile=REPO / "configs" / "paper.yaml")
-    text = proc.stdout + proc.stderr
+def test_paper_config_plans_mpcs_on_breakhis(paper_plan):
+    text, _ = paper_plan  # the whole DAG's plan: every MPCS job is fig_mpcs's
     stats = text.split("Job stats")[1].split("total")[0]
     counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines() if line.strip()[:1].isalpha()
               and line.split()[-1].isdigit()}

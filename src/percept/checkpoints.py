@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,28 @@ def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
 def save_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any], **state: Any) -> None:
     """``{"meta": meta, **state}`` through :func:`save_torch` (atomic); ``meta`` is stored as plain JSON types."""
     save_torch({"meta": json.loads(json.dumps(dict(meta))), **state}, path)
+
+
+# A resume checkpoint of a running training costs a torch.save and an fsync of the whole state (Lite0 with Adam:
+# 46 MB; 0.13 s of CPU, 0.1-2.4 s of wall on a busy disk): MPCS fine-tunes runs of a second or two, 48 per job.
+CHECKPOINT_SECONDS = 30.0
+
+
+class Every:
+    """Whether a resume checkpoint is due: the first time after ``seconds`` since the last one (or since the
+    start), always when ``seconds`` is 0. A job killed between two loses at most ``seconds`` of work; what it
+    computes is the same either way (every random draw derives from the seed and the epoch)."""
+
+    def __init__(self, seconds: float = CHECKPOINT_SECONDS):
+        self.seconds = float(seconds)
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self.seconds > 0 and now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
 
 
 def load_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any], map_location: Any = "cpu",

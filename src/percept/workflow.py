@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import platform
@@ -25,6 +26,25 @@ def seed_everything(seed: int, uses_torch: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+def usage() -> tuple[float, float]:
+    """(CPU seconds, peak RSS in MB) of this process and its waited-for children so far: imports and the
+    interpreter's start-up included, which a `benchmark:` directive's sampling misses on short jobs."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return cpu, max(own.ru_maxrss, kids.ru_maxrss) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def log_usage(log: logging.Logger) -> None:
+    """Log the job's CPU seconds and peak RSS as it exits (read by bench/job_costs.py for every rule)."""
+    try:
+        cpu, rss = usage()
+    except (ImportError, OSError):  # no `resource` module (Windows)
+        return
+    log.info("usage: cpu_s=%.2f max_rss_mb=%.0f", cpu, rss)
+
+
 def setup_script(smk: Any, uses_torch: bool = True) -> logging.Logger:
     """Route logging and progress bars (stderr) into the rule's log file; log what runs where.
 
@@ -42,6 +62,7 @@ def setup_script(smk: Any, uses_torch: bool = True) -> logging.Logger:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
     log = logging.getLogger(f"percept.rules.{smk.rule}")
+    atexit.register(log_usage, log)
     seed = int(smk.config.get("seed", 0))
     seed_everything(seed, uses_torch)
     threads = max(1, int(getattr(smk, "threads", 1) or 1))

@@ -259,7 +259,7 @@ def resolve_taps(backbone: Backbone, taps: str | list[str]) -> list[str]:
         if not choice[taps]:
             raise ValueError(f"backbone {backbone.name} has no {taps!r} taps; available: {backbone.available_taps}")
         return list(choice[taps])
-    unknown = [t for t in taps if t not in backbone.available_taps]
+    unknown = [t for t in taps if t not in backbone.available_taps and t not in lite_blocks(backbone)]
     if unknown:  # not a registry tap: accept any module path of the network (this needs torch)
         names = module_names(backbone.name)
         unknown = [t for t in unknown if t not in names]
@@ -267,6 +267,15 @@ def resolve_taps(backbone: Backbone, taps: str | list[str]) -> list[str]:
         raise ValueError(f"unknown tap(s) {unknown} for backbone {backbone.name}; the registry's taps are "
                          f"{list(backbone.available_taps)} (any module path of the network is accepted)")
     return list(taps)
+
+
+def lite_blocks(backbone: Backbone) -> frozenset[str]:
+    """An EfficientNet-Lite's blocks (``_blocks.<i>``), read off its block plan without torch: a config that taps
+    a block between the registry's stage ends (tests/config.yaml) is planned without importing torch (about 3 s
+    of CPU per Snakemake start)."""
+    if backbone.family != "efficientnet_lite":
+        return frozenset()
+    return frozenset(f"_blocks.{i}" for i in range(len(block_plan(backbone.name)[0])))
 
 
 @lru_cache(maxsize=None)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from percept.checkpoints import load_checkpoint, save_checkpoint
+from percept.checkpoints import CHECKPOINT_SECONDS, Every, load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset, fingerprint
 from percept.features import resolve_device
 from percept.mpcs import PROTOCOLS
@@ -93,7 +93,8 @@ def finetune_meta(ds: ImageDataset, *, encoder: str, source: Mapping[str, Any], 
 
 def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str | Path | None, fold: int, folds: int,
                      backbone: str, seed: int, options: Mapping[str, Any], checkpoint: str | Path,
-                     device: str = "auto", allow_download: bool = False, progress: bool = True) -> pd.DataFrame:
+                     device: str = "auto", allow_download: bool = False, progress: bool = True,
+                     checkpoint_seconds: float = CHECKPOINT_SECONDS) -> pd.DataFrame:
     """Every (protocol, seed, magnification, label fraction) run for one encoder on one fold; one row per run.
 
     ``encoder``: ``mpcs_<strategy>`` (weights from ``pretrained``, an MPCS pretraining output) or
@@ -103,8 +104,9 @@ def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str 
     own, src/supervised/finetune_breakhis.py ``train_model(args, fold, magnification)``; false pools them,
     recorded as magnification 0), ``validation`` (share of training patients held out and scored),
     ``seeds``, ``batch_size``, ``weight_decay``, ``flip``, ``image_size``, ``recalibrate_batchnorm``, and per
-    protocol ``linear``/``full`` ``{epochs, lr}``. Completed runs and the running full fine-tune (after every
-    epoch) are checkpointed to ``checkpoint``; a rerun resumes there.
+    protocol ``linear``/``full`` ``{epochs, lr}``. Completed runs (after each) and the running full fine-tune (after
+    an epoch, at most every ``checkpoint_seconds``; 0: every epoch) are checkpointed to ``checkpoint``; a rerun
+    resumes there.
     """
     dev = resolve_device(device)
     ds = ImageDataset(dataset_path)
@@ -143,6 +145,7 @@ def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str 
     magnifications = sorted(set(mag[train].tolist())) if options["per_magnification"] else [0]
     bs = int(options["batch_size"])
     frozen: dict[str, torch.Tensor] = {}
+    every = Every(checkpoint_seconds)
     for replicate in range(int(options["seeds"])):
         # The labelled subsets depend on (seed, fold, replicate) only: every encoder, protocol and magnification
         # sees the same patients (the reference's train_XX folder serves all four magnifications).
@@ -187,7 +190,7 @@ def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str 
                                                cfg=cfg, bs=bs, weight_decay=options["weight_decay"],
                                                use_flip=options["flip"], recalibrate=options["recalibrate_batchnorm"],
                                                run_seed=run_seed, resume=resume, progress=progress,
-                                               on_epoch=lambda state, k=key: save_checkpoint(
+                                               on_epoch=lambda state, k=key: every.due() and save_checkpoint(
                                                    checkpoint, meta, rows=rows, running={"key": k, **state}),
                                                desc=f"{encoder} {m or 'all'}x {fraction:.0%} seed {replicate}")
                     t_pos, v_pos = test[on_test], val[on_val]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from percept.checkpoints import load_checkpoint, save_checkpoint
+from percept.checkpoints import CHECKPOINT_SECONDS, Every, load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset, fingerprint
 from percept.features import resolve_device
 from percept.mpcs import STRATEGIES
@@ -110,7 +110,8 @@ def pretrain_meta(ds: ImageDataset, *, strategy: str, fold: int, folds: int, bac
 
 def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, fold: int, folds: int, backbone: str,
              init: str, seed: int, options: Mapping[str, Any], checkpoint: str | Path, device: str = "auto",
-             allow_download: bool = False, progress: bool = True) -> pd.DataFrame:
+             allow_download: bool = False, progress: bool = True,
+             checkpoint_seconds: float = CHECKPOINT_SECONDS) -> pd.DataFrame:
     """Pretrain an encoder with one pair strategy on the training patients of ``fold``; write its weights to
     ``out_path`` and return the per-epoch history (loss, in-batch pair retrieval accuracy).
 
@@ -120,7 +121,7 @@ def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, f
     ``weight_decay``, ``temperature``, ``projection_hidden``, ``projection_dim``, ``projection_batchnorm``,
     ``within`` (sequence/patient/field, :class:`~percept.mpcs.pairs.PairSampler`), ``image_size`` (null: as
     stored), ``augment`` (:func:`~percept.mpcs.augment.make_augment`), ``recalibrate_batchnorm``. Resumes from
-    ``checkpoint`` (written after every epoch).
+    ``checkpoint`` (written after an epoch, at most every ``checkpoint_seconds``; 0: after every epoch).
     """
     dev = resolve_device(device)
     ds = ImageDataset(dataset_path)
@@ -148,6 +149,7 @@ def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, f
         history, start = list(state["history"]), int(state["epoch"])
         log.info("resuming %s pretraining from %s at epoch %d/%d", strategy, checkpoint, start, options["epochs"])
     bs = int(options["batch_size"])
+    every = Every(checkpoint_seconds)
     n_pairs = int(options.get("pairs_per_epoch") or sampler.epoch_size)
     steps = max(1, n_pairs // bs)
     log.info("MPCS %s pair within %s: %d training images (%d anchors), %d steps x %d pairs per epoch, %s on %s",
@@ -186,8 +188,9 @@ def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, f
                         "steps": steps})
         log.info("epoch %d: NT-Xent %.4f, pair retrieval %.3f (%.1f s)", epoch + 1, history[-1]["loss"],
                  history[-1]["pair_accuracy"], time.perf_counter() - t0)
-        save_checkpoint(checkpoint, meta, epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
-                        history=history)
+        if every.due():
+            save_checkpoint(checkpoint, meta, epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
+                            history=history)
     if options["recalibrate_batchnorm"]:  # a named addition, not the reference's: statistics of the training images
         recalibrate_batchnorm(model["encoder"], images, bs)
     save_checkpoint(out_path, meta, encoder=model["encoder"].state_dict(), history=history)
