@@ -378,6 +378,57 @@ def test_segmentation_scores_hand_case():
     assert s == {"iou": pytest.approx(1 / 3), "completeness": 0.5, "correctness": 0.5}
 
 
+# grid paper (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks @
+# 72582302672b058efd366983e21c3141c7a4a8c2, src/topology_aware_delineation/train.py
+# Training_Utility.iteration_loss with nn.BCELoss / nn.MSELoss as main.py passes them, K = 1, FNN_CNN_Net('vgg19',
+# [3]) (main.py's defaults; select_FNN replaced by torch.manual_seed(0); torchvision vgg19() since the ImageNet
+# weights are offline here), then epoch_in_train's current_prediction_loss + mu * current_VGG_loss, mu = 0.01),
+# run in /tmp with /work/venv's python on the inputs of _segmentation_inputs: (prediction loss, VGG loss, total).
+LTU_SEGMENTATION_LOSS = (0.8028831481933594, 0.1286066621541977, 0.804169237613678)
+
+
+def _segmentation_inputs():
+    g = torch.Generator().manual_seed(0)
+    prob = torch.sigmoid(torch.randn(2, 1, 64, 64, generator=g))
+    mask = (torch.rand(2, 1, 64, 64, generator=g) > 0.8).float()
+    return prob, mask
+
+
+def test_segmentation_loss_is_the_grid_papers_bce_plus_mu_perceptual():
+    from percept.loss_networks.tasks import segmentation_loss
+
+    prob, mask = _segmentation_inputs()
+    perceptual = PerceptualLoss(LossNetwork("vgg19", "features.3", "random", seed=0))  # ImageNet-normalised, raw
+    bce, vgg, total = LTU_SEGMENTATION_LOSS
+    with torch.no_grad():
+        np.testing.assert_allclose(segmentation_loss(prob, mask, perceptual).item(), total, rtol=1e-5)
+        np.testing.assert_allclose(segmentation_loss(prob, mask, perceptual, 1.0, 0.0).item(), bce, rtol=1e-5)
+        np.testing.assert_allclose(segmentation_loss(prob, mask, perceptual, 0.0, 1.0).item(), vgg, rtol=1e-5)
+
+
+def test_super_resolution_scores_each_benchmark_split(shapes, tmp_path):
+    """benchmarks: sr_benchmarks adds PSNR / SSIM per split (Set5, Set14, BSD100) beside the test split's."""
+    from percept.data.store import write_image_dataset
+    from percept.loss_networks.tasks import super_resolution
+
+    rng = np.random.default_rng(0)
+    bench = tmp_path / "sr_benchmarks.h5"
+    write_image_dataset(bench, name="sr_benchmarks", images=rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8),
+                        split=np.array([0, 0, 1, 2, 2]), split_names=["set5", "set14", "bsd100"], fingerprint="x",
+                        source="test")
+    cell = {**NET, "network": LITE, "dataset": "shapes"}
+    options = {"scale": 4, "width": 4, "pixel_weight": 0.0, "channel": "y", "epochs": 1, "batch_size": 8,
+               "lr": 1e-3, "max_train": 8}
+    scores = super_resolution({"dataset": str(shapes), "benchmarks": str(bench)}, cell, options,
+                              work=str(tmp_path / "cell.csv"), device="cpu", progress=False)
+    for part in ("set5", "set14", "bsd100"):
+        assert {f"psnr_{part}", f"ssim_{part}", f"psnr_bilinear_{part}", f"ssim_bilinear_{part}"} <= set(scores)
+    assert len({scores["psnr_set5"], scores["psnr_set14"], scores["psnr_bilinear_bsd100"]}) == 3  # per split
+    plain = super_resolution({"dataset": str(shapes)}, cell, options, work=str(tmp_path / "c2.csv"), device="cpu",
+                             progress=False)
+    assert plain["psnr"] == pytest.approx(scores["psnr"]) and "psnr_set5" not in plain
+
+
 def test_mse_onehot_loss_is_the_papers():
     y = torch.tensor([2, 0])
     out = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.0, 0.0]])
@@ -462,6 +513,8 @@ def test_paper_grid_is_14_networks_by_4_taps():
     # dimensionality reduction on STL-10 and SVHN, super-resolution, segmentation, perceptual similarity
     assert len(cells) == 14 * 4 * 5
     assert {c["dataset"] for c in cells if c["task"] == "perceptual_similarity"} == {"bapps_2afc_val"}
+    assert {c["dataset"] for c in cells if c["task"] == "segmentation"} == {"massachusetts_roads"}  # the paper's roads
+    assert "massachusetts_roads" in cfg["downloads"]["sources"]
     assert len(nets) == 14 and all(len({c["tap"] for c in cells if c["network"] == n and c["task"] == "segmentation"})
                                    == 4 for n in nets)
 

@@ -317,3 +317,61 @@ def test_local_folder(tmp_path):
     (tmp_path / "val" / "n01440764").mkdir(parents=True)
     (tmp_path / "val" / "n01440764" / "ILSVRC2012_val_00000293.JPEG").write_bytes(b"\xff\xd8")
     assert local_folder(tmp_path / "val") == tmp_path / "val"
+
+
+# ------------------------------------------------------------------------------------ Massachusetts Roads
+
+def _mass_roads_builder():
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "tests" / "paper_mini"))
+    import make_archives
+
+    return make_archives.build_massachusetts_roads
+
+
+def test_massachusetts_roads_is_registered_by_the_publishers_index_pages():
+    src = get_source("massachusetts_roads")
+    assert [f.url for f in src.files] == [
+        f"https://www.cs.toronto.edu/~vmnih/data/mass_roads/{split}/{kind}/index.html"
+        for split in ("train", "valid", "test") for kind in ("sat", "map")]
+    assert [f.expected_files for f in src.files] == [1108, 1108, 14, 14, 49, 49]  # Mnih (2013): 1171 tiles
+    assert all(f.listing and not f.extract and not f.has_published_checksum for f in src.files)
+
+
+def test_massachusetts_roads_follows_its_index_pages(server, tmp_path, caplog):
+    _mass_roads_builder()(server.root, {"train": 2, "valid": 1, "test": 1}, side=40)
+    page = server.root / "mass_roads" / "train" / "sat" / "index.html"
+    # Links the downloader must not follow: another folder, the parent, a sub-folder, another suffix, an
+    # encoded path out of the folder.
+    page.write_text(page.read_text() + '<a href="../map/10078660_15.tif">x</a> <a href="/">up</a>\n'
+                    '<a href="sub/y.tiff">y</a> <a href="notes.txt">n</a> <a href="..%2F..%2Fz.tiff">z</a>\n')
+    (server.root / "mass_roads" / "train" / "sat" / "notes.txt").write_text("not data")
+    with caplog.at_level(logging.WARNING):
+        out = fetch_source("massachusetts_roads", tmp_path / "raw" / "massachusetts_roads", mirror=server.url,
+                           progress=False)
+    tiles = [p for p in all_files(out) if p.endswith((".tif", ".tiff"))]
+    assert len(tiles) == 8 and not any("z.tiff" in p or "y.tiff" in p for p in tiles)
+    for split, n in (("train", 2), ("valid", 1), ("test", 1)):
+        assert len([p for p in tiles if p.startswith(f"mass_roads/{split}/sat/") and p.endswith(".tiff")]) == n
+        assert len([p for p in tiles if p.startswith(f"mass_roads/{split}/map/") and p.endswith(".tif")]) == n
+    name = tiles[0]
+    assert (out / name).read_bytes() == (server.root / name).read_bytes()
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    listed = [r for r in manifest["files"] if "listed_in" in r]
+    assert len(listed) == 8 and all(r["verification"] == "first-use" and len(r["sha256"]) == 64 for r in listed)
+    rec = next(r for r in listed if r["filename"] == name)
+    assert rec["url"] == f"{server.url}/{name}"  # fetched from beside the page, not from the link's host
+    assert rec["official_url"] == f"https://www.cs.toronto.edu/~vmnih/data/{name}"
+    assert "lists 2 files, the publisher's description says 1108" in caplog.text
+
+
+def test_massachusetts_roads_index_page_without_links_creates_nothing(server, tmp_path):
+    _mass_roads_builder()(server.root, {"train": 1, "valid": 1, "test": 1}, side=40)
+    (server.root / "mass_roads" / "valid" / "map" / "index.html").write_text("<html>moved</html>\n")
+    with pytest.raises(DownloadError, match="links to no"):
+        fetch_source("massachusetts_roads", tmp_path / "raw" / "massachusetts_roads", mirror=server.url,
+                     progress=False)
+    assert not (tmp_path / "raw" / "massachusetts_roads").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from percept.data.download import fetch_source
@@ -416,3 +417,96 @@ def test_horse2zebra_end_to_end(server, tmp_path):
         prepare("unpaired_folder", tmp_path / "flat", tmp_path / "x.h5")
     with pytest.raises(FileNotFoundError, match="translation.folder.path"):
         prepare("unpaired_folder", tmp_path / "missing", tmp_path / "x.h5")
+
+
+# ------------------------------------------------------------------------------------ Massachusetts Roads
+
+def _roads_layout(root: Path, tiles: dict[str, int], side: int = 48) -> Path:
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "tests" / "paper_mini"))
+    import make_archives
+
+    make_archives.build_massachusetts_roads(root, tiles, side=side)
+    return root
+
+
+def test_prepare_massachusetts_roads_resizes_tiles_or_crops_training_tiles(tmp_path):
+    from percept.data.prepare import prepare_massachusetts_roads
+
+    raw = _roads_layout(tmp_path / "raw", {"train": 2, "valid": 1, "test": 2})
+    ds = ImageDataset(prepare("massachusetts_roads", raw, tmp_path / "a.h5", image_size=24))
+    assert ds.split_names == ["train", "valid", "test"] and len(ds) == 5 and ds.class_names == ["road"]
+    assert tuple(ds.batch([0]).shape) == (1, 3, 24, 24)
+    masks = ds.masks(slice(0, 5))
+    assert masks.shape == (5, 1, 24, 24) and 0.1 < masks.float().mean() < 0.6  # two 7-px roads of 48 px, resized
+    sat = np.asarray(Image.open(sorted((raw / "mass_roads" / "test" / "sat").glob("*.tiff"))[0]))
+    road = np.asarray(Image.open(sorted((raw / "mass_roads" / "test" / "map").glob("*.tif"))[0])) > 127
+    test = ImageDataset(tmp_path / "a.h5", split="test")
+    assert abs(test.masks([0]).float().mean().item() - road.mean()) < 0.08
+    crops = prepare_massachusetts_roads(raw, tmp_path / "b.h5", image_size=16, train_crops=3, seed=1)
+    train = ImageDataset(crops, split="train")
+    assert len(train) == 6 and len(ImageDataset(crops, split="test")) == 2
+    # A crop at full resolution: its pixels are somewhere in its tile (no resampling), the map's too.
+    tile = np.asarray(Image.open(sorted((raw / "mass_roads" / "train" / "sat").glob("*.tiff"))[0]))
+    crop = (train.batch([0])[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    hits = [(y, x) for y in range(48 - 15) for x in range(48 - 15) if np.array_equal(tile[y:y + 16, x:x + 16], crop)]
+    assert hits
+    again = ImageDataset(prepare_massachusetts_roads(raw, tmp_path / "c.h5", image_size=16, train_crops=3, seed=1))
+    other = ImageDataset(prepare_massachusetts_roads(raw, tmp_path / "d.h5", image_size=16, train_crops=3, seed=2))
+    assert torch.equal(again.batch(slice(0, 6)), ImageDataset(crops).batch(slice(0, 6)))
+    assert not torch.equal(other.batch(slice(0, 6)), again.batch(slice(0, 6)))
+    assert sat.shape == (48, 48, 3)
+
+
+def test_prepare_massachusetts_roads_refuses_unpaired_or_mismatched_tiles(tmp_path):
+    raw = _roads_layout(tmp_path / "raw", {"train": 2, "valid": 1, "test": 1})
+    maps = sorted((raw / "mass_roads" / "train" / "map").glob("*.tif"))
+    maps[0].rename(maps[0].with_name("other.tif"))
+    with pytest.raises(ValueError, match="not both"):
+        prepare("massachusetts_roads", raw, tmp_path / "a.h5", image_size=16)
+    maps[0].with_name("other.tif").rename(maps[0])
+    Image.new("L", (40, 48)).save(maps[0], format="TIFF")
+    with pytest.raises(ValueError, match="road map"):
+        prepare("massachusetts_roads", raw, tmp_path / "a.h5", image_size=16)
+    maps[0].write_bytes(b"not a tiff")
+    with pytest.raises(ValueError, match="cannot read"):
+        prepare("massachusetts_roads", raw, tmp_path / "a.h5", image_size=16)
+    assert not (tmp_path / "a.h5").exists()
+
+
+def test_sr_benchmarks_download_and_prepare_as_set5_set14_bsd100(server, tmp_path):
+    import sys
+
+    from conftest import REPO
+    from percept.data.sources import get_source
+
+    sys.path.insert(0, str(REPO / "tests" / "paper_mini"))
+    import make_archives
+
+    sums = make_archives.build(server.root, ["sr_benchmarks"])
+    assert len(sums) == 20 and "Set14/img_014_SRF_2_HR.png" in sums
+    # The registry pins SelfExSR's files: the miniature's stand-ins fail that check unless their sha256 is given.
+    with pytest.raises(Exception, match="Checksum mismatch"):
+        fetch_source("sr_benchmarks", tmp_path / "raw" / "x", mirror=server.url, progress=False)
+    raw = fetch_source("sr_benchmarks", tmp_path / "raw" / "sr_benchmarks", mirror=server.url, checksums=sums,
+                       progress=False)
+    ds = ImageDataset(prepare("sr_benchmarks", raw, tmp_path / "sr.h5", image_size=48))
+    assert ds.split_names == ["set5", "set14", "bsd100"] and len(ds) == 5 + 14 + 4
+    assert [len(ImageDataset(tmp_path / "sr.h5", split=s)) for s in ds.split_names] == [5, 14, 4]
+    assert tuple(ds.batch([0]).shape) == (1, 3, 48, 48)
+    # Resize(shorter side) + CenterCrop, as the grid paper's img_transform: the first Set5 image by hand.
+    img = Image.open(raw / "Set5" / "img_001_SRF_2_HR.png").convert("RGB")
+    w, h = img.size
+    nw, nh = (48, int(48 * h / w)) if w <= h else (int(48 * w / h), 48)
+    img = img.resize((nw, nh), Image.BILINEAR)
+    left, top = int(round((nw - 48) / 2.0)), int(round((nh - 48) / 2.0))
+    want = np.asarray(img.crop((left, top, left + 48, top + 48)), np.float32) / 255
+    np.testing.assert_allclose(ds.batch([0])[0].permute(1, 2, 0).numpy(), want, atol=1e-6)
+    src = get_source("sr_benchmarks")
+    assert src.files[0].url == ("https://raw.githubusercontent.com/jbhuang0604/SelfExSR/master/data/Set5/image_SRF_2/"
+                                "img_001_SRF_2_HR.png")
+    assert src.files[0].sha256 == "b7f0633258c4dc1a1ef57f26ef2e2db414b64c170cb7c618730cb2f2aae3c7ed"
+    assert src.files[-1].url == "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz"

@@ -292,6 +292,54 @@ def build_apple2orange(out: Path) -> None:
     _cyclegan(out, "apple2orange", ("n07740461", "n07749192"))
 
 
+def build_massachusetts_roads(out: Path, tiles: dict[str, int] | None = None, side: int = 128) -> None:
+    """mass_roads/{train,valid,test}/{sat,map}/index.html + <tile>.tiff (RGB aerial tile) / <tile>.tif (8-bit
+    road map, 0 or 255): the Toronto host's layout. Each index page is one link per line,
+    ``<a href="http://www.cs.toronto.edu/~vmnih/data/mass_roads/<split>/<kind>/<file>"><file></a><br />``
+    (absolute http URLs: the form the grid paper's mrd_collector parses), so a mirror serves the pages verbatim.
+    ``side`` px tiles (the real ones are 1500) with roads 7 px wide, as Mnih rasterised them."""
+    rng = _rng("massachusetts_roads")
+    tiles = tiles or {"train": 3, "valid": 1, "test": 2}
+    for split, n in tiles.items():
+        names = [f"{10078660 + 1000 * i + 7 * len(split)}_15" for i in range(n)]
+        pages = {"sat": [], "map": []}
+        for stem in names:
+            road = np.zeros((side, side), np.uint8)
+            for _ in range(2):  # one horizontal and one vertical road, 7 px wide
+                at = int(rng.integers(8, side - 15))
+                road[at:at + 7, :] = 255
+                road = road.T.copy()
+            sat = _image(rng, side, side)
+            sat[road > 0] = (95, 95, 90)  # asphalt grey where the map has a road
+            for kind, name, data in (("sat", f"{stem}.tiff", _encode(sat, "TIFF")),
+                                     ("map", f"{stem}.tif", _encode(road, "TIFF"))):
+                folder = out / "mass_roads" / split / kind
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_bytes(data)
+                url = f"http://www.cs.toronto.edu/~vmnih/data/mass_roads/{split}/{kind}/{name}"
+                pages[kind].append(f'<a href="{url}">{name}</a><br />')
+        for kind, lines in pages.items():
+            (out / "mass_roads" / split / kind / "index.html").write_text("\n".join(lines) + "\n")
+
+
+def build_sr_benchmarks(out: Path) -> None:
+    """Set5/img_00N_SRF_2_HR.png (5) and Set14/img_0NN_SRF_2_HR.png (14), PNGs of varied sizes as in SelfExSR's
+    data/<set>/image_SRF_2; BSDS300-images.tgz: BSDS300/images/{train,test}/<id>.jpg (481x321 / 321x481)."""
+    rng = _rng("sr_benchmarks")
+    for name, n in (("Set5", 5), ("Set14", 14)):
+        (out / name).mkdir(parents=True, exist_ok=True)
+        for i in range(1, n + 1):
+            h, w = (int(v) for v in rng.integers(64, 97, 2))
+            (out / name / f"img_{i:03d}_SRF_2_HR.png").write_bytes(_encode(_image(rng, h, w), "PNG"))
+    members = {}
+    for part, n in (("train", 2), ("test", 4)):
+        for i in range(n):
+            h, w = (96, 72) if i % 2 else (72, 96)
+            members[f"BSDS300/images/{part}/{100007 + 1000 * i + len(part)}.jpg"] = _encode(_image(rng, h, w), "JPEG",
+                                                                                          quality=90)
+    _tar(out / "BSDS300-images.tgz", members, "w:gz")
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "stl10": build_stl10,
     "svhn": build_svhn,
@@ -302,6 +350,8 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "breakhis": build_breakhis,
     "horse2zebra": build_horse2zebra,
     "apple2orange": build_apple2orange,
+    "massachusetts_roads": build_massachusetts_roads,
+    "sr_benchmarks": build_sr_benchmarks,
 }
 
 

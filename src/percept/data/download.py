@@ -7,6 +7,9 @@ Nothing here ever leaves a half-finished result under its final name:
 - :func:`safe_extract` checks every member of an archive before extracting any of them.
 - :func:`fetch_source` assembles a dataset in a hidden staging folder and renames it to its final name
   only when every file is downloaded, verified and unpacked, with a ``MANIFEST.json`` describing it.
+- An index page (``RemoteFile.listing``) is downloaded like any file, then every file it links to in its own
+  folder (:func:`listed_files`) is fetched from beside the page (so a mirror of the publisher's tree serves
+  them too); each is checked against its ``Content-Length`` and its sha256 is recorded on first use.
 
 Fault point (tests only, see :mod:`percept.faults`): ``download.after_first_chunk``, the first chunk of a
 transfer written to the temporary file.
@@ -19,6 +22,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import sys
@@ -28,9 +32,12 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from typing import Mapping
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from tqdm.auto import tqdm
 
@@ -316,7 +323,77 @@ def _expected(rf: RemoteFile, checksums: Mapping[str, str]) -> tuple[str | None,
     return None, None, "first-use"
 
 
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag.lower() == "a":
+            self.hrefs += [v for k, v in attrs if k.lower() == "href" and v]
+
+
+_LISTED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def listed_files(page: str | os.PathLike, rf: RemoteFile) -> list[str]:
+    """The file names an index page links to in its own folder, with one of ``rf.listing``'s suffixes (sorted).
+
+    Links are resolved against the page's official URL and only their path is compared (the Toronto pages
+    link with absolute ``http://`` URLs while the pages are served over https); the files are then fetched
+    from beside the page's actual URL, so links can never send the download elsewhere. Links to other
+    folders, sub-folders, other suffixes or names with unusual characters are ignored."""
+    parser = _Links()
+    parser.feed(Path(page).read_text(encoding="utf-8", errors="replace"))
+    folder = urlsplit(rf.url).path.rpartition("/")[0] + "/"
+    names = set()
+    for href in parser.hrefs:
+        path = unquote(urlsplit(urljoin(rf.url, href.strip())).path)
+        if not path.startswith(folder):
+            continue
+        name = path[len(folder):]
+        if _LISTED_NAME.fullmatch(name) and name.lower().endswith(tuple(x.lower() for x in rf.listing)):
+            names.add(name)
+    return sorted(names)
+
+
+def _fetch_listed(name: str, rf: RemoteFile, page: FileDigest, page_url: str, archives: Path,
+                  progress: bool) -> list[tuple[str, FileDigest, dict]]:
+    """Download every file an index page lists into ``archives / rf.folder``: ``(relative path, digest,
+    manifest record)`` per file. Files already there are reused (a rerun resumes an interrupted download)."""
+    names = listed_files(page.path, rf)
+    if not names:
+        raise DownloadError(f"{name}: the index page {page_url} links to no {'/'.join(rf.listing)} files in its "
+                            f"folder; the publisher's page changed or the download is not an index page. Delete "
+                            f"{page.path} and rerun, or place the files by hand.")
+    if rf.expected_files is not None and len(names) != rf.expected_files:
+        log.warning("%s: %s lists %d files, the publisher's description says %d", name, page_url, len(names),
+                    rf.expected_files)
+    base = page_url.rpartition("/")[0] + "/"
+    official = rf.url.rpartition("/")[0] + "/"
+
+    def one(file: str) -> tuple[str, FileDigest, dict]:
+        digest = download_file(base + quote(file), archives / rf.folder / file, progress=False)
+        rel = f"{rf.folder}/{file}"
+        return rel, digest, {"filename": rel, "url": base + quote(file), "official_url": official + quote(file),
+                             "listed_in": rf.filename, "md5": digest.md5, "sha256": digest.sha256,
+                             "size": digest.size, "verification": "first-use", "verified": False,
+                             "extracted": False}
+
+    out = []
+    with ThreadPoolExecutor(4) as pool, tqdm(total=len(names), desc=rf.folder, unit="file", disable=not progress,
+                                             leave=False) as bar:
+        for item in pool.map(one, names):
+            out.append(item)
+            bar.update(1)
+    msg = (f"{name}: the {len(names)} files listed by {rf.filename} have no published checksums; their sha256 are "
+           f"recorded in MANIFEST.json (trust on first use; their sizes matched the server's Content-Length)")
+    log.warning(msg)
+    return out
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)
     except OSError:
@@ -356,6 +433,7 @@ def fetch_source(name: str, out_dir: str | os.PathLike, *, mirror: str | None = 
 
     records = []
     fetched: list[tuple[RemoteFile, FileDigest]] = []
+    listed: list[tuple[str, FileDigest]] = []
     for rf in source.files:
         url = f"{mirror.rstrip('/')}/{rf.filename}" if mirror else rf.url
         md5, sha256, verification = _expected(rf, checksums)
@@ -371,6 +449,10 @@ def fetch_source(name: str, out_dir: str | os.PathLike, *, mirror: str | None = 
         records.append({"filename": rf.filename, "url": url, "official_url": rf.url, "md5": digest.md5,
                         "sha256": digest.sha256, "size": digest.size, "verification": verification,
                         "verified": verification != "first-use", "extracted": rf.extract and rf.is_archive})
+        if rf.listing:
+            for rel, file_digest, record in _fetch_listed(name, rf, digest, url, archives, progress):
+                listed.append((rel, file_digest))
+                records.append(record)
 
     if staging.exists():
         shutil.rmtree(staging)
@@ -382,6 +464,8 @@ def fetch_source(name: str, out_dir: str | os.PathLike, *, mirror: str | None = 
                 safe_extract(digest.path, staging)
             else:
                 _link_or_copy(digest.path, staging / rf.filename)
+        for rel, file_digest in listed:
+            _link_or_copy(file_digest.path, staging / rel)
         manifest = {"source": name, "description": source.description, "citation_url": source.citation_url,
                     "mirror": mirror, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": records}
         (staging / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

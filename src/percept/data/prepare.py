@@ -404,6 +404,133 @@ def prepare_breakhis(raw_dir: str | Path, out: str | Path, *, image_size: int = 
     return out
 
 
+# -------------------------------------------------------------------------------------- Massachusetts Roads
+
+MASS_ROADS_SPLITS = ("train", "valid", "test")
+
+
+def _mass_roads_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
+    """(aerial tile, road map) per tile of a split, matched by file stem (sat/<stem>.tiff, map/<stem>.tif)."""
+    found = {}
+    for kind in ("sat", "map"):
+        folder = root / split / kind
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: missing — the Massachusetts Roads {split}/{kind} files were not "
+                                    "downloaded. Delete the raw folder and rerun snakemake to download it again.")
+        found[kind] = {p.stem: p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".tif", ".tiff")}
+    unpaired = sorted(set(found["sat"]) ^ set(found["map"]))
+    if unpaired:
+        raise ValueError(f"{root / split}: {len(unpaired)} tiles have an aerial image or a road map but not both "
+                         f"(e.g. {unpaired[:5]}); the download is incomplete. Delete the raw folder and rerun.")
+    if not found["sat"]:
+        raise ValueError(f"{root / split}: no tiles (sat/*.tiff, map/*.tif)")
+    return [(found["sat"][k], found["map"][k]) for k in sorted(found["sat"])]
+
+
+def _road_tile(item: tuple[tuple[int, int], Path, Path], image_size: int, crops: int | None, seed: int
+               ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    key, sat_path, map_path = item  # key: (split code, tile number in the split)
+    sat = _open_rgb(sat_path)
+    try:
+        with Image.open(map_path) as im:
+            road = im.convert("L")
+    except Exception as exc:  # PIL raises many types for unreadable files
+        raise ValueError(f"{map_path}: cannot read the road map ({type(exc).__name__}: {exc})") from exc
+    if sat.size != road.size:
+        raise ValueError(f"{sat_path} is {sat.size[0]}x{sat.size[1]} but its road map {map_path} is "
+                         f"{road.size[0]}x{road.size[1]}")
+    if not crops:
+        return ([np.asarray(sat.resize((image_size, image_size), Image.BILINEAR), np.uint8)],
+                [np.asarray(road.resize((image_size, image_size), Image.BILINEAR)) > 127])
+    w, h = sat.size
+    if min(w, h) < image_size:
+        raise ValueError(f"{sat_path}: {w}x{h} is smaller than the {image_size}x{image_size} crops (train_crops)")
+    rng = np.random.default_rng([seed, *key])  # per tile: the same crops whatever the thread order
+    images, roads = [], []
+    for top, left in zip(rng.integers(0, h - image_size + 1, crops), rng.integers(0, w - image_size + 1, crops)):
+        box = (int(left), int(top), int(left) + image_size, int(top) + image_size)
+        images.append(np.asarray(sat.crop(box), np.uint8))
+        roads.append(np.asarray(road.crop(box)) > 127)
+    return images, roads
+
+
+def prepare_massachusetts_roads(raw_dir: str | Path, out: str | Path, *, image_size: int = 224,
+                                train_crops: int | None = None, seed: int = 0,
+                                max_images: int | None = None) -> Path:
+    """Massachusetts Roads (Mnih 2013; the grid paper's segmentation task): 1500x1500 aerial tiles and their
+    road maps, splits ``train``, ``valid``, ``test`` as published; ``segmentation`` = 1 on road pixels (map grey
+    level > 127), class ``road``.
+
+    Every tile is resized whole to ``image_size`` (PIL bilinear, the map too, then thresholded): the grid
+    paper's evaluation transform (its src/topology_aware_delineation ``JointTransform2D(resize=224,
+    crop=False)``). ``train_crops: k`` instead cuts k random ``image_size`` crops at full resolution from each
+    training tile (seeded per tile with ``seed``): its training transform (``RandomCrop(224)``, drawn once per
+    epoch there, k times once here). ``max_images`` keeps the first tiles (by name) of each split. Tiles
+    without a map (or maps without a tile), unreadable TIFFs and tiles whose map differs in size are errors.
+    """
+    raw_dir, out = Path(raw_dir), Path(out)
+    _check_size(image_size)
+    if train_crops is not None and (not isinstance(train_crops, (int, np.integer)) or train_crops < 1):
+        raise ValueError(f"train_crops must be a positive integer or None, got {train_crops!r}")
+    root = _find_dir(raw_dir, ("mass_roads", ""), "train/sat", "the Massachusetts Roads release (mass_roads/"
+                     "{train,valid,test}/{sat,map})")
+    images, roads, split, tiles = [], [], [], []
+    for code, part in enumerate(MASS_ROADS_SPLITS):
+        pairs = _mass_roads_pairs(root, part)[:max_images]
+        crops = train_crops if part == "train" else None
+        load = partial(_road_tile, image_size=image_size, crops=crops, seed=seed)
+        for (sat_path, _), (imgs, maps) in zip(pairs, _map(load, [((code, i), s, m)
+                                                                    for i, (s, m) in enumerate(pairs)])):
+            images += imgs
+            roads += maps
+            split += [code] * len(imgs)
+            tiles += [sat_path.stem] * len(imgs)
+    params = {"image_size": image_size, "train_crops": train_crops, "seed": seed, "max_images": max_images}
+    write_image_dataset(out, name="massachusetts_roads", images=np.stack(images), split=np.array(split, np.uint8),
+                        split_names=list(MASS_ROADS_SPLITS), class_names=["road"], label_kind="none",
+                        segmentation=np.stack(roads).astype(np.uint8),
+                        meta={"tile": np.array(tiles, dtype="S")},
+                        fingerprint=_fingerprint("massachusetts_roads", raw_dir, params),
+                        source="Massachusetts Roads (Mnih 2013), aerial tiles and road maps, train/valid/test",
+                        extra_attrs={"params": params})
+    return out
+
+
+# ----------------------------------------------------------------------------------- super-resolution sets
+
+SR_BENCHMARK_SPLITS = ("set5", "set14", "bsd100")
+
+
+def prepare_sr_benchmarks(raw_dir: str | Path, out: str | Path, *, image_size: int = 288) -> Path:
+    """The grid paper's super-resolution test sets as splits ``set5`` (5 images), ``set14`` (14) and ``bsd100``
+    (the 100 BSDS300 test images), each resized (shorter side, bilinear) and centre-cropped to ``image_size``:
+    its src/super_res test.py ``img_transform(imsize=288)`` = ``Resize(288)`` + ``CenterCrop(288)``. No labels."""
+    raw_dir, out = Path(raw_dir), Path(out)
+    _check_size(image_size)
+    folders = {"set5": raw_dir / "Set5", "set14": raw_dir / "Set14",
+               "bsd100": _find_dir(raw_dir, ("BSDS300/images", "images"), "test", "the BSDS300 image archive") / "test"}
+    counts = {"set5": 5, "set14": 14, "bsd100": 100}
+    files, split = [], []
+    for code, part in enumerate(SR_BENCHMARK_SPLITS):
+        found = _images_in(folders[part]) if folders[part].is_dir() else []
+        if not found:
+            raise FileNotFoundError(f"{folders[part]}: no images; delete the raw folder and rerun to download again")
+        if len(found) != counts[part]:
+            log.warning("%s: %d images, %s has %d", folders[part], len(found), part, counts[part])
+        files += found
+        split += [code] * len(found)
+    images = np.empty((len(files), image_size, image_size, 3), np.uint8)
+    for i, arr in enumerate(_map(lambda f: _resize_center_crop(_open_rgb(f), image_size, image_size), files)):
+        images[i] = arr
+    params = {"image_size": image_size}
+    write_image_dataset(out, name="sr_benchmarks", images=images, split=np.array(split, np.uint8),
+                        split_names=list(SR_BENCHMARK_SPLITS), fingerprint=_fingerprint("sr_benchmarks", raw_dir, params),
+                        meta={"file": np.array([f.name for f in files], dtype="S")},
+                        source="Set5 (Bevilacqua et al. 2012), Set14 (Zeyde et al. 2010), BSD100 (Martin et al. 2001)",
+                        extra_attrs={"params": params})
+    return out
+
+
 # --------------------------------------------------------------------------------------------------- BAPPS
 
 def _bapps_categories(root: Path, needed: Sequence[str]) -> list[str]:
@@ -686,6 +813,8 @@ PREPARERS: dict[str, Callable[..., Path]] = {
     "horse2zebra": prepare_unpaired,
     "apple2orange": prepare_unpaired,
     "unpaired_folder": prepare_unpaired,
+    "massachusetts_roads": prepare_massachusetts_roads,
+    "sr_benchmarks": prepare_sr_benchmarks,
 }
 
 

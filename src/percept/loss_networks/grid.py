@@ -91,6 +91,8 @@ def _image_side(config: Mapping[str, Any], dataset: str) -> int | None:
         return config["similarity"]["image_size"]
     if dataset.startswith("bapps_"):
         return config["downloads"]["prepare"].get(dataset, {}).get("image_size", 64)
+    if dataset == "massachusetts_roads":  # percept.data.prepare.prepare_massachusetts_roads's default
+        return config["downloads"]["prepare"].get(dataset, {}).get("image_size", 224)
     return sizes.get(dataset)
 
 
@@ -170,6 +172,8 @@ def semantic_errors(config: Mapping[str, Any]) -> Iterable[str]:
                 continue  # the similarity stage's set; its own checks cover the download
             for d in options["datasets"]:
                 yield from _check_dataset(config, f"loss_networks.tasks.{task}.datasets", d)
+            if options.get("benchmarks"):
+                yield from _check_dataset(config, f"loss_networks.tasks.{task}.benchmarks", options["benchmarks"])
         for cell in grid_cells(config):
             if cell["task"] in TASKS and TASKS[cell["task"]].needs_features:
                 if feature_cache_for(config, cell["dataset"], cell["backbone"], cell["weights"], cell["tap"],
@@ -224,6 +228,8 @@ def cell_inputs(config: Mapping[str, Any], task: str):
                 raise ValueError(f"loss_networks.tasks.{task} scores on {name!r}, not {wildcards.dataset!r}")
             return {"two_afc": path}
         out = {"dataset": f"data/datasets/{wildcards.dataset}.h5"}
+        if config["loss_networks"]["tasks"][task].get("benchmarks"):  # super-resolution's Set5/Set14/BSD100
+            out["benchmarks"] = f"data/datasets/{config['loss_networks']['tasks'][task]['benchmarks']}.h5"
         if TASKS[task].needs_features:
             c = find(wildcards)
             name = feature_cache_for(config, c["dataset"], c["backbone"], c["weights"], c["tap"], c["resize"])

@@ -41,8 +41,8 @@ TASKS: dict[str, Task] = {
     "segmentation": Task(
         "segmentation", "percept.loss_networks.tasks:segmentation",
         {"iou": True, "completeness": True, "correctness": True},
-        description="foreground segmentation of shapes trained with the perceptual loss; IoU, completeness, "
-                    "correctness on test"),
+        description="foreground segmentation (shapes' objects, the Massachusetts Roads' roads) trained with BCE + "
+                    "the perceptual loss; IoU, completeness, correctness on test"),
     "perceptual_similarity": Task(
         "perceptual_similarity", "percept.loss_networks.tasks:perceptual_similarity",
         {"two_afc": True, "ordering_accuracy": True}, two_afc=True,

@@ -82,11 +82,27 @@ def sr_scores(outputs: torch.Tensor, images: torch.Tensor, channel: str = "y") -
                                    for o, r in zip(out, ref)]))}
 
 
+def _sr_evaluate(model: torch.nn.Module, test: ImageDataset, scale: int, dev: torch.device, channel: str
+                 ) -> tuple[dict[str, float], dict[str, float]]:
+    """PSNR / SSIM of the model's outputs and of bilinear upsampling on every image of ``test``."""
+    outs, refs, base = [], [], []
+    with torch.inference_mode():
+        for i in range(0, len(test), 64):
+            x = test.batch(slice(i, min(i + 64, len(test))))
+            lr_img = downsample(x, scale)
+            outs.append(model(lr_img.to(dev)).float().cpu())
+            base.append(F.interpolate(lr_img, scale_factor=scale, mode="bilinear", align_corners=False))
+            refs.append(x)
+    return sr_scores(torch.cat(outs), torch.cat(refs), channel), sr_scores(torch.cat(base), torch.cat(refs), channel)
+
+
 def super_resolution(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any], *,
                      work: str, seed: int = 0, device: str = "auto", progress: bool = True,
                      allow_download: bool = False) -> dict[str, float]:
     """Train the ×scale super-resolver with the cell's perceptual loss (plus ``pixel_weight`` × MSE);
-    PSNR / SSIM of its test outputs, and of bilinear upsampling as a reference."""
+    PSNR / SSIM of its test outputs, and of bilinear upsampling as a reference. With ``inputs["benchmarks"]``
+    (``benchmarks: sr_benchmarks``) also on each of its splits (Set5, Set14, BSD100, the grid paper's test
+    sets): extra columns ``psnr_set5``, ``ssim_set5``, ``psnr_bilinear_set5``, …"""
     dev = resolve_device(device)
     ds = _train_split(inputs["dataset"], options)
     images = load_images(ds)
@@ -105,20 +121,15 @@ def super_resolution(inputs: Mapping[str, str], cell: Mapping[str, Any], options
     history = fit(model, step, len(ds), epochs=int(options["epochs"]), batch_size=int(options["batch_size"]),
                   lr=float(options["lr"]), seed=seed, checkpoint=_checkpoint(work),
                   meta=_cell_meta(cell, options, ds, seed), progress=progress, desc=f"sr {cell['network']}")
-    test = ImageDataset(inputs["dataset"], split="test")
-    outs, refs, base = [], [], []
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, len(test), 64):
-            x = test.batch(slice(i, min(i + 64, len(test))))
-            lr_img = downsample(x, scale)
-            outs.append(model(lr_img.to(dev)).float().cpu())
-            base.append(F.interpolate(lr_img, scale_factor=scale, mode="bilinear", align_corners=False))
-            refs.append(x)
     channel = options.get("channel", "y")
-    scores = sr_scores(torch.cat(outs), torch.cat(refs), channel)
-    ref = sr_scores(torch.cat(base), torch.cat(refs), channel)
+    model.eval()
+    scores, ref = _sr_evaluate(model, ImageDataset(inputs["dataset"], split="test"), scale, dev, channel)
     scores.update(psnr_bilinear=ref["psnr"], ssim_bilinear=ref["ssim"])
+    if inputs.get("benchmarks"):  # the grid paper's test sets: Set5, Set14, BSD100 (percept.data.prepare)
+        for part in ImageDataset(inputs["benchmarks"]).split_names:
+            bench, bench_ref = _sr_evaluate(model, ImageDataset(inputs["benchmarks"], split=part), scale, dev, channel)
+            scores.update({f"{k}_{part}": v for k, v in bench.items()})
+            scores.update({f"{k}_bilinear_{part}": v for k, v in bench_ref.items()})
     log.info("trained in %.1f s", sum(h["seconds"] for h in history))
     _checkpoint(work).unlink(missing_ok=True)
     return scores
@@ -141,6 +152,19 @@ def segmentation_scores(prob: torch.Tensor, truth: torch.Tensor, threshold: floa
             "correctness": tp / max(tp + fp, 1.0)}
 
 
+def segmentation_loss(prob: torch.Tensor, mask: torch.Tensor, perceptual: PerceptualLoss,
+                      pixel_weight: float = 1.0, perceptual_weight: float = 0.01) -> torch.Tensor:
+    """``pixel_weight`` × BCE(prob, mask) + ``perceptual_weight`` × MSE between the loss network's features of
+    the predicted and of the true mask, each repeated to a grey RGB image (B, 1, H, W → B, 3, H, W).
+
+    The defaults are the grid paper's: ``prediction_loss + mu * VGG_loss`` with ``mu = 0.01``, BCE and MSE
+    both averaged over all elements (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks
+    src/topology_aware_delineation/train.py ``Training_Utility.iteration_loss`` and ``epoch_in_train``, one
+    iteration K = 1 and one extraction point, as main.py trains)."""
+    loss = perceptual_weight * perceptual(prob.expand(-1, 3, -1, -1), mask.expand(-1, 3, -1, -1))
+    return loss + pixel_weight * F.binary_cross_entropy(prob, mask) if pixel_weight else loss
+
+
 def segmentation(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Mapping[str, Any], *, work: str,
                  seed: int = 0, device: str = "auto", progress: bool = True,
                  allow_download: bool = False) -> dict[str, float]:
@@ -160,10 +184,7 @@ def segmentation(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Ma
 
     def step(idx):
         x = as_float(images[idx], dev)
-        m = masks[idx].to(dev)
-        prob = model(x)
-        loss = perceptual_weight * perceptual(prob.expand(-1, 3, -1, -1), m.expand(-1, 3, -1, -1))
-        return loss + pixel_weight * F.binary_cross_entropy(prob, m) if pixel_weight else loss
+        return segmentation_loss(model(x), masks[idx].to(dev), perceptual, pixel_weight, perceptual_weight)
 
     history = fit(model, step, len(ds), epochs=int(options["epochs"]), batch_size=int(options["batch_size"]),
                   lr=float(options["lr"]), seed=seed, checkpoint=_checkpoint(work),
