@@ -17,7 +17,8 @@ from percept.config import ConfigError, validate_config
 from percept.data.embedded import MAGNIFICATIONS, magnification_field, make_magnification, patient_cells
 from percept.data.store import ImageDataset
 from percept.mpcs import pretrain as pretrain_mod
-from percept.mpcs.augment import Augment, MildAugment, gaussian_blur, hue_shift, make_augment
+from percept.filters import gaussian_blur
+from percept.mpcs.augment import Augment, MildAugment, hue_shift, make_augment
 from percept.mpcs.loss import nt_xent, pair_accuracy
 from percept.mpcs.metrics import image_level_accuracy, label_subsets, patient_level_accuracy, summarize
 from percept.mpcs.metrics import patient_subsets

@@ -12,13 +12,13 @@ import torch
 
 from percept.checkpoints import CheckpointMismatch
 from percept.data.store import ImageDataset
+from percept.filters import gaussian_blur
 from percept.translation import losses, training
 from percept.translation.data import make_translation_domains
 from percept.translation.evaluate import (
     CORRUPTIONS,
     colour_hist_distance,
     corrupt,
-    gaussian_blur,
     ideal_target,
     iou,
     judge_predict,
