@@ -15,7 +15,6 @@ from percept.explain import metrics as M
 from percept.explain import perturbation as P
 from percept.explain.classifier import (
     CheckpointMismatch,
-    average_precision,
     load_checkpoint,
     save_checkpoint,
 )
@@ -28,6 +27,7 @@ from percept.explain.explainer import (
     total_variation,
 )
 from percept.explain.gradcam import GradCAM
+from percept.ranking import average_precision
 
 W = np.array([[0.5, -0.2], [0.1, 0.4], [-0.3, 0.0], [0.8, 0.3]])  # 4 segments × 2 classes
 B = np.array([0.2, -0.1])

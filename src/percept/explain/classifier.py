@@ -36,6 +36,7 @@ from percept import backbones
 from percept.checkpoints import CheckpointMismatch, load_torch, save_torch
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, TapExtractor, prepare_input, resolve_device
+from percept.ranking import average_precision
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +94,6 @@ def train_split(dataset_path: str | Path) -> str:
     """The training split's name: ``train`` (embedded data) or ``trainval`` (VOC 2007)."""
     names = ImageDataset(dataset_path).split_names
     return "train" if "train" in names else "trainval"
-
-
-def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Non-interpolated AP: mean precision at the rank of each positive (NaN without positives)."""
-    order = np.argsort(-scores, kind="stable")
-    hits = labels[order] > 0.5
-    if not hits.any():
-        return float("nan")
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision[hits].mean())
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict[str, Any]:
