@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from percept.checkpoints import CheckpointMismatch, load_torch, save_torch
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, TapExtractor, prepare_input, resolve_device
 from percept.ranking import average_precision
+from percept.tables import write_json
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def train_classifier(dataset_path: str | Path, cache_path: str | Path, out_path:
     state = model.head.state_dict() if entry["finetune_epochs"] == 0 else model.state_dict()
     save_checkpoint(out_path, {"identity": json.dumps(ident, sort_keys=True), "state": state,
                                "full": entry["finetune_epochs"] > 0, "metrics": json.dumps(metrics)})
-    _write_json(metrics_path, metrics)
+    write_json(metrics, metrics_path, sort_keys=True)
     return metrics
 
 
@@ -238,11 +238,3 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu",
     for p in model.parameters():
         p.requires_grad_(False)
     return model.to(device).eval()
-
-
-def _write_json(path: str | Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
