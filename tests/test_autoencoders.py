@@ -18,8 +18,8 @@ from percept.autoencoders.losses import (LossNetwork, PerceptualLoss, feature_pr
                                          pixel_loss)
 from percept.autoencoders.models import Autoencoder, Decoder, Encoder, Segmenter, SuperResolver
 from percept.autoencoders.predictors import Target, evaluate_embeddings, predictor_name, train_predictor
-from percept.autoencoders.training import (CheckpointMismatch, cached_targets, fit, load_checkpoint,
-                                           save_checkpoint, train_autoencoder)
+from percept.autoencoders.training import cached_targets, fit, train_autoencoder
+from percept.checkpoints import CheckpointMismatch, load_checkpoint, save_checkpoint
 from percept.config import ConfigError, validate_config
 from percept.data.embedded import make_shapes
 from percept.data.store import ImageDataset
@@ -155,9 +155,9 @@ def test_training_resumes_from_its_checkpoint_and_equals_an_uninterrupted_run(tm
 
 
 def test_checkpoint_of_another_config_is_refused(tmp_path):
-    save_checkpoint(tmp_path / "c.pt", {"meta": {"loss": "pixel"}, "x": torch.zeros(1)})
+    save_checkpoint(tmp_path / "c.pt", {"loss": "pixel"}, x=torch.zeros(1))
     assert not list(tmp_path.glob(".*tmp"))  # written through a temporary name
-    with pytest.raises(CheckpointMismatch, match="loss: checkpoint 'pixel' vs config 'perceptual'"):
+    with pytest.raises(CheckpointMismatch, match="loss: checkpoint has 'pixel', this run has 'perceptual'"):
         load_checkpoint(tmp_path / "c.pt", {"loss": "perceptual"})
 
 

@@ -11,13 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+from percept.checkpoints import CheckpointMismatch, load_checkpoint, save_checkpoint
 from percept.explain import metrics as M
 from percept.explain import perturbation as P
-from percept.explain.classifier import (
-    CheckpointMismatch,
-    load_checkpoint,
-    save_checkpoint,
-)
 from percept.explain.explainer import (
     area_bounds,
     class_area_loss,
@@ -296,11 +292,8 @@ def test_average_precision_by_hand():
 
 
 def test_checkpoint_from_another_config_is_refused(tmp_path):
-    import json
-
     path = tmp_path / "c.pt"
-    save_checkpoint(path, {"identity": json.dumps({"backbone": "efficientnet_lite0", "tap": "_blocks.7"}),
-                           "state": {"w": torch.ones(2)}})
+    save_checkpoint(path, {"backbone": "efficientnet_lite0", "tap": "_blocks.7"}, state={"w": torch.ones(2)})
     assert load_checkpoint(path, {"backbone": "efficientnet_lite0"})["state"]["w"].sum() == 2
     with pytest.raises(CheckpointMismatch, match="backbone"):
         load_checkpoint(path, {"backbone": "vgg16"})

@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from percept import backbones
-from percept.checkpoints import CheckpointMismatch, load_torch, save_torch
+from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, TapExtractor, prepare_input, resolve_device
 from percept.ranking import average_precision
@@ -114,23 +114,6 @@ def classifier_identity(entry: Mapping[str, Any], dataset: ImageDataset, seed: i
             "epochs": entry["epochs"], "finetune_epochs": entry["finetune_epochs"], "lr": entry["lr"]}
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """torch.save through a temporary name and an atomic rename."""
-    save_torch(payload, path)
-
-
-def load_checkpoint(path: str | Path, expect: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``torch.load(weights_only=True)``; refuse a checkpoint whose identity differs from ``expect``."""
-    payload = load_torch(path)
-    ident = json.loads(payload["identity"])
-    for key, want in (expect or {}).items():
-        if json.loads(json.dumps(want)) != ident.get(key):
-            raise CheckpointMismatch(f"{path}: made with {key}={ident.get(key)!r}, but this run has {want!r} — it is "
-                                     f"from another configuration/backbone. Delete it (rm '{path}') and rerun.")
-    payload["identity"] = ident
-    return payload
-
-
 def train_classifier(dataset_path: str | Path, cache_path: str | Path, out_path: str | Path,
                      metrics_path: str | Path, entry: Mapping[str, Any], *, seed: int = 0, device: str = "auto",
                      progress: bool = True) -> dict[str, Any]:
@@ -191,8 +174,7 @@ def train_classifier(dataset_path: str | Path, cache_path: str | Path, out_path:
                "classifier": entry["name"], "backbone": spec.name, "tap": entry["tap"], "history": history,
                "train_images": len(train), "test_images": len(test)}
     state = model.head.state_dict() if entry["finetune_epochs"] == 0 else model.state_dict()
-    save_checkpoint(out_path, {"identity": json.dumps(ident, sort_keys=True), "state": state,
-                               "full": entry["finetune_epochs"] > 0, "metrics": json.dumps(metrics)})
+    save_checkpoint(out_path, ident, state=state, full=entry["finetune_epochs"] > 0, metrics=json.dumps(metrics))
     write_json(metrics, metrics_path, sort_keys=True)
     return metrics
 
@@ -225,8 +207,8 @@ def finetune(model: ShapeClassifier, train: ImageDataset, y_tr: torch.Tensor, en
 def load_classifier(path: str | Path, device: str | torch.device = "cpu",
                     expect: Mapping[str, Any] | None = None) -> ShapeClassifier:
     """The trained classifier as an ``nn.Module`` in eval mode (images in [0, 1] → logits), parameters frozen."""
-    payload = load_checkpoint(path, expect)
-    ident = payload["identity"]
+    payload = load_checkpoint(path, expect, missing_ok=False)
+    ident = payload["meta"]
     model = ShapeClassifier(ident["backbone"], ident["tap"], len(ident["class_names"]), ident["hidden"],
                             ident["class_names"], resize=ident["resize"], build_weights=not payload["full"])
     if payload["full"]:
@@ -238,3 +220,4 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu",
     for p in model.parameters():
         p.requires_grad_(False)
     return model.to(device).eval()
+

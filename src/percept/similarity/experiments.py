@@ -14,16 +14,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from percept.checkpoints import load_torch
+from percept.checkpoints import load_checkpoint, load_torch, save_checkpoint
 from percept.data.prepare import JNDData, TwoAFCData
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, resolve_device
 from percept.similarity import distortions as dist
-from percept.similarity.calibration import (
-    load_checkpoint,
-    save_checkpoint,
-    train_channel_weights,
-)
+from percept.similarity.calibration import train_channel_weights
 from percept.similarity.metric import DPS, MODES, channel_distances, channel_maps, mode_width
 from percept.similarity.scoring import (
     PIXEL_METRICS,
@@ -264,8 +260,7 @@ def calibrate(train_path: str, spec: Mapping[str, Any], out: str, *, options: Ma
         init=init, groups=[width * c for c in tap_channels(metric)], dropout_on=dropout_on,
         checkpoint=checkpoint, fingerprint=fp, progress=progress, desc=f"calibrate {spec['name']}")
     weights = split_weights(w, [width * c for c in tap_channels(metric)], metric.taps)
-    save_checkpoint(out, {"fingerprint": {"metric": metric_fingerprint(spec, seed)}, "weights": weights,
-                          "history": history, "training": fp})
+    save_checkpoint(out, {"metric": metric_fingerprint(spec, seed)}, weights=weights, history=history, training=fp)
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     return pd.DataFrame([{**h, "metric": spec["name"]} for h in history])
@@ -508,7 +503,7 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
                                      resample=fresh_epochs(contexts[ci], seed + ci) if fresh else None)
         weights.append(w)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {"fingerprint": fp, "weights": weights})
+            save_checkpoint(checkpoint, fp, weights=weights)
     for ci, (c, w) in enumerate(zip(contexts, weights)):
         d_test = (_dist(test0, w), _dist(test1, w))
         row = {"backbone": backbone, "context": names[ci], "context_index": ci,
