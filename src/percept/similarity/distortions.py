@@ -12,7 +12,8 @@
   Liwicki, NLDL 2023): translations, rotations (22–180°), flips/inversion and colour stains of photo crops, with
   the plain references (black, white, grey, red, green, blue, noise); or the authors' own challenge images
   read from a folder in their layout (``read_challenge_folder``).
-- A synthetic 2AFC/JND set in the BAPPS file format (read by ``TwoAFCData``/``JNDData``): a photo crop and
+- A synthetic 2AFC/JND set in the BAPPS file format (written by ``percept.data.bapps.write_bapps``, read by
+  ``TwoAFCData``/``JNDData``): a photo crop and
   two strengths of one distortion (category = distortion); the "judgement" is a soft preference for the
   weaker one, j = σ((u0 - u1) / 0.1). It stands in for BAPPS offline and serves as the distortion-strength
   monotonicity set.
@@ -179,33 +180,13 @@ def make_distortion_set(photos_path: str | Path, out: str | Path, *, seed: int, 
 
 # --------------------------------------------------------------------------------------- synthetic 2AFC / JND
 
-def _write_patch_set(out: Path, *, name: str, kind: str, split_name: str, arrays: dict[str, np.ndarray],
-                     score_key: str, scores: np.ndarray, category: np.ndarray, categories: Sequence[str],
-                     fp: str, description: str, alias: dict[str, str] | None = None) -> Path:
-    import h5py
-
-    from percept.h5io import atomic_h5, chunked_dataset
-
-    n = len(scores)
-    attrs = {"name": name, "fingerprint": fp, "source": description, "split_names": [split_name],
-             "label_kind": "none", "class_names": [], "categories": list(categories), "bapps_kind": kind}
-    with atomic_h5(out, kind="dataset", meta=attrs) as f:
-        for key, arr in arrays.items():
-            chunked_dataset(f, key, arr.shape, np.uint8, 64, compression="gzip")[...] = arr
-        for key, target in (alias or {}).items():
-            f[key] = h5py.SoftLink(f"/{target}")
-        f.create_dataset("split", data=np.zeros(n, np.uint8))
-        f.create_dataset(f"meta/{score_key}", data=scores.astype(np.float32))
-        f.create_dataset("meta/category", data=category.astype(np.int64))
-    return out
-
-
 def make_synthetic_two_afc(photos_path: str | Path, out: str | Path, *, split: str, per_image: int, seed: int,
                            min_gap: float = 0.1, image_size: int | None = None) -> Path:
     """Synthetic 2AFC triplets in the BAPPS format: for each crop of ``split`` and each distortion,
     ``per_image`` pairs of strengths (u0, u1) at least ``min_gap`` apart; judge = σ((u0 - u1) / 0.1)."""
     from percept.data.store import ImageDataset, fingerprint
 
+    from percept.data.bapps import write_bapps
     photos = ImageDataset(photos_path, split=split)
     refs, p0s, p1s, judge, cat = [], [], [], [], []
     crops = _reference_images(photos, image_size)
@@ -225,11 +206,11 @@ def make_synthetic_two_afc(photos_path: str | Path, out: str | Path, *, split: s
                 cat.append(c)
     fp = fingerprint({"photos": photos.fingerprint, "split": split, "per_image": per_image, "seed": seed,
                       "min_gap": min_gap, "size": image_size, "v": 1})
-    return _write_patch_set(Path(out), name=f"synthetic_2afc_{split}", kind="2afc", split_name=split,
-                            arrays={"images": _u8(torch.stack(refs)), "p0": _u8(torch.stack(p0s)),
-                                    "p1": _u8(torch.stack(p1s))}, score_key="judge", scores=np.array(judge),
-                            category=np.array(cat), categories=DISTORTIONS, fp=fp,
-                            description="synthetic 2AFC: two strengths of one distortion of a photo crop")
+    return write_bapps(out, kind="2afc", name=f"synthetic_2afc_{split}", split_name=split, fingerprint=fp,
+                       source="synthetic 2AFC: two strengths of one distortion of a photo crop",
+                       categories=DISTORTIONS, category=np.array(cat), score=np.array(judge),
+                       images={"images": _u8(torch.stack(refs)), "p0": _u8(torch.stack(p0s)),
+                               "p1": _u8(torch.stack(p1s))})
 
 
 def make_synthetic_jnd(photos_path: str | Path, out: str | Path, *, split: str, per_image: int, seed: int,
@@ -238,6 +219,7 @@ def make_synthetic_jnd(photos_path: str | Path, out: str | Path, *, split: str, 
     same = σ((0.2 - u) / 0.05) (weak distortions count as unnoticed)."""
     from percept.data.store import ImageDataset, fingerprint
 
+    from percept.data.bapps import write_bapps
     photos = ImageDataset(photos_path, split=split)
     p0s, p1s, same, cat = [], [], [], []
     crops = _reference_images(photos, image_size)
@@ -253,10 +235,10 @@ def make_synthetic_jnd(photos_path: str | Path, out: str | Path, *, split: str, 
                 cat.append(c)
     fp = fingerprint({"photos": photos.fingerprint, "split": split, "per_image": per_image, "seed": seed, "size": image_size,
                       "v": 1})
-    return _write_patch_set(Path(out), name="synthetic_jnd", kind="jnd", split_name=split,
-                            arrays={"images": _u8(torch.stack(p0s)), "p1": _u8(torch.stack(p1s))}, alias={"p0": "images"},
-                            score_key="same", scores=np.array(same), category=np.array(cat), categories=DISTORTIONS,
-                            fp=fp, description="synthetic JND: a photo crop and one distortion of it")
+    return write_bapps(out, kind="jnd", name="synthetic_jnd", split_name=split, fingerprint=fp,
+                       source="synthetic JND: a photo crop and one distortion of it", categories=DISTORTIONS,
+                       category=np.array(cat), score=np.array(same),
+                       images={"images": _u8(torch.stack(p0s)), "p1": _u8(torch.stack(p1s))})
 
 
 # --------------------------------------------------------------------------------------- flaw challenge sets

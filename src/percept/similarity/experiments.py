@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from percept.checkpoints import load_checkpoint, load_torch, save_checkpoint
-from percept.data.prepare import JNDData, TwoAFCData
+from percept.data.bapps import JNDData, TwoAFCData
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, resolve_device
 from percept.similarity import distortions as dist
