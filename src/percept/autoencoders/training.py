@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from percept import backbones
+from percept import backbones, seeds
 from percept.autoencoders import LOSSES, PROCEDURES, uses_loss_network
 from percept.autoencoders.losses import (
     LossNetwork,
@@ -54,7 +54,7 @@ def fit(model: torch.nn.Module, step: Callable[[torch.Tensor], torch.Tensor], n_
         history, start = list(state["history"]), int(state["epoch"])
         log.info("resuming %s from epoch %d of %d (%s)", desc, start, epochs, checkpoint)
     for epoch in range(start, epochs):
-        torch.manual_seed(seed * 100_003 + epoch)
+        torch.manual_seed(seeds.torch_seed(seed, "autoencoders.epoch", epoch))
         order = torch.randperm(n_items)
         model.train()
         total, batches = 0.0, 0

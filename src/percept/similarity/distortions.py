@@ -31,6 +31,8 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from percept import seeds
+
 DISTORTIONS = ("rotate", "translate", "darken", "colour", "blur", "zoom")
 REFERENCES = ("black", "white", "grey", "red", "green", "blue", "noise")
 TRANSLATIONS = (0.03, 0.06, 0.125, 0.25, 0.5)  # shift as a fraction of the crop side
@@ -157,7 +159,7 @@ def make_distortion_set(photos_path: str | Path, out: str | Path, *, seed: int, 
     images, split, ref, code, draw = [], [], [], [], []
     crops = _reference_images(photos, image_size, pick)
     for x, i in zip(crops, pick):
-        rng = np.random.default_rng([seed, 41, int(i)])
+        rng = seeds.rng(seed, "similarity.distortion_params", int(i))
         block = [x] + [distort(x, kind, p, style) for _ in range(draws) for kind in DISTORTIONS
                        for p in [sample_params(kind, rng, style)]]
         start = len(images)
@@ -184,16 +186,16 @@ def make_synthetic_two_afc(photos_path: str | Path, out: str | Path, *, split: s
                            min_gap: float = 0.1, image_size: int | None = None) -> Path:
     """Synthetic 2AFC triplets in the BAPPS format: for each crop of ``split`` and each distortion,
     ``per_image`` pairs of strengths (u0, u1) at least ``min_gap`` apart; judge = σ((u0 - u1) / 0.1)."""
+    from percept.data.bapps import write_bapps
     from percept.data.store import ImageDataset, fingerprint
 
-    from percept.data.bapps import write_bapps
     photos = ImageDataset(photos_path, split=split)
     refs, p0s, p1s, judge, cat = [], [], [], [], []
     crops = _reference_images(photos, image_size)
     for i in range(len(photos)):
         x = crops[i]
         for c, kind in enumerate(DISTORTIONS):
-            rng = np.random.default_rng([seed, 43, int(photos.rows[i]), c])
+            rng = seeds.rng(seed, "similarity.synthetic_2afc", int(photos.rows[i]), c)
             for _ in range(per_image):
                 u0, u1 = rng.uniform(0, 1, 2)
                 while abs(u0 - u1) < min_gap:
@@ -217,16 +219,16 @@ def make_synthetic_jnd(photos_path: str | Path, out: str | Path, *, split: str, 
                        image_size: int | None = None) -> Path:
     """Synthetic JND pairs in the BAPPS format: a crop and one distortion of it at strength u ~ U(0, 1);
     same = σ((0.2 - u) / 0.05) (weak distortions count as unnoticed)."""
+    from percept.data.bapps import write_bapps
     from percept.data.store import ImageDataset, fingerprint
 
-    from percept.data.bapps import write_bapps
     photos = ImageDataset(photos_path, split=split)
     p0s, p1s, same, cat = [], [], [], []
     crops = _reference_images(photos, image_size)
     for i in range(len(photos)):
         x = crops[i]
         for c, kind in enumerate(DISTORTIONS):
-            rng = np.random.default_rng([seed, 47, int(photos.rows[i]), c])
+            rng = seeds.rng(seed, "similarity.synthetic_jnd", int(photos.rows[i]), c)
             for _ in range(per_image):
                 u = float(rng.uniform(0, 1))
                 p0s.append(x)
@@ -332,7 +334,7 @@ def make_challenges(out: str | Path, *, photos: Sequence[str], crops_per_photo: 
         photo = Image.fromarray(np.ascontiguousarray(arr))
         h, w = arr.shape[:2]
         for _ in range(crops_per_photo):
-            rng = np.random.default_rng([seed, 53, p, k])
+            rng = seeds.rng(seed, "similarity.challenge_crop", p, k)
             side = min(h, w) * rng.uniform(0.22, 0.32)
             margin_x = side * (0.5 + max(TRANSLATIONS)) + 2
             margin_y = side * 0.75 + 2
@@ -343,7 +345,7 @@ def make_challenges(out: str | Path, *, photos: Sequence[str], crops_per_photo: 
             orig = rows[0]
             rows += [orig[:, ::-1], orig[::-1], 255 - orig]
             if stain_style == "authors":
-                rows += _stain_block(photo, np.random.default_rng([seed, 54, p, k]), size, colours)
+                rows += _stain_block(photo, seeds.rng(seed, "similarity.challenge_stain", p, k), size, colours)
             else:
                 rows.append(orig)  # stain_original: the disc block is measured from the original itself
                 rows.append(_region(photo, cx + 0.06 * side, cy, side, size))

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from percept import seeds
 from percept.checkpoints import load_checkpoint, load_torch, save_checkpoint
 from percept.data.bapps import JNDData, TwoAFCData
 from percept.data.store import ImageDataset
@@ -421,7 +422,7 @@ def context_labels(context: Sequence[int], pairs: np.ndarray) -> np.ndarray:
 def sample_contexts(n: int, seed: int) -> list[tuple[int, ...]]:
     """``n`` distinct random orderings of the six distortions (all 720 when n ≥ 720)."""
     perms = list(itertools.permutations(range(len(dist.DISTORTIONS))))
-    rng = np.random.default_rng([seed, 59])
+    rng = seeds.rng(seed, "similarity.adaptation_contexts")
     pick = rng.permutation(len(perms))[:min(n, len(perms))]
     return [perms[i] for i in pick]
 
@@ -450,7 +451,7 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
     test_idx = np.flatnonzero(split == 1)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise ValueError("the distortion set needs images of both splits (train photos and held-out test photos)")
-    rng = np.random.default_rng([seed, 61])
+    rng = seeds.rng(seed, "similarity.adaptation_split")
     perm = rng.permutation(train_idx)
     n_val = round(options["val_fraction"] * len(perm))
     val_idx, fit_idx = perm[:n_val], perm[n_val:]

@@ -29,13 +29,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from percept import seeds
 from percept.autoencoders.models import Encoder
 from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.embedded import shape_mask
 from percept.data.store import ImageDataset
 from percept.features import resolve_device
-
 from percept.filters import gaussian_blur
+
 log = logging.getLogger(__name__)
 
 # The torch-free half (score names, tables, example files) lives in percept.translation.tables, so the summary
@@ -142,7 +143,7 @@ def judge_accuracy(net: torch.nn.Module, ds: ImageDataset, device: torch.device,
     corruption of them (correct = "neither"), with a fixed seed."""
     x, y = ds.batch(slice(None)), ds.labels().long()
     bg = _backgrounds(ds)
-    g = torch.Generator().manual_seed(seed + 991)
+    g = seeds.torch_generator(seed, "translation.judge_eval")
     out = {"test_accuracy": float((judge_predict(net, x, device).cpu() == y).float().mean()),
            "augmented_accuracy": float((judge_predict(net, mild_augment(x, g), device).cpu() == y).float().mean())}
     for kind in CORRUPTIONS:
