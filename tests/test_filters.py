@@ -9,6 +9,8 @@ report)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from numpy.testing import assert_allclose
@@ -50,3 +52,11 @@ def test_a_kernel_wider_than_the_image_is_cut_and_renormalised():
     spike[..., 4, 4] = 1
     out = gaussian_blur(spike, 1.0)
     assert float(out.sum()) == pytest.approx(1.0, abs=1e-6) and float(out[..., 4, 4]) == float(out.max())
+
+
+def test_mass_and_peak_of_a_point():
+    dot = torch.zeros(2, 3, 17, 17)
+    dot[..., 8, 8] = 1.0
+    for blurred in (gaussian_blur(dot, 1.5), gaussian_blur(dot, torch.tensor([1.5, 1.5]))):
+        assert torch.allclose(blurred.sum((2, 3)), torch.ones(2, 3), atol=1e-5)  # mass kept (far from the border)
+        assert float(blurred.max()) == pytest.approx(1 / (2 * math.pi * 1.5 ** 2), rel=0.05)  # the Gaussian's peak
