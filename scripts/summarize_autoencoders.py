@@ -1,8 +1,8 @@
 """Collect the autoencoder stage's tables: every predictor run, their summary, time per epoch per loss
 (percept.autoencoders.summary)."""
 
-from percept.autoencoders.summary import summarize, write_json
-from percept.tables import write_csv
+from percept.autoencoders.summary import summarize
+from percept.tables import write_csv, write_json
 from percept.workflow import setup_script
 
 log = setup_script(snakemake, uses_torch=False)  # noqa: F821 (injected by Snakemake)

@@ -1,8 +1,8 @@
 """Train one autoencoder (dataset, loss, embedding size), time its epochs, cache its embeddings
 (percept.autoencoders.training)."""
 
-from percept.autoencoders.summary import write_json
 from percept.autoencoders.training import embed_dataset, train_autoencoder
+from percept.tables import write_json
 from percept.workflow import setup_script
 
 log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -18,8 +18,7 @@ from percept.autoencoders.losses import (LossNetwork, PerceptualLoss, feature_pr
                                          pixel_loss)
 from percept.autoencoders.models import Autoencoder, Decoder, Encoder, Segmenter, SuperResolver
 from percept.autoencoders.predictors import Target, evaluate_embeddings, predictor_name, train_predictor
-from percept.autoencoders.training import (CheckpointMismatch, cached_targets, fit, load_checkpoint,
-                                           save_checkpoint, train_autoencoder)
+from percept.autoencoders.training import cached_targets, fit, train_autoencoder
 from percept.config import ConfigError, validate_config
 from percept.data.embedded import make_shapes
 from percept.data.store import ImageDataset
@@ -152,13 +151,6 @@ def test_training_resumes_from_its_checkpoint_and_equals_an_uninterrupted_run(tm
     resumed, hist = _toy(tmp_path, 4, "part.pt")  # … and resumed to 4
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
     assert torch.allclose(full.weight, resumed.weight) and hist[-1]["loss"] == pytest.approx(hist_full[-1]["loss"])
-
-
-def test_checkpoint_of_another_config_is_refused(tmp_path):
-    save_checkpoint(tmp_path / "c.pt", {"meta": {"loss": "pixel"}, "x": torch.zeros(1)})
-    assert not list(tmp_path.glob(".*tmp"))  # written through a temporary name
-    with pytest.raises(CheckpointMismatch, match="loss: checkpoint 'pixel' vs config 'perceptual'"):
-        load_checkpoint(tmp_path / "c.pt", {"loss": "perceptual"})
 
 
 def test_train_autoencoder_each_procedure_lowers_its_loss(shapes, tmp_path):
@@ -586,16 +578,16 @@ def test_cell_inputs_read_the_feature_cache_only_for_feature_prediction(tiny_cfg
 @pytest.fixture(scope="module")
 def two_afc_set(tmp_path_factory):
     """Three triplets, two categories: p0 = ref (j = 0.2 prefer p1), p1 = ref (j = 0.9), p0 = p1 (j = 0.6)."""
-    from percept.similarity.distortions import _u8, _write_patch_set
+    from percept.data.bapps import write_bapps
+    from percept.similarity.distortions import _u8
 
     g = torch.Generator().manual_seed(0)
     a, b, c = (torch.rand(3, 32, 32, generator=g) for _ in range(3))
     refs, p0s, p1s = torch.stack([a, a, a]), torch.stack([a, b, c]), torch.stack([b, a, c])
     out = tmp_path_factory.mktemp("2afc") / "toy_2afc.h5"
-    return _write_patch_set(out, name="toy_2afc", kind="2afc", split_name="val",
-                            arrays={"images": _u8(refs), "p0": _u8(p0s), "p1": _u8(p1s)}, score_key="judge",
-                            scores=np.array([0.2, 0.9, 0.6]), category=np.array([0, 0, 1]),
-                            categories=["same-as-p0-or-p1", "tie"], fp="toy", description="toy 2AFC")
+    return write_bapps(out, kind="2afc", name="toy_2afc", split_name="val", fingerprint="toy", source="toy 2AFC",
+                       categories=["same-as-p0-or-p1", "tie"], category=np.array([0, 0, 1]),
+                       score=np.array([0.2, 0.9, 0.6]), images={"images": _u8(refs), "p0": _u8(p0s), "p1": _u8(p1s)})
 
 
 def test_majority_judgement():
@@ -614,7 +606,7 @@ def test_perceptual_similarity_scores_a_hand_computed_2afc_set(two_afc_set):
     assert scores["ordering_accuracy"] == pytest.approx(2.5 / 3, abs=1e-6)
     assert scores["triplets"] == 3
     # the same as the similarity module's 2AFC on DPS distances (uniform weights) of the tap's features
-    from percept.data.prepare import TwoAFCData
+    from percept.data.bapps import TwoAFCData
     from percept.similarity import dps_distance, two_afc
 
     data = TwoAFCData(two_afc_set)

@@ -13,12 +13,6 @@ from torch import nn
 
 from percept.explain import metrics as M
 from percept.explain import perturbation as P
-from percept.explain.classifier import (
-    CheckpointMismatch,
-    average_precision,
-    load_checkpoint,
-    save_checkpoint,
-)
 from percept.explain.explainer import (
     area_bounds,
     class_area_loss,
@@ -28,6 +22,7 @@ from percept.explain.explainer import (
     total_variation,
 )
 from percept.explain.gradcam import GradCAM
+from percept.ranking import average_precision
 
 W = np.array([[0.5, -0.2], [0.1, 0.4], [-0.3, 0.0], [0.8, 0.3]])  # 4 segments × 2 classes
 B = np.array([0.2, -0.1])
@@ -290,17 +285,6 @@ def test_deletion_and_insertion_follow_the_map():
 def test_average_precision_by_hand():
     assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([1, 0, 1])) == pytest.approx((1 + 2 / 3) / 2)
     assert np.isnan(average_precision(np.array([0.1]), np.array([0])))
-
-
-def test_checkpoint_from_another_config_is_refused(tmp_path):
-    import json
-
-    path = tmp_path / "c.pt"
-    save_checkpoint(path, {"identity": json.dumps({"backbone": "efficientnet_lite0", "tap": "_blocks.7"}),
-                           "state": {"w": torch.ones(2)}})
-    assert load_checkpoint(path, {"backbone": "efficientnet_lite0"})["state"]["w"].sum() == 2
-    with pytest.raises(CheckpointMismatch, match="backbone"):
-        load_checkpoint(path, {"backbone": "vgg16"})
 
 
 def test_config_refuses_a_classifier_tap_that_is_not_cached():

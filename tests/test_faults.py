@@ -477,15 +477,11 @@ def test_dataset_file_with_wrong_image_layout_is_refused(tmp_path):
 
 
 def _stage_checkpoint_loaders():
-    from percept.autoencoders.training import load_checkpoint as autoencoder_ckpt
-    from percept.explain.classifier import load_checkpoint as classifier_ckpt
-    from percept.checkpoints import load_checkpoint as meta_ckpt
-    from percept.similarity.calibration import load_checkpoint as calibration_ckpt
+    from percept.checkpoints import load_checkpoint
 
-    return {"autoencoders": lambda p: autoencoder_ckpt(p, {"loss": "pixel"}),
-            "explain classifier": lambda p: classifier_ckpt(p, {"backbone": "efficientnet_lite0"}),
-            "mpcs and translation": lambda p: meta_ckpt(p, {"backbone": "efficientnet_lite0"}),
-            "dps calibration": lambda p: calibration_ckpt(p, {"epochs": 3}),
+    # every stage's checkpoint goes through percept.checkpoints.load_checkpoint (see test_one_checkpoint_api)
+    return {"load_checkpoint": lambda p: load_checkpoint(p, {"loss": "pixel"}),
+            "load_checkpoint without meta": lambda p: load_checkpoint(p),
             "load_torch": load_torch}
 
 
@@ -498,13 +494,34 @@ def test_truncated_checkpoint_is_a_clear_error_in_every_stage(tmp_path, stage):
         _stage_checkpoint_loaders()[stage](path)
 
 
-def test_calibration_checkpoint_of_other_settings_is_refused(tmp_path):
-    from percept.similarity.calibration import load_checkpoint
+def test_checkpoint_of_other_settings_or_of_the_old_format_is_refused(tmp_path):
+    from percept.checkpoints import CheckpointMismatch, load_checkpoint, save_checkpoint
 
     path = tmp_path / "w.ckpt"
-    save_torch({"fingerprint": {"epochs": 5, "backbone": "efficientnet_lite0"}, "w": torch.ones(3)}, path)
-    with pytest.raises(ValueError, match=r"w.ckpt: checkpoint made with other settings \(epochs differ"):
+    save_checkpoint(path, {"epochs": 5, "backbone": "efficientnet_lite0"}, w=torch.ones(3))
+    with pytest.raises(CheckpointMismatch, match=r"w.ckpt was written by a run with other settings \(epochs: "
+                                                 r"checkpoint has 5, this run has 3\)"):
         load_checkpoint(path, {"epochs": 3, "backbone": "efficientnet_lite0"})
+    # the calibration's "fingerprint", the explanation stage's "identity": the key names before "meta"
+    for old_key in ("fingerprint", "identity"):
+        save_torch({old_key: {"epochs": 3}, "w": torch.ones(3)}, path)
+        with pytest.raises(CheckpointMismatch, match=r"has no 'meta' record: it was written by an older percept"):
+            load_checkpoint(path, {"epochs": 3})
+        with pytest.raises(CheckpointMismatch, match=r"has no 'meta' record"):
+            load_checkpoint(path)
+
+
+def test_one_checkpoint_api():
+    """torch.save and torch.load are called in percept.checkpoints only (and for downloaded backbone weights,
+    which are not checkpoints); no stage keeps its own save/load pair or its own metadata key."""
+    callers = set()
+    for path in (REPO / "src").rglob("*.py"):
+        text = path.read_text()
+        if re.search(r"torch\.(save|load)\(", text):
+            callers.add(path.relative_to(REPO).as_posix())
+        assert not re.search(r"^def (save|load)_checkpoint\(", text, re.M) or path.name == "checkpoints.py", path
+        assert '{"fingerprint": fp' not in text and '"identity": json.dumps' not in text, path  # the old keys
+    assert callers == {"src/percept/checkpoints.py", "src/percept/backbones/__init__.py"}
 
 
 # ======================================================================================== bad configuration
@@ -645,7 +662,6 @@ def _only(folder: Path) -> list[str]:
 
 
 def test_full_disk_during_a_checkpoint_leaves_the_previous_one(tmp_path, monkeypatch):
-    from percept.autoencoders import training
     from percept.checkpoints import save_checkpoint
 
     real_save = torch.save
@@ -656,8 +672,7 @@ def test_full_disk_during_a_checkpoint_leaves_the_previous_one(tmp_path, monkeyp
 
     monkeypatch.setattr(torch, "save", half_then_enospc)
     writers = {"save_torch": lambda p: save_torch({"x": 1}, p),
-               "autoencoders": lambda p: training.save_checkpoint(p, {"x": 1}),
-               "mpcs and translation": lambda p: save_checkpoint(p, {"x": 1}, epoch=1)}
+               "save_checkpoint": lambda p: save_checkpoint(p, {"x": 1}, epoch=1)}
     for name, write in writers.items():
         path = tmp_path / name / "run.ckpt"
         path.parent.mkdir()

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from percept.data.download import fetch_source
-from percept.data.prepare import (BREAKHIS_SUBTYPES, VOC_CLASSES, JNDData, TwoAFCData, patient_split, prepare)
+from percept.data.bapps import JNDData, TwoAFCData
+from percept.data.prepare import BREAKHIS_SUBTYPES, VOC_CLASSES, patient_split, prepare
 from percept.data.store import ImageDataset
 from percept.h5io import CacheError
 

@@ -1,9 +1,13 @@
-"""The one way a checkpoint file is written and read: ``torch.save`` through a temporary name beside the
-target and an atomic rename (a killed job or a full disk never leaves a file that looks finished), and
+"""The one checkpoint API of the project: ``torch.save`` through a temporary name beside the target and an
+atomic rename (a killed job or a full disk never leaves a file that looks finished), and
 ``torch.load(weights_only=True)`` (no pickled code runs) with a clear message for a truncated, corrupted or
-foreign file. On top, :func:`save_checkpoint` / :func:`load_checkpoint` store a ``meta`` mapping with the state
-and refuse a file whose ``meta`` differs from the run's (resumable training: MPCS, shape translation); the other
-stages keep their own identity checks on :func:`save_torch` / :func:`load_torch`.
+foreign file. Every stage's checkpoint (MPCS, shape translation, autoencoders, DPS calibration and adaptation,
+the explained classifier and the explainer) is written by :func:`save_checkpoint` as ``{"meta": meta, **state}``
+and read by :func:`load_checkpoint`, which refuses a file whose ``meta`` differs from the run's on any key the
+run states. ``meta`` is the one metadata key name (it replaced the autoencoders' ``meta``, the calibration's
+``fingerprint`` and the explanation stage's JSON-string ``identity``); a checkpoint written before that has no
+``meta`` and is refused with a message to delete it. :func:`save_torch` / :func:`load_torch` stay for files
+that are not checkpoints (downloaded weights).
 
 Fault point (tests only, see :mod:`percept.faults`): ``checkpoints.after_save``, a file written by
 :func:`save_torch` complete and in place (in a training job: its first checkpoint)."""
@@ -86,17 +90,24 @@ class Every:
         return True
 
 
-def load_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any], map_location: Any = "cpu",
+def load_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any] | None = None, map_location: Any = "cpu",
                     missing_ok: bool = True) -> dict[str, Any] | None:
     """The checkpoint's content (``None`` when there is none and ``missing_ok``); :class:`CheckpointError` when it
-    cannot be read, :class:`CheckpointMismatch` when its ``meta`` disagrees with ``meta`` on any key of ``meta``
-    (the message names each such key)."""
+    cannot be read, :class:`CheckpointMismatch` when it has no ``meta`` (written before the checkpoints had one
+    metadata key) or its ``meta`` disagrees with ``meta`` on any key of ``meta`` (the message names each such
+    key). ``meta=None`` checks nothing beyond the file being a checkpoint (a reader that takes its settings
+    from the checkpoint, e.g. the explainer's classifier); a partial ``meta`` checks only the keys it names
+    (fine-tuning reading the pretraining's encoder)."""
     path = Path(path)
     if not path.exists() and missing_ok:
         return None
     state = load_torch(path, map_location=map_location)
-    want = json.loads(json.dumps(dict(meta)))
-    have = state.get("meta", {}) if isinstance(state, dict) else {}
+    if not isinstance(state, dict) or not isinstance(state.get("meta"), dict):
+        raise CheckpointMismatch(f"{path} has no 'meta' record: it was written by an older percept (before every "
+                                 f"checkpoint kept its settings under 'meta') or is not a checkpoint. Delete it "
+                                 f"(rm '{path}') and rerun snakemake, which rebuilds it.")
+    want = json.loads(json.dumps(dict(meta or {})))
+    have = state["meta"]
     diff = [k for k in sorted(want) if want[k] != have.get(k)]
     if diff:
         details = "; ".join(f"{k}: checkpoint has {have.get(k)!r}, this run has {want.get(k)!r}" for k in diff)

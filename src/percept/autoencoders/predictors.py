@@ -36,19 +36,10 @@ from torch import nn
 
 from percept.data.store import ImageDataset
 from percept.h5io import get_json_attr, open_h5
+from percept.ranking import average_precision
 
 TASK_METRICS = {"classification": "accuracy", "position": "position_error"}
 MULTI_LABEL_METRICS = ("accuracy", "exact_match", "mean_ap")
-
-
-def average_precision(scores: torch.Tensor, truth: torch.Tensor) -> float:
-    """Average precision of one class (scikit-learn's: tied scores form one threshold); NaN without positives."""
-    from sklearn.metrics import average_precision_score
-
-    truth = np.asarray(truth, bool)
-    if not truth.any():
-        return float("nan")
-    return float(average_precision_score(truth, np.asarray(scores, np.float64)))
 
 
 def predictor_name(hidden: Sequence[int]) -> str:

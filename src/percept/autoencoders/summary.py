@@ -5,9 +5,8 @@ config must reproduce bit for bit)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import pandas as pd
 
@@ -47,11 +46,3 @@ def summarize(predictor_tables: Sequence[str], epoch_tables: Sequence[str]) -> d
         r.seconds_per_epoch / fp.get((r.dataset, r.embedding_size), float("nan")) for r in speed.itertuples()]
     return {"runs": runs, "summary": summary, "speed": speed}
 
-
-def write_json(obj: Any, path: str | os.PathLike) -> None:
-    """JSON written through a temporary name and renamed into place."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, p)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from percept import backbones
+from percept import backbones, seeds
 from percept.autoencoders import LOSSES, PROCEDURES, uses_loss_network
 from percept.autoencoders.losses import (
     LossNetwork,
@@ -24,30 +24,12 @@ from percept.autoencoders.losses import (
     pixel_loss,
 )
 from percept.autoencoders.models import Autoencoder
-from percept.checkpoints import CheckpointMismatch, load_torch, save_torch
+from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, resolve_device
 from percept.h5io import CacheError, atomic_h5
 
 log = logging.getLogger(__name__)
-
-
-# -- checkpoints --------------------------------------------------------------------------------------
-def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
-    """The state through :func:`percept.checkpoints.save_torch` (a temporary name, fsync, atomic rename)."""
-    save_torch(dict(state), path)
-
-
-def load_checkpoint(path: str | os.PathLike, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """Load with ``weights_only=True``; refuse one whose recorded ``meta`` differs from ``meta``."""
-    state = load_torch(path)
-    have = state.get("meta", {})
-    diff = sorted(k for k in set(have) | set(meta) if have.get(k) != meta.get(k))
-    if diff:
-        details = "; ".join(f"{k}: checkpoint {have.get(k)!r} vs config {meta.get(k)!r}" for k in diff)
-        raise CheckpointMismatch(f"{path} was written for another configuration ({details}). Delete it and "
-                                 "rerun to train from scratch.")
-    return state
 
 
 def fit(model: torch.nn.Module, step: Callable[[torch.Tensor], torch.Tensor], n_items: int, *, epochs: int,
@@ -66,13 +48,13 @@ def fit(model: torch.nn.Module, step: Callable[[torch.Tensor], torch.Tensor], n_
     checkpoint = Path(checkpoint)
     meta = dict(meta)
     if checkpoint.exists():
-        state = load_checkpoint(checkpoint, meta)
+        state = load_checkpoint(checkpoint, meta, missing_ok=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history, start = list(state["history"]), int(state["epoch"])
         log.info("resuming %s from epoch %d of %d (%s)", desc, start, epochs, checkpoint)
     for epoch in range(start, epochs):
-        torch.manual_seed(seed * 100_003 + epoch)
+        torch.manual_seed(seeds.torch_seed(seed, "autoencoders.epoch", epoch))
         order = torch.randperm(n_items)
         model.train()
         total, batches = 0.0, 0
@@ -88,8 +70,8 @@ def fit(model: torch.nn.Module, step: Callable[[torch.Tensor], torch.Tensor], n_
         seconds = time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "loss": total / max(batches, 1), "seconds": seconds})
         log.info("%s epoch %d: loss %.5f, %.2f s", desc, epoch + 1, history[-1]["loss"], seconds)
-        save_checkpoint(checkpoint, {"meta": meta, "epoch": epoch + 1, "model": model.state_dict(),
-                                     "optimizer": opt.state_dict(), "history": history})
+        save_checkpoint(checkpoint, meta, epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(),
+                        history=history)
     return history
 
 
@@ -260,9 +242,8 @@ def train_autoencoder(dataset_path: str | os.PathLike, model_path: str | os.Path
                   meta=meta, progress=progress, desc=f"{ds.name}/{loss}/z{embedding_size}")
     if dec_out == "features" and mode == "online" and options.get("time_precomputed", False):
         info.update(time_precomputed_epoch(model, network, images, make_step, options, dev, seed))
-    save_checkpoint(model_path, {"meta": meta, "model": model.state_dict(), "history": history,
-                                 "target_shape": list(target_shape), "image_size": side,
-                                 "feature_shape": list(feature_shape) if enc_in == "features" else None})
+    save_checkpoint(model_path, meta, model=model.state_dict(), history=history, target_shape=list(target_shape),
+                    image_size=side, feature_shape=list(feature_shape) if enc_in == "features" else None)
     partial.unlink(missing_ok=True)
     return attach_loss_network(model.eval(), network), history, info
 
@@ -289,9 +270,7 @@ def time_precomputed_epoch(model, network, images, make_step, options, dev, seed
 
 def load_autoencoder(model_path: str | os.PathLike, options: Mapping[str, Any],
                      meta: Mapping[str, Any] | None = None) -> Autoencoder:
-    state = load_torch(model_path)
-    if meta is not None:
-        load_checkpoint(model_path, meta)
+    state = load_checkpoint(model_path, meta, missing_ok=False)
     m = state["meta"]
     model = Autoencoder(int(state["image_size"]), int(m["embedding_size"]), state["target_shape"],
                         width=int(m["width"]), variational=bool(m["variational"]),

@@ -24,6 +24,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from percept import seeds
+
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon")
 
 
@@ -191,10 +193,10 @@ def _check_scene_options(classes: Sequence[str], objects_per_image: Sequence[int
 
 
 def _write_scenes(path: str, name: str, scene, *, n_train: int, n_test: int, image_size: int,
-                  classes: Sequence[str], stream: int, seed: int, params: dict, source: str, progress: bool) -> None:
+                  classes: Sequence[str], stream: str, seed: int, params: dict, source: str, progress: bool) -> None:
     """Render ``n_train + n_test`` scenes with ``scene(rng) -> (image, segmentation, positions)`` and write them
-    as a multi-label dataset with segmentation and object positions. One child generator per image (seed stream
-    ``stream``): image i is the same whatever n is, and generation could be parallel."""
+    as a multi-label dataset with segmentation and object positions. One child generator per image (the named
+    seed stream ``stream``): image i is the same whatever n is, and generation could be parallel."""
     from tqdm.auto import tqdm
 
     from percept.data.store import fingerprint as make_fingerprint
@@ -204,7 +206,7 @@ def _write_scenes(path: str, name: str, scene, *, n_train: int, n_test: int, ima
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     seg = np.empty((n, image_size, image_size), np.uint8)
     positions = np.empty((n, len(classes), 2), np.float32)
-    children = np.random.SeedSequence([seed, stream]).spawn(n)
+    children = seeds.sequence(seed, stream).spawn(n)
     for i in tqdm(range(n), desc=name, unit="img", disable=not progress):
         images[i], seg[i], positions[i] = scene(np.random.default_rng(children[i]))
     labels = np.zeros((n, len(classes)), np.float32)
@@ -231,7 +233,7 @@ def make_shapes(path: str, *, n_train: int, n_test: int, image_size: int, classe
                             (object_size[0], object_size[1]), backgrounds)
 
     _write_scenes(path, "shapes", scene, n_train=n_train, n_test=n_test, image_size=image_size, classes=classes,
-                  stream=1, seed=seed, params=params, progress=progress,
+                  stream="embedded.shapes", seed=seed, params=params, progress=progress,
                   source="percept synthetic shapes over crops of scikit-image/scikit-learn photos")
 
 
@@ -249,7 +251,7 @@ def make_photos(path: str, *, crop_size: int, crops_per_photo: int, train_photos
                   test_photos=list(test_photos), crop_scale=list(crop_scale), seed=seed, generator=1)
     images, split, source = [], [], []
     for p, name in enumerate(names):
-        rng = np.random.default_rng([seed, 2, p])
+        rng = seeds.rng(seed, "embedded.photo_crops", p)
         photo = load_photo(name)
         for _ in range(crops_per_photo):
             images.append(random_crop(photo, crop_size, (crop_scale[0], crop_scale[1]), rng))
@@ -340,7 +342,7 @@ def make_magnification(path: str, *, image_size: int, classes: Mapping[str, Sequ
         photo = load_photo(name)
         for p, cell in enumerate(patient_cells(photo.shape[0], photo.shape[1], patients_per_photo)):
             pid = s * patients_per_photo + p
-            rng = np.random.default_rng([seed, 3, s, p])
+            rng = seeds.rng(seed, "embedded.histology_patient", s, p)
             gain = 1.0 + rng.uniform(-stain_jitter, stain_jitter, size=3)
             for seq in range(1, int(rng.integers(lo, hi + 1)) + 1):
                 views, _ = magnification_field(photo, cell, image_size, MAGNIFICATIONS, field_scale, rng)
@@ -399,5 +401,5 @@ def make_small_objects(path: str, *, n_train: int = 1600, n_test: int = 400, ima
                             (object_size[0], object_size[1]), (), background=bg)
 
     _write_scenes(path, "small_objects", scene, n_train=n_train, n_test=n_test, image_size=image_size,
-                  classes=classes, stream=7, seed=seed, params=params, progress=progress,
+                  classes=classes, stream="embedded.small_objects", seed=seed, params=params, progress=progress,
                   source="percept small objects on smooth LunarLander-like backgrounds")

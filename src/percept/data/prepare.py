@@ -6,9 +6,9 @@ file's ``fingerprint`` hashes the converter version, its parameters and the raw 
 ``MANIFEST.json`` written by :func:`percept.data.download.fetch_source`, or the file list otherwise).
 
 Image datasets are written with :func:`percept.data.store.write_image_dataset`. BAPPS (pairs and triplets
-of patches rather than single images) is written with :func:`percept.h5io.atomic_h5` in a layout that
+of patches rather than single images) is written with :func:`percept.data.bapps.write_bapps` in a layout that
 :class:`percept.data.store.ImageDataset` also reads (``images`` = reference / first patch) and that
-:class:`TwoAFCData` / :class:`JNDData` read in full.
+:class:`percept.data.bapps.TwoAFCData` / :class:`percept.data.bapps.JNDData` read in full.
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import h5py
 import numpy as np
-import torch
 from PIL import Image
 
+from percept.data.bapps import write_bapps
 from percept.data.download import IMAGE_SUFFIXES, local_folder
-from percept.data.store import RowReader, fingerprint, write_image_dataset
-from percept.h5io import CacheError, atomic_h5, chunked_dataset, get_json_attr, open_h5
+from percept.data.store import fingerprint, write_image_dataset
 
 log = logging.getLogger(__name__)
 
@@ -548,8 +546,9 @@ def _bapps_root(raw_dir: Path, candidates: Sequence[str], needed: Sequence[str],
 
 
 def _write_bapps(raw_dir: Path, out: Path, *, name: str, kind: str, split_name: str, root: Path,
-                 image_dirs: Sequence[tuple[str, str]], score_dir: str, score_key: str, image_size: int,
-                 max_images: int | None, description: str, alias: Mapping[str, str] | None = None) -> Path:
+                 image_dirs: Sequence[tuple[str, str]], score_dir: str, image_size: int, max_images: int | None,
+                 description: str) -> Path:
+    """The BAPPS folders ``<category>/{image dirs, score dir}`` of ``root`` through :func:`write_bapps`."""
     _check_size(image_size)
     needed = [d for _, d in image_dirs] + [score_dir]
     categories = _bapps_categories(root, needed)
@@ -564,30 +563,19 @@ def _write_bapps(raw_dir: Path, out: Path, *, name: str, kind: str, split_name: 
         items += [(c, s) for s in stems]
     if not items:
         raise ValueError(f"{root}: no {score_dir}/*.npy files found")
-    n = len(items)
+    scores = np.array([float(np.mean(np.load(root / categories[c] / score_dir / f"{stem}.npy"))) for c, stem in items],
+                      np.float32)
+
+    def rows(start: int, stop: int) -> dict[str, np.ndarray]:
+        return {key: np.stack(list(_map(lambda it, sub=sub: _load_square(
+                    root / categories[it[0]] / sub / f"{it[1]}.png", image_size), items[start:stop])))
+                for key, sub in image_dirs}
+
     params = {"image_size": image_size, "max_images": max_images}
-    attrs = {"name": name, "fingerprint": _fingerprint(name, raw_dir, params), "source": description,
-             "split_names": [split_name], "label_kind": "none", "class_names": [], "categories": categories,
-             "bapps_kind": kind, "params": params}
-    block = 1024
-    with atomic_h5(out, kind="dataset", meta=attrs) as f:
-        dsets = {key: chunked_dataset(f, key, (n, image_size, image_size, 3), np.uint8, 64,
-                                      compression="gzip") for key, _ in image_dirs}
-        for key, target in (alias or {}).items():
-            f[key] = h5py.SoftLink(f"/{target}")
-        f.create_dataset("split", data=np.zeros(n, np.uint8))
-        scores = np.empty(n, np.float32)
-        for start in range(0, n, block):
-            chunk = items[start:start + block]
-            for key, sub in image_dirs:
-                dsets[key][start:start + len(chunk)] = np.stack(list(_map(
-                    lambda it, sub=sub: _load_square(root / categories[it[0]] / sub / f"{it[1]}.png", image_size),
-                    chunk)))
-            for j, (c, stem) in enumerate(chunk):
-                scores[start + j] = float(np.mean(np.load(root / categories[c] / score_dir / f"{stem}.npy")))
-        f.create_dataset(f"meta/{score_key}", data=scores)
-        f.create_dataset("meta/category", data=np.array([c for c, _ in items], np.int64))
-    return out
+    return write_bapps(out, kind=kind, name=name, split_name=split_name,
+                       fingerprint=_fingerprint(name, raw_dir, params), source=description, categories=categories,
+                       category=np.array([c for c, _ in items], np.int64), score=scores, images=rows,
+                       image_shape=(image_size, image_size, 3), extra_attrs={"params": params})
 
 
 def prepare_bapps_2afc(raw_dir: str | Path, out: str | Path, *, split: str = "val", image_size: int = 64,
@@ -602,7 +590,7 @@ def prepare_bapps_2afc(raw_dir: str | Path, out: str | Path, *, split: str = "va
     root = _bapps_root(raw_dir, (split, f"2afc/{split}", f"dataset/2afc/{split}", ""), ["ref", "p0", "p1", "judge"],
                        f"the BAPPS 2AFC {split} set")
     return _write_bapps(raw_dir, out, name=f"bapps_2afc_{split}", kind="2afc", split_name=split, root=root,
-                        image_dirs=dirs, score_dir="judge", score_key="judge", image_size=image_size,
+                        image_dirs=dirs, score_dir="judge", image_size=image_size,
                         max_images=max_images, description=f"BAPPS 2AFC {split} (Zhang et al. 2018)")
 
 
@@ -613,74 +601,9 @@ def prepare_bapps_jnd(raw_dir: str | Path, out: str | Path, *, image_size: int =
     raw_dir, out = Path(raw_dir), Path(out)
     root = _bapps_root(raw_dir, ("jnd/val", "dataset/jnd/val", "val", ""), ["p0", "p1", "same"], "the BAPPS JND set")
     return _write_bapps(raw_dir, out, name="bapps_jnd", kind="jnd", split_name="val", root=root,
-                        image_dirs=(("images", "p0"), ("p1", "p1")), alias={"p0": "images"}, score_dir="same",
-                        score_key="same", image_size=image_size, max_images=max_images,
+                        image_dirs=(("images", "p0"), ("p1", "p1")), score_dir="same", image_size=image_size,
+                        max_images=max_images,
                         description="BAPPS JND val (Zhang et al. 2018)")
-
-
-class _PatchSet(RowReader):
-    """Reader for a BAPPS file written by :func:`prepare_bapps_2afc` / :func:`prepare_bapps_jnd`."""
-
-    KIND = ""
-    IMAGES: tuple[tuple[str, str], ...] = ()  # (name returned, HDF5 dataset)
-    SCORE = ""
-
-    def __init__(self, path: str | Path, category: str | None = None):
-        self.path = Path(path)
-        with open_h5(self.path, "dataset") as f:
-            if get_json_attr(f, "bapps_kind") != self.KIND:
-                raise CacheError(f"{self.path}: not a BAPPS {self.KIND} file (bapps_kind="
-                                 f"{get_json_attr(f, 'bapps_kind')!r})")
-            self.name: str = get_json_attr(f, "name")
-            self.fingerprint: str = get_json_attr(f, "fingerprint")
-            self.categories: list[str] = get_json_attr(f, "categories")
-            codes = f["meta/category"][...]
-            if category is None:
-                self.rows = np.arange(len(codes))
-            else:
-                if category not in self.categories:
-                    raise ValueError(f"{self.path}: no category {category!r}; it has {self.categories}")
-                self.rows = np.flatnonzero(codes == self.categories.index(category))
-            self.category = torch.from_numpy(codes[self.rows])
-            self.score = torch.from_numpy(f[f"meta/{self.SCORE}"][...][self.rows])
-            self.image_shape: tuple[int, int, int] = tuple(f["images"].shape[1:])
-
-    def batch(self, positions: Sequence[int] | np.ndarray | slice) -> tuple[torch.Tensor, ...]:
-        """The patches at these positions, one float32 ``(B, 3, H, W)`` tensor in [0, 1] per image kind."""
-        return tuple(self._images(key, positions) for _, key in self.IMAGES)
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """Everything at once: the patches as float32 ``(N, 3, H, W)``, the score and the category codes."""
-        images = self.batch(slice(None))
-        return {**{name: t for (name, _), t in zip(self.IMAGES, images)}, self.SCORE: self.score,
-                "category": self.category}
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        return (*(t[0] for t in self.batch([i])), self.score[i])
-
-
-class TwoAFCData(_PatchSet):
-    """BAPPS 2AFC: ``batch(rows)`` -> ``(ref, p0, p1)``; ``judge`` (N,) = fraction preferring p1."""
-
-    KIND = "2afc"
-    IMAGES = (("ref", "images"), ("p0", "p0"), ("p1", "p1"))
-    SCORE = "judge"
-
-    @property
-    def judge(self) -> torch.Tensor:
-        return self.score
-
-
-class JNDData(_PatchSet):
-    """BAPPS JND: ``batch(rows)`` -> ``(p0, p1)``; ``same`` (N,) = fraction judging the pair identical."""
-
-    KIND = "jnd"
-    IMAGES = (("p0", "images"), ("p1", "p1"))
-    SCORE = "same"
-
-    @property
-    def same(self) -> torch.Tensor:
-        return self.score
 
 
 # ---------------------------------------------------------------------------------------- ImageNet folder

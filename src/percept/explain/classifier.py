@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from percept import backbones
-from percept.checkpoints import CheckpointMismatch, load_torch, save_torch
+from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, TapExtractor, prepare_input, resolve_device
+from percept.ranking import average_precision
+from percept.tables import write_json
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +96,6 @@ def train_split(dataset_path: str | Path) -> str:
     return "train" if "train" in names else "trainval"
 
 
-def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Non-interpolated AP: mean precision at the rank of each positive (NaN without positives)."""
-    order = np.argsort(-scores, kind="stable")
-    hits = labels[order] > 0.5
-    if not hits.any():
-        return float("nan")
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision[hits].mean())
-
-
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict[str, Any]:
     """mAP over classes, per-class AP, exact-match and per-label accuracy at logit 0."""
     s, y = logits.detach().cpu().numpy(), labels.cpu().numpy()
@@ -121,23 +112,6 @@ def classifier_identity(entry: Mapping[str, Any], dataset: ImageDataset, seed: i
             "hidden": entry["hidden"], "resize": entry.get("resize"), "dataset": dataset.name,
             "dataset_fingerprint": dataset.fingerprint, "class_names": dataset.class_names, "seed": seed,
             "epochs": entry["epochs"], "finetune_epochs": entry["finetune_epochs"], "lr": entry["lr"]}
-
-
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """torch.save through a temporary name and an atomic rename."""
-    save_torch(payload, path)
-
-
-def load_checkpoint(path: str | Path, expect: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``torch.load(weights_only=True)``; refuse a checkpoint whose identity differs from ``expect``."""
-    payload = load_torch(path)
-    ident = json.loads(payload["identity"])
-    for key, want in (expect or {}).items():
-        if json.loads(json.dumps(want)) != ident.get(key):
-            raise CheckpointMismatch(f"{path}: made with {key}={ident.get(key)!r}, but this run has {want!r} — it is "
-                                     f"from another configuration/backbone. Delete it (rm '{path}') and rerun.")
-    payload["identity"] = ident
-    return payload
 
 
 def train_classifier(dataset_path: str | Path, cache_path: str | Path, out_path: str | Path,
@@ -200,9 +174,8 @@ def train_classifier(dataset_path: str | Path, cache_path: str | Path, out_path:
                "classifier": entry["name"], "backbone": spec.name, "tap": entry["tap"], "history": history,
                "train_images": len(train), "test_images": len(test)}
     state = model.head.state_dict() if entry["finetune_epochs"] == 0 else model.state_dict()
-    save_checkpoint(out_path, {"identity": json.dumps(ident, sort_keys=True), "state": state,
-                               "full": entry["finetune_epochs"] > 0, "metrics": json.dumps(metrics)})
-    _write_json(metrics_path, metrics)
+    save_checkpoint(out_path, ident, state=state, full=entry["finetune_epochs"] > 0, metrics=json.dumps(metrics))
+    write_json(metrics, metrics_path, sort_keys=True)
     return metrics
 
 
@@ -234,8 +207,8 @@ def finetune(model: ShapeClassifier, train: ImageDataset, y_tr: torch.Tensor, en
 def load_classifier(path: str | Path, device: str | torch.device = "cpu",
                     expect: Mapping[str, Any] | None = None) -> ShapeClassifier:
     """The trained classifier as an ``nn.Module`` in eval mode (images in [0, 1] → logits), parameters frozen."""
-    payload = load_checkpoint(path, expect)
-    ident = payload["identity"]
+    payload = load_checkpoint(path, expect, missing_ok=False)
+    ident = payload["meta"]
     model = ShapeClassifier(ident["backbone"], ident["tap"], len(ident["class_names"]), ident["hidden"],
                             ident["class_names"], resize=ident["resize"], build_weights=not payload["full"])
     if payload["full"]:
@@ -248,10 +221,3 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu",
         p.requires_grad_(False)
     return model.to(device).eval()
 
-
-def _write_json(path: str | Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)

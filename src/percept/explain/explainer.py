@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 
 from percept import backbones
 from percept.data.store import ImageDataset
-from percept.explain.classifier import load_checkpoint, save_checkpoint, train_split
+from percept.checkpoints import load_checkpoint, save_checkpoint
+from percept.explain.classifier import train_split
 from percept.features import TapExtractor, prepare_input
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ def train_explainer(dataset_path: str | Path, classifier: nn.Module, out_path: s
     start = 0
     resume_path = Path(resume_path) if resume_path else None
     if resume_path and resume_path.exists():
-        ck = load_checkpoint(resume_path, expect=ident)
+        ck = load_checkpoint(resume_path, ident, missing_ok=False)
         model.load_state_dict(ck["state"], strict=False)
         opt.load_state_dict(ck["optimizer"])
         history = json.loads(ck["history"])
@@ -252,20 +253,19 @@ def train_explainer(dataset_path: str | Path, classifier: nn.Module, out_path: s
         history.append({"epoch": epoch, **{k: v / n for k, v in sums.items()}})
         log.info("explainer epoch %d: %s", epoch, {k: round(v, 4) for k, v in history[-1].items()})
         if resume_path:
-            save_checkpoint(resume_path, _payload(ident, model, opt, history, epoch))
-    save_checkpoint(out_path, _payload(ident, model, opt, history, opts["epochs"] - 1))
+            save_checkpoint(resume_path, ident, **_payload(model, opt, history, epoch))
+    save_checkpoint(out_path, ident, **_payload(model, opt, history, opts["epochs"] - 1))
     return {"history": history, "images": n}
 
 
-def _payload(ident, model, opt, history, epoch) -> dict[str, Any]:
+def _payload(model, opt, history, epoch) -> dict[str, Any]:
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.") or model.train_encoder}
-    return {"identity": json.dumps(ident, sort_keys=True), "state": state, "optimizer": opt.state_dict(),
-            "history": json.dumps(history), "epoch": epoch}
+    return {"state": state, "optimizer": opt.state_dict(), "history": json.dumps(history), "epoch": epoch}
 
 
 def load_explainer(path: str | Path, num_classes: int, seed: int = 0) -> Explainer:
-    ck = load_checkpoint(path)
-    ident = ck["identity"]
+    ck = load_checkpoint(path, missing_ok=False)
+    ident = ck["meta"]
     model = build_explainer(ident, num_classes, seed)
     model.load_state_dict(ck["state"], strict=False)
     missing = [k for k in model.state_dict() if k not in ck["state"] and not k.startswith("encoder.")]

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from percept.explain.perturbation import gaussian_blur
+from percept.filters import gaussian_blur
 
 HIGHER_IS_BETTER = {"iou": True, "pointing": True, "mae": False, "saliency": False, "deletion": False,
                     "insertion": True, "kept_probability": True, "srg": True, "srg_normalised": True,

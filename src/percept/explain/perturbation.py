@@ -51,6 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from percept.filters import gaussian_blur
+
 SAMPLERS = ("bernoulli", "fixed", "single", "single_inverse", "shapley", "shapley_coalitions", "uniform", "normal",
             "beta")
 SEGMENTERS = ("grid", "slic", "felzenszwalb", "quickshift", "watershed")
@@ -191,22 +193,6 @@ def _log_shapley_kernel(k: np.ndarray, s: int) -> np.ndarray:
 
 
 # --- smoothing: samples → pixel masks ------------------------------------------------------------------------
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(B, C, H, W)``, reflect padding, kernel radius 3σ."""
-    if sigma <= 0:
-        return x
-    r = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    pad_h, pad_w = min(r, x.shape[2] - 1), min(r, x.shape[3] - 1)
-    x = F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect" if pad_w else "replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1)[..., r - pad_w:r + pad_w + 1], groups=c)
-    x = F.pad(x, (0, 0, pad_h, pad_h), mode="reflect" if pad_h else "replicate")
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1)[..., r - pad_h:r + pad_h + 1, :], groups=c)
-
-
 def gaussian_filter(x: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
     """``scipy.ndimage.gaussian_filter`` over the last two axes of ``(B, C, H, W)`` (its defaults: 'reflect'
     = symmetric boundary, the edge pixel repeated; radius round(truncate·σ)) — the components repository's

@@ -260,7 +260,7 @@ def perceptual_similarity(inputs: Mapping[str, str], cell: Mapping[str, Any], op
     """
     from tqdm.auto import tqdm
 
-    from percept.data.prepare import TwoAFCData
+    from percept.data.bapps import TwoAFCData
     from percept.similarity import DPS, two_afc, two_afc_scores
     from percept.similarity.scoring import category_rows
 

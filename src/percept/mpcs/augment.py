@@ -18,6 +18,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from percept.filters import gaussian_blur
+
 _GREY = torch.tensor([0.299, 0.587, 0.114])
 # RGB <-> YIQ: a hue shift is a rotation of the (I, Q) chroma plane.
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -191,19 +193,6 @@ def random_resized_crop(x: torch.Tensor, scale: Sequence[float], u, coin=None,
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, sy, cy
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur with a per-image ``sigma`` (B,), kernel radius 3 sigma (at least 1 pixel)."""
-    b, c, h, w = x.shape
-    radius = max(1, int(math.ceil(3 * float(sigma.max()))))
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t.view(1, -1) / sigma.to(x).view(-1, 1)) ** 2)
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C, K)
-    y = x.reshape(1, b * c, h, w)
-    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect"), k.view(b * c, 1, 1, -1), groups=b * c)
-    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), k.view(b * c, 1, -1, 1), groups=b * c)
-    return y.view(b, c, h, w)
 
 
 def flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

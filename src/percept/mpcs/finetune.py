@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from percept import seeds
 from percept.checkpoints import CHECKPOINT_SECONDS, Every, load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset, fingerprint
 from percept.features import resolve_device
@@ -149,7 +150,7 @@ def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str 
     for replicate in range(int(options["seeds"])):
         # The labelled subsets depend on (seed, fold, replicate) only: every encoder, protocol and magnification
         # sees the same patients (the reference's train_XX folder serves all four magnifications).
-        rng = np.random.default_rng([seed, 31, fold, replicate])
+        rng = seeds.rng(seed, "mpcs.label_subsets", fold, replicate)
         if options["label_unit"] == "patient":
             subsets = patient_subsets(patients[train], strata[train], fractions, rng)
         else:
@@ -162,8 +163,8 @@ def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str 
                 for f_i, fraction in enumerate(fractions):
                     if (protocol, replicate, m, fraction) in done:
                         continue
-                    run_seed = int(np.random.default_rng([seed, 32, fold, replicate, PROTOCOLS.index(protocol),
-                                                          f_i, m]).integers(2**62))
+                    run_seed = seeds.torch_seed(seed, "mpcs.finetune_run", fold, replicate,
+                                                PROTOCOLS.index(protocol), f_i, m)
                     chosen = subsets[fraction][at_m[subsets[fraction]]]
                     subset = torch.from_numpy(chosen).to(dev)
                     t0 = time.perf_counter()
@@ -229,7 +230,7 @@ def _full_finetune(model: Classifier, initial: Mapping[str, torch.Tensor], train
         opt.load_state_dict(resume["optimizer"])
         start = int(resume["epoch"])
     for epoch in range(start, int(cfg["epochs"])):
-        gen = torch.Generator().manual_seed(run_seed + epoch)
+        gen = seeds.torch_generator(run_seed, "mpcs.finetune_epoch", epoch)
         order = subset[torch.randperm(len(subset), generator=gen).to(subset.device)]
         model.train()
         for i in tqdm(range(0, len(order), bs), desc=f"{desc} epoch {epoch + 1}", disable=not progress):

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from percept import seeds
 from percept.checkpoints import CHECKPOINT_SECONDS, Every, load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset, fingerprint
 from percept.features import resolve_device
@@ -157,8 +158,7 @@ def pretrain(dataset_path: str | Path, out_path: str | Path, *, strategy: str, f
     for epoch in range(start, int(options["epochs"])):
         t0 = time.perf_counter()
         # Everything random in an epoch derives from (seed, fold, strategy, epoch): a resumed run is identical.
-        rng = np.random.default_rng([seed, 21, fold, STRATEGIES.index(strategy), epoch])
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        rng, gen = seeds.generators(seed, "mpcs.pretrain_epoch", fold, STRATEGIES.index(strategy), epoch)
         anchors, partners = sampler.sample(steps * bs, rng)
         model.train()
         losses, accs = [], []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from percept import seeds
 from percept.data.store import ImageDataset
 
 
@@ -22,7 +23,7 @@ def patient_folds(patients: np.ndarray, strata: np.ndarray, folds: int, seed: in
     unique, first = np.unique(patients, return_index=True)
     if len(unique) < folds:
         raise ValueError(f"{folds} folds need at least {folds} patients, the dataset has {len(unique)}")
-    rng = np.random.default_rng([seed, 11])
+    rng = seeds.rng(seed, "mpcs.folds")
     fold_of: dict = {}
     start = 0
     for stratum in np.unique(strata[first]):
@@ -40,7 +41,7 @@ def validation_patients(patients: np.ndarray, strata: np.ndarray, fraction: floa
     if fraction <= 0:
         return np.zeros(len(patients), bool)
     unique, first = np.unique(patients, return_index=True)
-    rng = np.random.default_rng([seed, 12])
+    rng = seeds.rng(seed, "mpcs.validation")
     held: list = []
     for stratum in np.unique(strata[first]):
         members = unique[strata[first] == stratum]

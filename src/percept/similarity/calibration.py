@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from percept.checkpoints import load_torch, save_torch
+from percept.checkpoints import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +52,6 @@ class RankingNet(nn.Module):
     def forward(self, d0: torch.Tensor, d1: torch.Tensor) -> torch.Tensor:
         x = torch.stack([d0, d1, d0 - d1, d0 / (d1 + self.eps), d1 / (d0 + self.eps)], dim=1)
         return torch.sigmoid(self.model(x).squeeze(1))
-
-
-def save_checkpoint(path: str | os.PathLike, obj: Mapping[str, Any]) -> None:
-    """Write a checkpoint atomically (temporary name, then rename)."""
-    save_torch(dict(obj), path)
-
-
-def load_checkpoint(path: str | os.PathLike, fingerprint: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A checkpoint written with the same ``fingerprint`` (settings), ``None`` when there is none; one made
-    with other settings is refused with a message saying what differs."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    ckpt = load_torch(path)
-    have = ckpt.get("fingerprint", {})
-    if have != dict(fingerprint):
-        diff = sorted(k for k in set(have) | set(fingerprint) if have.get(k) != fingerprint.get(k))
-        raise ValueError(f"{path}: checkpoint made with other settings ({', '.join(diff)} differ: "
-                         f"{ {k: have.get(k) for k in diff} } vs { {k: fingerprint.get(k) for k in diff} }); "
-                         "delete it to start over")
-    return ckpt
 
 
 INITS = ("default", "ones")
@@ -254,7 +232,6 @@ def iter_channel_weights(s0: Comparisons | PairMaps | None, s1: Comparisons | No
         history.append({"epoch": epoch + 1, "lr": rate, "loss": float(np.mean(losses)),
                         "train_2afc": float(np.mean(hits))})
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {"fingerprint": fp, "epoch": epoch + 1, "w": w.detach().clone(),
-                                         "g": g.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                                         "history": history})
+            save_checkpoint(checkpoint, fp, epoch=epoch + 1, w=w.detach().clone(), g=g.state_dict(),
+                            opt=opt.state_dict(), gen=gen.get_state(), history=history)
         yield w.detach(), history

@@ -12,7 +12,8 @@
   Liwicki, NLDL 2023): translations, rotations (22–180°), flips/inversion and colour stains of photo crops, with
   the plain references (black, white, grey, red, green, blue, noise); or the authors' own challenge images
   read from a folder in their layout (``read_challenge_folder``).
-- A synthetic 2AFC/JND set in the BAPPS file format (read by ``TwoAFCData``/``JNDData``): a photo crop and
+- A synthetic 2AFC/JND set in the BAPPS file format (written by ``percept.data.bapps.write_bapps``, read by
+  ``TwoAFCData``/``JNDData``): a photo crop and
   two strengths of one distortion (category = distortion); the "judgement" is a soft preference for the
   weaker one, j = σ((u0 - u1) / 0.1). It stands in for BAPPS offline and serves as the distortion-strength
   monotonicity set.
@@ -29,6 +30,8 @@ import numpy as np
 import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
+
+from percept import seeds
 
 DISTORTIONS = ("rotate", "translate", "darken", "colour", "blur", "zoom")
 REFERENCES = ("black", "white", "grey", "red", "green", "blue", "noise")
@@ -156,7 +159,7 @@ def make_distortion_set(photos_path: str | Path, out: str | Path, *, seed: int, 
     images, split, ref, code, draw = [], [], [], [], []
     crops = _reference_images(photos, image_size, pick)
     for x, i in zip(crops, pick):
-        rng = np.random.default_rng([seed, 41, int(i)])
+        rng = seeds.rng(seed, "similarity.distortion_params", int(i))
         block = [x] + [distort(x, kind, p, style) for _ in range(draws) for kind in DISTORTIONS
                        for p in [sample_params(kind, rng, style)]]
         start = len(images)
@@ -179,31 +182,11 @@ def make_distortion_set(photos_path: str | Path, out: str | Path, *, seed: int, 
 
 # --------------------------------------------------------------------------------------- synthetic 2AFC / JND
 
-def _write_patch_set(out: Path, *, name: str, kind: str, split_name: str, arrays: dict[str, np.ndarray],
-                     score_key: str, scores: np.ndarray, category: np.ndarray, categories: Sequence[str],
-                     fp: str, description: str, alias: dict[str, str] | None = None) -> Path:
-    import h5py
-
-    from percept.h5io import atomic_h5, chunked_dataset
-
-    n = len(scores)
-    attrs = {"name": name, "fingerprint": fp, "source": description, "split_names": [split_name],
-             "label_kind": "none", "class_names": [], "categories": list(categories), "bapps_kind": kind}
-    with atomic_h5(out, kind="dataset", meta=attrs) as f:
-        for key, arr in arrays.items():
-            chunked_dataset(f, key, arr.shape, np.uint8, 64, compression="gzip")[...] = arr
-        for key, target in (alias or {}).items():
-            f[key] = h5py.SoftLink(f"/{target}")
-        f.create_dataset("split", data=np.zeros(n, np.uint8))
-        f.create_dataset(f"meta/{score_key}", data=scores.astype(np.float32))
-        f.create_dataset("meta/category", data=category.astype(np.int64))
-    return out
-
-
 def make_synthetic_two_afc(photos_path: str | Path, out: str | Path, *, split: str, per_image: int, seed: int,
                            min_gap: float = 0.1, image_size: int | None = None) -> Path:
     """Synthetic 2AFC triplets in the BAPPS format: for each crop of ``split`` and each distortion,
     ``per_image`` pairs of strengths (u0, u1) at least ``min_gap`` apart; judge = σ((u0 - u1) / 0.1)."""
+    from percept.data.bapps import write_bapps
     from percept.data.store import ImageDataset, fingerprint
 
     photos = ImageDataset(photos_path, split=split)
@@ -212,7 +195,7 @@ def make_synthetic_two_afc(photos_path: str | Path, out: str | Path, *, split: s
     for i in range(len(photos)):
         x = crops[i]
         for c, kind in enumerate(DISTORTIONS):
-            rng = np.random.default_rng([seed, 43, int(photos.rows[i]), c])
+            rng = seeds.rng(seed, "similarity.synthetic_2afc", int(photos.rows[i]), c)
             for _ in range(per_image):
                 u0, u1 = rng.uniform(0, 1, 2)
                 while abs(u0 - u1) < min_gap:
@@ -225,17 +208,18 @@ def make_synthetic_two_afc(photos_path: str | Path, out: str | Path, *, split: s
                 cat.append(c)
     fp = fingerprint({"photos": photos.fingerprint, "split": split, "per_image": per_image, "seed": seed,
                       "min_gap": min_gap, "size": image_size, "v": 1})
-    return _write_patch_set(Path(out), name=f"synthetic_2afc_{split}", kind="2afc", split_name=split,
-                            arrays={"images": _u8(torch.stack(refs)), "p0": _u8(torch.stack(p0s)),
-                                    "p1": _u8(torch.stack(p1s))}, score_key="judge", scores=np.array(judge),
-                            category=np.array(cat), categories=DISTORTIONS, fp=fp,
-                            description="synthetic 2AFC: two strengths of one distortion of a photo crop")
+    return write_bapps(out, kind="2afc", name=f"synthetic_2afc_{split}", split_name=split, fingerprint=fp,
+                       source="synthetic 2AFC: two strengths of one distortion of a photo crop",
+                       categories=DISTORTIONS, category=np.array(cat), score=np.array(judge),
+                       images={"images": _u8(torch.stack(refs)), "p0": _u8(torch.stack(p0s)),
+                               "p1": _u8(torch.stack(p1s))})
 
 
 def make_synthetic_jnd(photos_path: str | Path, out: str | Path, *, split: str, per_image: int, seed: int,
                        image_size: int | None = None) -> Path:
     """Synthetic JND pairs in the BAPPS format: a crop and one distortion of it at strength u ~ U(0, 1);
     same = σ((0.2 - u) / 0.05) (weak distortions count as unnoticed)."""
+    from percept.data.bapps import write_bapps
     from percept.data.store import ImageDataset, fingerprint
 
     photos = ImageDataset(photos_path, split=split)
@@ -244,7 +228,7 @@ def make_synthetic_jnd(photos_path: str | Path, out: str | Path, *, split: str, 
     for i in range(len(photos)):
         x = crops[i]
         for c, kind in enumerate(DISTORTIONS):
-            rng = np.random.default_rng([seed, 47, int(photos.rows[i]), c])
+            rng = seeds.rng(seed, "similarity.synthetic_jnd", int(photos.rows[i]), c)
             for _ in range(per_image):
                 u = float(rng.uniform(0, 1))
                 p0s.append(x)
@@ -253,10 +237,10 @@ def make_synthetic_jnd(photos_path: str | Path, out: str | Path, *, split: str, 
                 cat.append(c)
     fp = fingerprint({"photos": photos.fingerprint, "split": split, "per_image": per_image, "seed": seed, "size": image_size,
                       "v": 1})
-    return _write_patch_set(Path(out), name="synthetic_jnd", kind="jnd", split_name=split,
-                            arrays={"images": _u8(torch.stack(p0s)), "p1": _u8(torch.stack(p1s))}, alias={"p0": "images"},
-                            score_key="same", scores=np.array(same), category=np.array(cat), categories=DISTORTIONS,
-                            fp=fp, description="synthetic JND: a photo crop and one distortion of it")
+    return write_bapps(out, kind="jnd", name="synthetic_jnd", split_name=split, fingerprint=fp,
+                       source="synthetic JND: a photo crop and one distortion of it", categories=DISTORTIONS,
+                       category=np.array(cat), score=np.array(same),
+                       images={"images": _u8(torch.stack(p0s)), "p1": _u8(torch.stack(p1s))})
 
 
 # --------------------------------------------------------------------------------------- flaw challenge sets
@@ -350,7 +334,7 @@ def make_challenges(out: str | Path, *, photos: Sequence[str], crops_per_photo: 
         photo = Image.fromarray(np.ascontiguousarray(arr))
         h, w = arr.shape[:2]
         for _ in range(crops_per_photo):
-            rng = np.random.default_rng([seed, 53, p, k])
+            rng = seeds.rng(seed, "similarity.challenge_crop", p, k)
             side = min(h, w) * rng.uniform(0.22, 0.32)
             margin_x = side * (0.5 + max(TRANSLATIONS)) + 2
             margin_y = side * 0.75 + 2
@@ -361,7 +345,7 @@ def make_challenges(out: str | Path, *, photos: Sequence[str], crops_per_photo: 
             orig = rows[0]
             rows += [orig[:, ::-1], orig[::-1], 255 - orig]
             if stain_style == "authors":
-                rows += _stain_block(photo, np.random.default_rng([seed, 54, p, k]), size, colours)
+                rows += _stain_block(photo, seeds.rng(seed, "similarity.challenge_stain", p, k), size, colours)
             else:
                 rows.append(orig)  # stain_original: the disc block is measured from the original itself
                 rows.append(_region(photo, cx + 0.06 * side, cy, side, size))

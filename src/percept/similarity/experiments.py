@@ -14,17 +14,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from percept.checkpoints import load_torch
-from percept.data.prepare import JNDData, TwoAFCData
+from percept import seeds
+from percept.checkpoints import load_checkpoint, load_torch, save_checkpoint
+from percept.data.bapps import JNDData, TwoAFCData
 from percept.data.store import ImageDataset, read_rows
 from percept.features import FeatureCache, resolve_device
 from percept.similarity import distortions as dist
-from percept.similarity.calibration import (
-    iter_channel_weights,
-    load_checkpoint,
-    save_checkpoint,
-    train_channel_weights,
-)
+from percept.similarity.calibration import iter_channel_weights, train_channel_weights
 from percept.similarity.metric import DPS, MODES, channel_distances, channel_maps, mode_width
 from percept.similarity.scoring import (
     PIXEL_METRICS,
@@ -265,8 +261,7 @@ def calibrate(train_path: str, spec: Mapping[str, Any], out: str, *, options: Ma
         init=init, groups=[width * c for c in tap_channels(metric)], dropout_on=dropout_on,
         checkpoint=checkpoint, fingerprint=fp, progress=progress, desc=f"calibrate {spec['name']}")
     weights = split_weights(w, [width * c for c in tap_channels(metric)], metric.taps)
-    save_checkpoint(out, {"fingerprint": {"metric": metric_fingerprint(spec, seed)}, "weights": weights,
-                          "history": history, "training": fp})
+    save_checkpoint(out, {"metric": metric_fingerprint(spec, seed)}, weights=weights, history=history, training=fp)
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     return pd.DataFrame([{**h, "metric": spec["name"]} for h in history])
@@ -435,7 +430,7 @@ def context_labels(context: Sequence[int], pairs: np.ndarray) -> np.ndarray:
 def sample_contexts(n: int, seed: int) -> list[tuple[int, ...]]:
     """``n`` distinct random orderings of the six distortions (all 720 when n ≥ 720)."""
     perms = list(itertools.permutations(range(len(dist.DISTORTIONS))))
-    rng = np.random.default_rng([seed, 59])
+    rng = seeds.rng(seed, "similarity.adaptation_contexts")
     pick = rng.permutation(len(perms))[:min(n, len(perms))]
     return [perms[i] for i in pick]
 
@@ -447,7 +442,7 @@ def fit_split(split: np.ndarray, val_fraction: float, seed: int) -> tuple[np.nda
     test_idx = np.flatnonzero(split == 1)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise ValueError("the distortion set needs images of both splits (train photos and held-out test photos)")
-    perm = np.random.default_rng([seed, 61]).permutation(train_idx)
+    perm = seeds.rng(seed, "similarity.adaptation_split").permutation(train_idx)
     n_val = round(val_fraction * len(perm))
     return perm[n_val:], perm[:n_val], test_idx
 
@@ -577,7 +572,7 @@ def adapt_contexts(s: torch.Tensor, split: np.ndarray, *, options: Mapping[str, 
         weights.append(w)
         histories.append(hist)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {"fingerprint": fp, "weights": weights, "histories": histories})
+            save_checkpoint(checkpoint, fp, weights=weights, histories=histories)
     return pd.DataFrame([_context_row(ci, contexts, w, scored, scored, backbone, h)
                          for ci, (w, h) in enumerate(zip(weights, histories))])
 
@@ -811,7 +806,7 @@ def _adapt_in_loop(metric: DPS, data: ImageDataset, *, variant: str, setting: tu
                                                  device=dev)[setting]}
         rows.append(_context_row(ci, contexts, w, base, adapted, backbone, hist))
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {"fingerprint": fp, "rows": rows})
+            save_checkpoint(checkpoint, fp, rows=rows)
     return pd.DataFrame(rows)
 
 

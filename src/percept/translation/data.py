@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from percept import seeds
 from percept.data.embedded import SHAPE_CLASSES, load_photo, random_crop, shape_mask
 
 DOMAIN_NAMES = ("A", "B")
@@ -58,7 +59,7 @@ def make_translation_domains(path: str, *, shape_a: str, shape_b: str, n_train: 
     fields = {k: np.empty(n, np.float32) for k in ("cx", "cy", "radius", "angle")}
     domain = np.repeat(np.arange(2), per).astype(np.int64)
     split = np.tile(np.r_[np.zeros(n_train), np.ones(n_test)], 2).astype(np.uint8)
-    children = np.random.SeedSequence([seed, 10]).spawn(n)
+    children = seeds.sequence(seed, "translation.domains").spawn(n)
     for i in tqdm(range(n), desc="translation domains", unit="img", disable=not progress):
         rng = np.random.default_rng(children[i])
         obj = render_object(rng, image_size, (shape_a, shape_b)[domain[i]], object_size, textures, backgrounds)

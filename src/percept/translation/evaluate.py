@@ -29,11 +29,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from percept import seeds
 from percept.autoencoders.models import Encoder
 from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.embedded import shape_mask
 from percept.data.store import ImageDataset
 from percept.features import resolve_device
+from percept.filters import gaussian_blur
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +55,6 @@ from percept.translation.tables import SCORES, read_examples, summarize, summari
 
 JUDGE_CLASSES = ("A", "B", "neither")
 CORRUPTIONS = ("blur", "downsample", "noise", "blend", "background", "patch")
-
-
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Blur each image of ``x`` (N, C, H, W) with its own Gaussian ``sigma`` (N,) (reflect padding)."""
-    n, c, h, w = x.shape
-    r = int(np.ceil(3 * float(sigma.max()))) if len(sigma) else 0
-    r = max(1, min(r, h - 1, w - 1))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t[None] / sigma.clamp_min(1e-3).to(x)[:, None]) ** 2)
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (N*C, 2r+1)
-    y = torch.nn.functional.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect")
-    y = torch.nn.functional.conv2d(y, k[:, None, None, :], groups=n * c)
-    y = torch.nn.functional.conv2d(y, k[:, None, :, None], groups=n * c)
-    return y.reshape(n, c, h, w)
 
 
 def corrupt(x: torch.Tensor, kind: str, g: torch.Generator, *, other: torch.Tensor | None = None,
@@ -155,7 +143,7 @@ def judge_accuracy(net: torch.nn.Module, ds: ImageDataset, device: torch.device,
     corruption of them (correct = "neither"), with a fixed seed."""
     x, y = ds.batch(slice(None)), ds.labels().long()
     bg = _backgrounds(ds)
-    g = torch.Generator().manual_seed(seed + 991)
+    g = seeds.torch_generator(seed, "translation.judge_eval")
     out = {"test_accuracy": float((judge_predict(net, x, device).cpu() == y).float().mean()),
            "augmented_accuracy": float((judge_predict(net, mild_augment(x, g), device).cpu() == y).float().mean())}
     for kind in CORRUPTIONS:

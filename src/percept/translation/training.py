@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from percept import seeds
 from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset
 from percept.features import resolve_device
@@ -185,8 +186,9 @@ def train_translation(dataset: str | Path, out_model: str | Path, out_history: s
         for p in model.parameters():  # frozen ones get no gradient, so Adam leaves them (and their state) alone
             p.requires_grad_(id(p) in trainable)
         t0 = time.perf_counter()
-        torch.manual_seed(seed * 10007 + epoch)  # an epoch's noise does not depend on where a run resumed
-        rng = np.random.default_rng([seed, 11, epoch])
+        # an epoch's noise and order do not depend on where a run resumed
+        torch.manual_seed(seeds.torch_seed(seed, "translation.epoch_noise", epoch))
+        rng = seeds.rng(seed, "translation.epoch_order", epoch)
         perm = {d: rng.permutation(r) for d, r in rows.items()}
         model.train()
         if discs is not None:
