@@ -335,3 +335,36 @@ def test_kernel_shap_with_a_single_segment():
     # superpixel segmenters can return one segment (e.g. SLIC on noise): only the two ends remain
     phi, base = P.kernel_shap(np.array([[0.0], [1.0], [1.0]]), np.array([[0.1], [0.9], [0.8]]))
     assert phi.shape == (1, 1) and np.isfinite(phi).all() and base[0] == pytest.approx(0.1, abs=1e-4)
+
+
+@pytest.mark.parametrize("n_classes,show", [(20, 4), (20, 2), (20, 1), (3, 2)])
+def test_channel_crop_labels_do_not_overlap(n_classes, show):
+    """fig_saliency_examples' crop panel: VOC's 20 classes with the paper's 4 channels each (or the miniature's 2)
+    wrap into rows so that no class name or channel number overlaps another (they did in one row)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from percept.figures.explain import _crop_groups_per_row, crop_panel
+
+    voc = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+           "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"][:n_classes]
+    crops = np.random.default_rng(0).uniform(0, 1, (n_classes, show, 8, 8, 3))
+    channels = pd.DataFrame([{"class": k, "rank": r, "tap": "features.29", "channel": 500 + k}
+                             for k in range(n_classes) for r in range(show)])
+    ncol = 9  # images, ground truth, four RISE variants, explainer, Grad-CAM, channels
+    fig = plt.figure(figsize=(1.55 * ncol, 6))
+    groups = _crop_groups_per_row(show, ncol)
+    taps = crop_panel(fig, fig.add_gridspec(1, 1)[0, 0], crops, channels, voc, groups)
+    assert taps == ["features.29"]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for ax in fig.axes for t in (ax._left_title, ax.xaxis.label) if t.get_text()]  # the titles are loc=left
+    assert len(texts) == n_classes + n_classes * show
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    overlaps = [(texts[i].get_text(), texts[j].get_text()) for i, j in itertools.combinations(range(len(boxes)), 2)
+                if boxes[i].overlaps(boxes[j])]
+    plt.close(fig)
+    assert not overlaps, overlaps[:5]

@@ -698,3 +698,19 @@ def test_finetuning_is_deterministic_and_resumes_mid_run(magnification, tmp_path
     monkeypatch.setattr(finetune_mod, "save_checkpoint", real)
     resumed = run_finetune(magnification, tmp_path, "resumed", checkpoint_seconds=0)
     assert resumed[["ila", "pla", "n_labels"]].values.tolist() == straight[["ila", "pla", "n_labels"]].values.tolist()
+
+
+def test_val_ila_is_a_column_only_when_patients_are_held_out(magnification, tmp_path):
+    """finetune.validation 0 (the paper's setting) holds nothing out: the table has no val_ila column rather than
+    a column of NaN; a share > 0 scores the held-out patients, finite in every run (issue 21)."""
+    from percept.mpcs.finetune import evaluate_encoder
+
+    opts = {**FT_OPTIONS, "protocols": ["linear"], "fractions": [1.0], "per_magnification": False,
+            "linear": {"epochs": 1, "lr": 0.01}}
+    kw = dict(encoder="baseline_random", pretrained=None, fold=0, folds=3, backbone="efficientnet_lite0", seed=0,
+              device="cpu", progress=False)
+    none = evaluate_encoder(magnification, options=opts, checkpoint=tmp_path / "none.ckpt", **kw)
+    assert "val_ila" not in none.columns and np.isfinite(none[["ila", "pla"]].to_numpy()).all()
+    held = evaluate_encoder(magnification, options={**opts, "validation": 0.25}, checkpoint=tmp_path / "held.ckpt",
+                            **kw)
+    assert "val_ila" in held.columns and np.isfinite(held["val_ila"].to_numpy()).all()

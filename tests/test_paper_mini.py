@@ -5,6 +5,7 @@ the file names torchvision's weights API looks for."""
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 
 import pytest
@@ -71,3 +72,48 @@ def test_planted_checkpoints_carry_torchvision_file_names_and_load_offline(tmp_p
     state = torch.load(paths[0], map_location="cpu", weights_only=True)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     assert hashlib.sha256(paths[0].read_bytes()).hexdigest()  # a real file, not a link to nowhere
+
+
+def test_checks_accept_only_the_honest_form_of_scores_a_run_cannot_have(tmp_path):
+    """A score a run cannot compute is a missing column, not a column of NaN: val_ila without held-out patients
+    (finetune.validation 0), the mask-based translation scores on horse2zebra (no masks)."""
+    import pandas as pd
+
+    from percept.translation.tables import SCORES, summarize
+
+    fold = tmp_path / "mpcs/breakhis/resnet50/fold0"
+    fold.mkdir(parents=True)
+    pd.DataFrame({"ila": [0.5], "pla": [0.5]}).to_csv(fold / "baseline_random.csv", index=False)
+    pd.DataFrame({"epoch": [1], "loss": [2.0]}).to_csv(fold / "pretrain_fixed.csv", index=False)
+    mp = {"dataset": "breakhis", "finetune": {"validation": 0.0}}
+    assert checks.check_val_ila(tmp_path, mp) == []
+    assert len(checks.check_val_ila(tmp_path, {**mp, "finetune": {"validation": 0.25}})) == 1  # held out, no column
+    pd.DataFrame({"ila": [0.5], "pla": [0.5], "val_ila": [float("nan")]}).to_csv(fold / "mpcs_fixed.csv", index=False)
+    assert [p for p in checks.check_val_ila(tmp_path, mp) if "mpcs_fixed" in p]  # the NaN column is refused
+
+    res = tmp_path / "translation"
+    (res / "full").mkdir(parents=True)
+    tr = {"dataset": "horse2zebra", "variants": {"full": {}}}
+
+    def write(per_image):
+        per_image.to_csv(res / "per_image.csv", index=False)
+        per_image[per_image.variant == "full"].to_csv(res / "full/scores.csv", index=False)
+        summarize(per_image).to_csv(res / "ablation.csv", index=False)
+
+    honest = pd.DataFrame({"variant": ["full", "full", "identity", "identity"], "image": [0, 1, 0, 1],
+                           "target_shape_rate": [1.0, 0.0, 0.0, 0.0], "neither_rate": [0.0, 1.0, 0.0, 0.0]})
+    write(honest)
+    assert checks.check_translation_scores(tmp_path, tr) == []
+    assert checks.check_translation_scores(tmp_path, {**tr, "dataset": "translation_shapes"})  # shapes have masks
+    write(honest.assign(**{s: float("nan") for s in SCORES if s not in honest}))
+    problems = checks.check_translation_scores(tmp_path, tr)
+    assert any("ablation.csv" in p for p in problems) and any("per_image.csv" in p for p in problems)
+
+
+def test_ci_runs_the_miniature_after_pytest_whatever_pytest_said():
+    """.ci/run: pytest, then the miniature in a temporary folder; no exit between them, and the exit status is
+    pytest's failure or else the miniature's."""
+    text = (REPO / ".ci/run").read_text()
+    tests, mini = text.index(".venv/bin/pytest "), text.index("tests/paper_mini/run.py --cores 2 --workdir")
+    assert tests < mini and not re.search(r"\bexit\b", text[tests:mini])
+    assert text.rstrip().endswith('if [ "$status" -ne 0 ]; then exit "$status"; fi\nexit "$mini_status"')

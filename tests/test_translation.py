@@ -21,8 +21,11 @@ from percept.translation.evaluate import (
     corrupt,
     ideal_target,
     iou,
+    MASK_SCORES,
+    SCORES,
     judge_predict,
     load_judge,
+    score_translations,
     summarize,
     train_judge,
     translated_mask,
@@ -281,6 +284,33 @@ def test_scores_on_hand_made_cases():
     t = summarize(per_image).set_index("score")
     assert t.loc["target_shape_rate", "mean"] == 0.5 and t.loc["mask_iou", "mean"] == pytest.approx(0.6)
     assert (t["n"] == 2).all()
+
+
+class _FixedJudge(torch.nn.Module):
+    """Calls every image B (the judge's class 1)."""
+
+    def forward(self, x):
+        return (torch.tensor([[0.0, 5.0, 0.0]]).expand(len(x), 3),)
+
+
+def test_without_ground_truth_only_the_judges_scores_exist_not_nan_columns():
+    """A downloaded photo set (horse2zebra) has no object masks: the mask-based scores are left out of the
+    per-image table and the ablation table instead of being NaN in every row (issue 21)."""
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    kw = dict(judge=_FixedJudge(), device=torch.device("cpu"), dps=None, threshold=0.1)
+    bare = score_translations(x, x, masks=None, backgrounds=None, centres=None, target_shape=None, **kw)
+    assert list(bare.columns) == ["target_shape_rate", "neither_rate"] and (bare["target_shape_rate"] == 1).all()
+    bare.insert(0, "image", range(3))
+    bare.insert(0, "variant", "full")
+    table = summarize(bare)
+    assert set(table["score"]) == set(SCORES) - set(MASK_SCORES) and np.isfinite(table["mean"]).all()
+    # with ground truth every score is there, and finite on a non-empty object
+    masks = np.zeros((3, 16, 16), bool)
+    masks[:, 4:12, 4:12] = True
+    full = score_translations(x, x, masks=masks, backgrounds=np.zeros((3, 16, 16, 3), np.float32),
+                              centres=np.full((3, 2), 8.0), target_shape="circle",
+                              **{**kw, "dps": lambda a, b: (a - b).abs().flatten(1).mean(1)})
+    assert list(full.columns) == list(SCORES) and np.isfinite(full.to_numpy()).all()
 
 
 def test_corruptions_on_hand_made_cases():  # the blur they use: tests/test_filters.py

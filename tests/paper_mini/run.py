@@ -10,7 +10,8 @@
 4. checks that the miniature plans every rule the paper config plans, that every figure of the paper config
    was rendered and every table holds the expected rows with finite values (tests/paper_mini/checks.py).
 
-Exit status 0 only when the run and every check pass. <workdir>/summary.json records jobs, wall time, load.
+Exit status 0 only when the run and every check pass. <workdir>/summary.json records jobs, wall time, CPU
+seconds, load.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,8 +47,14 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-def serve(root: Path) -> tuple[ThreadingHTTPServer, str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+def serve(root: Path, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    """The archives on loopback: on ``port`` when it is free (a rerun in the same workdir keeps its mirror URL,
+    hence the download jobs' parameters, so Snakemake does not redo every job), else on any free port."""
+    handler = partial(_Quiet, directory=str(root))
+    try:
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -93,9 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         checksums = make_archives.build(workdir / "www", checks.paper_sources())
         plant_weights.plant(torch_home)
         summary["setup_s"] = round(time.perf_counter() - t0, 1)
-        httpd, url = serve(workdir / "www")
         import yaml
 
+        mirror = workdir / "mirror.yaml"
+        before = yaml.safe_load(mirror.read_text()) if mirror.is_file() else None
+        port = int(before["downloads"]["mirror"].rsplit(":", 1)[1]) if before else 0
+        httpd, url = serve(workdir / "www", port)
         (workdir / "mirror.yaml").write_text(yaml.safe_dump({"downloads": {"mirror": url, "checksums": checksums}}))
         try:
             plan = snakemake(workdir, configs, "-n", env=env, cores=a.cores)
@@ -104,9 +115,15 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             summary["planned"] = checks.job_stats(plan.stdout + plan.stderr)
             load0, t0 = os.getloadavg(), time.perf_counter()
+            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = snakemake(workdir, configs, "--keep-going", *a.snakemake_args, env=env, cores=a.cores,
                              log=workdir / "snakemake.log")
+            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # CPU seconds of Snakemake and every job it waited for (Python start-ups included): with the wall
+            # time under a known load, what the run would take on idle cores.
+            cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             summary.update(returncode=proc.returncode, wall_s=round(time.perf_counter() - t0, 1),
+                           cpu_s=round(cpu_s, 1),
                            load_before=[round(x, 2) for x in load0],
                            load_after=[round(x, 2) for x in os.getloadavg()], cores=a.cores,
                            jobs=sum(summary["planned"].values()))
@@ -114,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             httpd.shutdown()
             httpd.server_close()
         (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"paper-mini: snakemake exited {proc.returncode} after {summary['wall_s']} s "
+        print(f"paper-mini: snakemake exited {proc.returncode} after {summary['wall_s']} s, {summary['cpu_s']} CPU s "
               f"({summary['jobs']} jobs; load {summary['load_before']} -> {summary['load_after']})", flush=True)
         if proc.returncode:
             print((workdir / "snakemake.log").read_text()[-6000:])

@@ -66,9 +66,11 @@ def fig_saliency_examples(inputs: Mapping[str, Any], out: Sequence[str], n_image
         crops = f["crops"][...]
     channels = pd.read_csv(inputs["channels"]) if inputs.get("channels") else pd.DataFrame()
     ncol = 2 + len(columns)
+    n_groups = _crop_groups_per_row(crops.shape[1], ncol)
+    crop_rows = -(-crops.shape[0] // n_groups)
     with plotting.style():
-        fig = plt.figure(figsize=(1.55 * ncol, 1.7 * len(pos) + 2.2))
-        grid = fig.add_gridspec(len(pos) + 1, ncol, height_ratios=[1] * len(pos) + [1.15])
+        fig = plt.figure(figsize=(1.55 * ncol, 1.7 * len(pos) + 0.85 * crop_rows + 1.6))
+        grid = fig.add_gridspec(len(pos) + 1, ncol, height_ratios=[1] * len(pos) + [0.55 * crop_rows + 0.2])
         for i in range(len(pos)):
             c = int(np.flatnonzero(labels[i])[0])
             ax = fig.add_subplot(grid[i, 0])
@@ -86,19 +88,44 @@ def fig_saliency_examples(inputs: Mapping[str, Any], out: Sequence[str], n_image
                 plotting.image_axis(ax, None)
                 if i == 0:
                     ax.set_title(name, fontsize=7)
-        sub = grid[len(pos), :].subgridspec(1, crops.shape[0] * crops.shape[1], wspace=0.05)
-        for k in range(crops.shape[0]):
-            for r in range(crops.shape[1]):
-                ax = fig.add_subplot(sub[0, k * crops.shape[1] + r])
-                plotting.image_axis(ax)
-                if np.isfinite(crops[k, r]).all():
-                    ax.imshow(np.clip(crops[k, r], 0, 1))
-                    sel = channels[(channels["class"] == k) & (channels["rank"] == r)] if len(channels) else []
-                    if len(sel):
-                        ax.set_title(f"{ds.class_names[k]}\n{sel.iloc[0]['tap']}:{sel.iloc[0]['channel']}", fontsize=6)
+        taps = crop_panel(fig, grid[len(pos), :], crops, channels, ds.class_names, n_groups)
         fig.suptitle("Saliency maps of the explained class (first present class) on held-out images; bottom: "
-                     "average top-activating crops of each class's relevant channels", fontsize=9)
+                     "average top-activating crops of each class's relevant channels"
+                     + (f" (channel numbers of {taps[0]})" if len(taps) == 1 else ""), fontsize=9)
         plotting.save(fig, *out)
+
+
+def _crop_groups_per_row(show: int, ncol: int) -> int:
+    """Classes per row of the crop panel: each class takes ``show`` crop cells and a spacer, about three cells
+    per image column, so a class name and the channel numbers fit under and over their own crops."""
+    return max(1, (3 * ncol) // (show + 1))
+
+
+def crop_panel(fig, spec, crops: np.ndarray, channels: pd.DataFrame, class_names: Sequence[str],
+               groups_per_row: int) -> list[str]:
+    """The relevant channels' average top-activating crops (``crops``: classes × shown channels × H × W × 3,
+    NaN where a class has fewer) in ``spec``, wrapped into rows of ``groups_per_row`` classes: the class name
+    once over its crops, each crop's channel under it (``tap:channel`` only when the channels come from
+    several taps). Returns the taps."""
+    n_classes, show = crops.shape[:2]
+    taps = sorted(set(channels["tap"])) if len(channels) else []
+    n_rows = -(-n_classes // groups_per_row)
+    sub = spec.subgridspec(n_rows, groups_per_row * (show + 1) - 1, wspace=0.08, hspace=0.55)
+    for k in range(n_classes):
+        row, group = divmod(k, groups_per_row)
+        for r in range(show):
+            ax = fig.add_subplot(sub[row, group * (show + 1) + r])
+            plotting.image_axis(ax)
+            if r == 0:
+                ax.set_title(class_names[k], fontsize=6, loc="left", pad=2)
+            if not np.isfinite(crops[k, r]).all():
+                continue
+            ax.imshow(np.clip(crops[k, r], 0, 1))
+            sel = channels[(channels["class"] == k) & (channels["rank"] == r)] if len(channels) else []
+            if len(sel):
+                tap, ch = sel.iloc[0]["tap"], int(sel.iloc[0]["channel"])
+                ax.set_xlabel(f"{tap}:{ch}" if len(taps) > 1 else str(ch), fontsize=5, labelpad=1)
+    return taps
 
 
 @renderer("fig_rise_components")

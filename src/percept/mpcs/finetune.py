@@ -103,7 +103,8 @@ def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str 
     ``fractions``, ``label_unit`` (patient: whole patients per subtype, the reference's portions; image:
     images per class), ``per_magnification`` (the reference fine-tunes and scores each magnification on its
     own, src/supervised/finetune_breakhis.py ``train_model(args, fold, magnification)``; false pools them,
-    recorded as magnification 0), ``validation`` (share of training patients held out and scored),
+    recorded as magnification 0), ``validation`` (share of training patients held out and scored as the
+    column ``val_ila``, which is absent when nothing is held out),
     ``seeds``, ``batch_size``, ``weight_decay``, ``flip``, ``image_size``, ``recalibrate_batchnorm``, and per
     protocol ``linear``/``full`` ``{epochs, lr}``. Completed runs (after each) and the running full fine-tune (after
     an epoch, at most every ``checkpoint_seconds``; 0: every epoch) are checkpointed to ``checkpoint``; a rerun
@@ -200,9 +201,12 @@ def evaluate_encoder(dataset_path: str | Path, *, encoder: str, pretrained: str 
                            "n_label_patients": int(len(np.unique(patients[train][chosen]))),
                            "n_test": int(len(t_pos)), "n_test_patients": int(len(np.unique(patients[t_pos]))),
                            "ila": image_level_accuracy(preds["test"], labels[t_pos]),
-                           "pla": patient_level_accuracy(preds["test"], labels[t_pos], patients[t_pos]),
-                           "val_ila": (image_level_accuracy(preds["val"], labels[v_pos]) if "val" in preds
-                                       else float("nan"))}
+                           "pla": patient_level_accuracy(preds["test"], labels[t_pos], patients[t_pos])}
+                    if len(val):
+                        # Only a run that holds patients out has the column (finetune.validation > 0); NaN in
+                        # it then means no held-out image at this magnification.
+                        row["val_ila"] = (image_level_accuracy(preds["val"], labels[v_pos]) if "val" in preds
+                                          else float("nan"))
                     rows.append(row)
                     log.info("%s %s %sx %.0f%% labels seed %d: ILA %.4f PLA %.4f (%.1f s)", encoder, protocol,
                              m or "all", 100 * fraction, replicate, row["ila"], row["pla"], time.perf_counter() - t0)

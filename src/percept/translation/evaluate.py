@@ -14,6 +14,8 @@ Appearance preserved (with the ground-truth input mask and the estimated transla
 - ``perceptual_distance``: the project's DPS (mode ``mean``: position-free channel means of unit-normalised tap
   features) between the two objects each pasted on mid grey;
 - ``background_change``: mean absolute RGB change outside both the input object and the ideal target.
+The last four need the ground truth (:data:`MASK_SCORES`); a dataset without it (horse2zebra, a folder) has only
+the judge's two scores, and its tables leave the other columns out.
 The ``identity`` reference (the input returned unchanged) gives the scores of no translation at all.
 Masks come from the dataset (segmentation, meta) and are used for scoring only.
 """
@@ -41,7 +43,8 @@ log = logging.getLogger(__name__)
 
 # The torch-free half (score names, tables, example files) lives in percept.translation.tables, so the summary
 # and figure jobs need no torch; it is re-exported here.
-from percept.translation.tables import SCORES, read_examples, summarize, summarize_runs, write_examples  # noqa: E402,F401
+from percept.translation.tables import (  # noqa: E402,F401
+    MASK_SCORES, SCORES, read_examples, summarize, summarize_runs, write_examples)
 
 
 # ------------------------------------------------------------------------------------------------- the judge
@@ -268,14 +271,14 @@ def on_grey(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def score_translations(inputs: torch.Tensor, translations: torch.Tensor, *, masks: np.ndarray | None,
                        backgrounds: np.ndarray | None, centres: np.ndarray | None, target_shape: str | None,
                        judge: torch.nn.Module, device: torch.device, dps, threshold: float) -> pd.DataFrame:
-    """Per-image scores (columns :data:`SCORES`); mask-based scores are NaN without ground truth."""
+    """Per-image scores, columns :data:`SCORES`; without ground truth (``masks`` or ``backgrounds`` None: a
+    downloaded photo set) only the judge's scores, the :data:`MASK_SCORES` columns left out rather than NaN."""
     n = len(inputs)
-    out = {k: np.full(n, np.nan) for k in SCORES}
     pred = judge_predict(judge, translations, device).cpu()
-    out["target_shape_rate"] = (pred == 1).float().numpy()
-    out["neither_rate"] = (pred == 2).float().numpy()
+    judged = {"target_shape_rate": (pred == 1).float().numpy(), "neither_rate": (pred == 2).float().numpy()}
     if masks is None or backgrounds is None:
-        return pd.DataFrame(out)
+        return pd.DataFrame(judged)
+    out = {k: np.full(n, np.nan) for k in SCORES} | judged
     x = inputs.permute(0, 2, 3, 1).numpy()
     t = translations.permute(0, 2, 3, 1).numpy()
     pasted_in, pasted_tr = [], []

@@ -11,11 +11,21 @@ import numpy as np
 import pandas as pd
 
 SCORES = ("target_shape_rate", "neither_rate", "mask_iou", "colour_hist_distance", "perceptual_distance", "background_change")
+# The scores that need the ground-truth object mask, centre and clean background (the offline shapes domains have
+# them; downloaded photo sets such as horse2zebra do not): without them these columns are left out of the tables
+# rather than written as NaN.
+MASK_SCORES = ("mask_iou", "colour_hist_distance", "perceptual_distance", "background_change")
+
+
+def scores_of(table: pd.DataFrame) -> list[str]:
+    """The scores of :data:`SCORES` that ``table`` (per image) has, in their canonical order."""
+    return [s for s in SCORES if s in table.columns]
 
 
 def summarize(per_image: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Tidy table: one row per (variant, score) with the mean, standard error and image count."""
-    long = per_image.melt(id_vars=["variant", "image"], value_vars=list(SCORES), var_name="score")
+    """Tidy table: one row per (variant, score) with the mean, standard error and image count, for the scores the
+    per-image table has (no rows for the mask-based scores of a dataset without masks)."""
+    long = per_image.melt(id_vars=["variant", "image"], value_vars=scores_of(per_image), var_name="score")
     g = long.groupby(["variant", "score"], sort=False)["value"]
     out = pd.DataFrame({"mean": g.mean(), "sem": g.sem(), "n": g.count()}).reset_index()
     return out
