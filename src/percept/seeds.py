@@ -53,6 +53,9 @@ STREAMS: dict[str, int] = {
     "similarity.challenge_stain": 54,         # per photo and crop: the colour-stain block
     "similarity.adaptation_contexts": 59,     # the orderings of the six distortions (no ids)
     "similarity.adaptation_split": 61,        # the train/validation split of the distortion set (no ids)
+    "similarity.adaptation_dropout": 62,      # torch's global RNG (element dropout) of tune/scratch (ids: context)
+    # data
+    "data.roads_crops": 71,                   # the training crops of one Massachusetts Roads tile (ids: the tile's key)
 }
 
 

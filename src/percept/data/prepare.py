@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from percept import seeds
 from percept.data.bapps import write_bapps
 from percept.data.download import IMAGE_SUFFIXES, local_folder
 from percept.data.store import fingerprint, write_image_dataset
@@ -443,7 +444,7 @@ def _road_tile(item: tuple[tuple[int, int], Path, Path], image_size: int, crops:
     w, h = sat.size
     if min(w, h) < image_size:
         raise ValueError(f"{sat_path}: {w}x{h} is smaller than the {image_size}x{image_size} crops (train_crops)")
-    rng = np.random.default_rng([seed, *key])  # per tile: the same crops whatever the thread order
+    rng = seeds.rng(seed, "data.roads_crops", *key)  # per tile: the same crops whatever the thread order
     images, roads = [], []
     for top, left in zip(rng.integers(0, h - image_size + 1, crops), rng.integers(0, w - image_size + 1, crops)):
         box = (int(left), int(top), int(left) + image_size, int(top) + image_size)
