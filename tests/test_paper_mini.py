@@ -5,7 +5,6 @@ the file names torchvision's weights API looks for."""
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 
 import pytest
@@ -108,12 +107,3 @@ def test_checks_accept_only_the_honest_form_of_scores_a_run_cannot_have(tmp_path
     write(honest.assign(**{s: float("nan") for s in SCORES if s not in honest}))
     problems = checks.check_translation_scores(tmp_path, tr)
     assert any("ablation.csv" in p for p in problems) and any("per_image.csv" in p for p in problems)
-
-
-def test_ci_runs_the_miniature_after_pytest_whatever_pytest_said():
-    """.ci/run: pytest, then the miniature in a temporary folder; no exit between them, and the exit status is
-    pytest's failure or else the miniature's."""
-    text = (REPO / ".ci/run").read_text()
-    tests, mini = text.index(".venv/bin/pytest "), text.index("tests/paper_mini/run.py --cores 2 --workdir")
-    assert tests < mini and not re.search(r"\bexit\b", text[tests:mini])
-    assert text.rstrip().endswith('if [ "$status" -ne 0 ]; then exit "$status"; fi\nexit "$mini_status"')

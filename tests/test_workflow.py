@@ -179,11 +179,10 @@ def test_lint_is_clean():
 
 
 def test_paper_config_plans_offline(paper_plan):
-    text, seconds = paper_plan
+    text, _ = paper_plan
     assert "download_stl10" in text and "download_voc2007" in text and "download_breakhis" in text
     jobs = int(text.split("Job stats")[1].split("total")[1].split()[0])
-    assert jobs > 40
-    assert seconds < 60
+    assert jobs > 40  # how long planning takes is measured by bench/plan_paper.py, not asserted under load
 
 
 def test_nested_config_override_is_read_as_the_schema_types(tmp_path):
