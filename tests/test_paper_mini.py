@@ -1,4 +1,4 @@
-"""The paper config's miniature (issue 21; tests/paper_mini/, run whole by .ci/run after pytest): its archive
+"""The paper config's miniature (issue 21; tests/paper_mini/, run whole by tests/paper_mini/run.py; not a CI step yet): its archive
 builders write what the downloaders and converters of the real sources accept, and its planted checkpoints carry
 the file names torchvision's weights API looks for."""
 
