@@ -792,7 +792,8 @@ def _adapt_in_loop(metric: DPS, data: ImageDataset, *, variant: str, setting: tu
             state["k"] = epoch % n_draws
             return pair_maps_of, None, lab
 
-        torch.manual_seed(seeds.torch_seed(seed, "similarity.adaptation_dropout", ci))  # element dropout: the same draws whether resumed or not
+        # element dropout: the same draws whether resumed or not
+        torch.manual_seed(seeds.torch_seed(seed, "similarity.adaptation_dropout", ci))
         w, hist = train_channel_weights(None, None, None, seed=seed + ci, resample=resample, params=params,
                                         param_lr=options.get("network_lr"), **common)
         net.eval()
