@@ -1,6 +1,6 @@
 """The paper config's miniature (issue 21; tests/paper_mini/, run whole by tests/paper_mini/run.py; not a CI
-step yet): its archive builders write what the downloaders and converters of the real sources accept, and its planted checkpoints carry
-the file names torchvision's weights API looks for."""
+step yet): its archive builders write what the downloaders and converters of the real sources accept, and its
+planted checkpoints carry the file names torchvision's weights API looks for."""
 
 from __future__ import annotations
 
