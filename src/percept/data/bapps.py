@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 import torch
 
-from percept.data.store import RowReader
+from percept.data.store import RowReader, rows_named
 from percept.h5io import CacheError, atomic_h5, chunked_dataset, get_json_attr, open_h5
 
 # kind: (image datasets in the file, score name, soft links)
@@ -92,12 +92,7 @@ class _PatchSet(RowReader):
             self.fingerprint: str = get_json_attr(f, "fingerprint")
             self.categories: list[str] = get_json_attr(f, "categories")
             codes = f["meta/category"][...]
-            if category is None:
-                self.rows = np.arange(len(codes))
-            else:
-                if category not in self.categories:
-                    raise ValueError(f"{self.path}: no category {category!r}; it has {self.categories}")
-                self.rows = np.flatnonzero(codes == self.categories.index(category))
+            self.rows = rows_named(codes, self.categories, category, self.path, "category")
             self.category = torch.from_numpy(codes[self.rows])
             self.score = torch.from_numpy(f[f"meta/{self.SCORE}"][...][self.rows])
             self.image_shape: tuple[int, int, int] = tuple(f["images"].shape[1:])

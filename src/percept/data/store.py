@@ -109,6 +109,16 @@ def read_rows(ds: h5py.Dataset, rows: Sequence[int] | np.ndarray) -> np.ndarray:
     return data[inverse]
 
 
+def rows_named(codes: np.ndarray, names: Sequence[str], name: str | None, path: Path, kind: str) -> np.ndarray:
+    """The rows whose code is ``name``'s index in ``names`` (every row when ``name`` is None); a clear error
+    naming the file and the ``kind`` values it has when ``name`` is not one of them."""
+    if name is None:
+        return np.arange(len(codes))
+    if name not in names:
+        raise ValueError(f"{path}: no {kind} {name!r}; it has {names}")
+    return np.flatnonzero(codes == list(names).index(name))
+
+
 @dataclass(frozen=True)
 class Sample:
     image: torch.Tensor  # float32 (3, H, W) in [0, 1]
@@ -182,13 +192,7 @@ class ImageDataset(RowReader, torch.utils.data.Dataset):
             self.has_segmentation = "segmentation" in f
             self.has_positions = "positions" in f
             self.meta_keys = sorted(f["meta"].keys()) if "meta" in f else []
-            codes = f["split"][...]
-            if split is None:
-                self.rows = np.arange(len(codes))
-            else:
-                if split not in self.split_names:
-                    raise ValueError(f"{self.path}: no split {split!r}; it has {self.split_names}")
-                self.rows = np.flatnonzero(codes == self.split_names.index(split))
+            self.rows = rows_named(f["split"][...], self.split_names, split, self.path, "split")
             if len(self.rows) == 0:
                 raise CacheError(f"{self.path}: split {split!r} is empty")
             self._labels = torch.from_numpy(f["labels"][...]) if "labels" in f else None
