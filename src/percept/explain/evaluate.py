@@ -154,12 +154,13 @@ def run_baselines(dataset_path: str, classifier: torch.nn.Module, explainer: tor
 
 def score_image(f: torch.nn.Module, image: torch.Tensor, maps: Mapping[int, torch.Tensor], labels: torch.Tensor,
                 masks: torch.Tensor | None, opts: Mapping[str, Any], fill: torch.Tensor | None = None,
-                logits: torch.Tensor | None = None) -> list[dict[str, Any]]:
+                logits: torch.Tensor | None = None, anchors: torch.Tensor | None = None) -> list[dict[str, Any]]:
     """One method's maps of one image scored: a row per class :func:`metrics.explained_classes` picks (the
     ground-truth classes, plus the top-1 class under ``target: top1``), with ``class``, ``present``, ``top1``,
     ``causal`` and the metrics that apply to it: the ground-truth ones where ``present``, deletion, insertion
     and SRG where ``causal`` (the others absent, empty in the table). ``maps[c]`` ``(H, W)``; ``masks``
-    ``(K, H, W)``; ``logits`` of the unperturbed image (computed when None)."""
+    ``(K, H, W)``; ``logits`` of the unperturbed image (computed when None); ``anchors`` the logits of
+    :func:`image_anchors` (the curves' fixed ends; computed by every :func:`metrics.score_map` call when None)."""
     if logits is None:
         with torch.inference_mode():
             logits = f(image[None])[0]
@@ -169,9 +170,18 @@ def score_image(f: torch.nn.Module, image: torch.Tensor, maps: Mapping[int, torc
                              threshold=opts["threshold"], tolerance=opts["pointing_tolerance"], steps=opts["steps"],
                              blur_sigma=opts["insertion_blur_sigma"], fill=fill, blur=opts["insertion_blur"],
                              output=opts["output"], srg_steps=opts["srg_steps"], srg_colour=opts["srg_colour"],
-                             causal=kind["causal"], ground_truth=kind["present"])
+                             causal=kind["causal"], ground_truth=kind["present"], anchors=anchors)
         rows.append({"class": c, **kind, **scores})
     return rows
+
+
+def image_anchors(f: torch.nn.Module, image: torch.Tensor, opts: Mapping[str, Any],
+                  fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits ``(4, K)`` of :func:`metrics.anchor_inputs` of one image: the ends of its deletion, insertion and
+    SRG curves, the same for every map, computed once per image rather than once per map and class."""
+    with torch.inference_mode():
+        return f(M.anchor_inputs(image, opts["insertion_blur_sigma"], fill, opts["insertion_blur"],
+                                 opts["srg_colour"]))
 
 
 def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequence[str], opts: Mapping[str, Any],
@@ -181,6 +191,7 @@ def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequen
     f = classifier.to(device).eval()
     fill = None if opts["fill"] == "black" else torch.tensor(classifier.spec.mean, device=device)
     rows_out = []
+    anchors: dict[int, torch.Tensor] = {}  # per dataset row: the curves' fixed ends, shared by every map
     for path in map_paths:
         rows, maps, meta = read_maps(path)
         pos = np.searchsorted(full.rows, rows)
@@ -192,9 +203,11 @@ def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequen
         for key in tqdm(sorted(maps), desc=f"scoring {Path(path).name}", disable=not progress):
             info = meta[key]
             for i, r in enumerate(rows):
+                if int(r) not in anchors:
+                    anchors[int(r)] = image_anchors(f, images[i].to(device), opts, fill)
                 sal = {c: torch.from_numpy(m).to(device) for c, m in enumerate(maps[key][i])}
                 for row in score_image(f, images[i].to(device), sal, labels[i], masks[i].to(device), opts, fill,
-                                       logits[i]):
+                                       logits[i], anchors[int(r)]):
                     rows_out.append({"classifier": classifier_name, "image": int(r), "class": row["class"],
                                      "class_name": full.class_names[row["class"]], "setting": key,
                                      "method": info["method"],
