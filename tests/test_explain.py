@@ -400,3 +400,40 @@ def test_channel_crop_labels_do_not_overlap(n_classes, show):
                 if boxes[i].overlaps(boxes[j])]
     plt.close(fig)
     assert not overlaps, overlaps[:5]
+
+
+def test_batched_scoring_gives_the_rows_of_one_call_at_a_time_in_fewer_forward_passes():
+    # issue 21: score_maps queues the maps of an image and sends their images to the model together
+    from percept.explain.evaluate import BatchedScoring, image_anchors, score_image
+
+    torch.manual_seed(1)
+    weights = torch.randn(3 * 8 * 8, 4)
+    calls = []
+
+    def model(x):
+        calls.append(len(x))
+        return (x.flatten(1) - 0.5) @ weights / 8
+
+    opts = {"target": "top1", "threshold": 0.5, "pointing_tolerance": 1, "steps": 4, "insertion_blur_sigma": 1.0,
+            "insertion_blur": "rise", "output": "softmax", "srg_steps": 3, "srg_colour": 0.5}
+    img, labels = torch.rand(3, 8, 8), torch.tensor([1.0, 0.0, 1.0, 0.0])
+    masks = torch.rand(4, 8, 8) > 0.5
+    logits = model(img[None])[0]
+    anchors = image_anchors(model, img, opts)
+    maps = [{c: torch.rand(8, 8) for c in range(4)} for _ in range(5)]
+    calls.clear()
+    one_by_one = [score_image(model, img, m, labels, masks, opts, None, logits, anchors) for m in maps]
+    n_single = len(calls)
+    calls.clear()
+    scoring, batched = BatchedScoring(model, batch_size=16), []
+    for m in maps:
+        if scoring.add(img, m, labels, masks, opts, None, logits, anchors):
+            batched += scoring.flush()
+    batched += scoring.flush()
+    assert len(calls) < n_single and max(calls) <= 16
+    assert len(batched) == len(one_by_one)
+    for got, want in zip(batched, one_by_one):
+        assert [r["class"] for r in got] == [r["class"] for r in want]
+        for g, w in zip(got, want):
+            for k, v in w.items():
+                assert g[k] == pytest.approx(v, rel=1e-5, abs=1e-6, nan_ok=True), k

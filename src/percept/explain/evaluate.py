@@ -184,9 +184,55 @@ def image_anchors(f: torch.nn.Module, image: torch.Tensor, opts: Mapping[str, An
                                  opts["srg_colour"]))
 
 
+class BatchedScoring:
+    """Many :func:`score_image` calls sharing forward passes: each call is first run against a recorder that
+    keeps the images it would send the model (returning zeros), the recorded images of a group of calls go
+    through the model in batches of ``batch_size``, and the calls run again against their logits. At the
+    miniature's sizes a call sends 8 images and the fixed cost of a forward pass (the weights read again for
+    every call) outweighs them; the rows are those of one call at a time (the logits to float rounding)."""
+
+    def __init__(self, f: torch.nn.Module, batch_size: int = 64):
+        self.f, self.batch_size = f, batch_size
+        self.pending: list[tuple[tuple, dict]] = []
+        self.images = 0
+
+    def add(self, *args, **kwargs) -> bool:
+        """Queue ``score_image(f, *args, **kwargs)``; True when a batch's worth of images waits (:meth:`flush`)."""
+        recorded: list[torch.Tensor] = []
+
+        def record(x: torch.Tensor) -> torch.Tensor:
+            recorded.append(x)
+            return torch.zeros(len(x), self.num_classes, device=x.device)
+
+        self.num_classes = len(args[2])  # the maps' classes
+        score_image(record, *args, **kwargs)
+        self.pending.append((args, kwargs, recorded))
+        self.images += sum(len(x) for x in recorded)
+        return self.images >= self.batch_size
+
+    def flush(self) -> list[list[dict[str, Any]]]:
+        """The queued calls' rows, in order."""
+        batch = [x for _, _, rec in self.pending for x in rec]
+        if not batch:
+            return []
+        x = torch.cat(batch)
+        with torch.inference_mode():
+            logits = torch.cat([self.f(x[j:j + self.batch_size]) for j in range(0, len(x), self.batch_size)])
+        out, start = [], 0
+        for args, kwargs, rec in self.pending:
+            sizes = [len(r) for r in rec]
+            chunks = list(torch.split(logits[start:start + sum(sizes)], sizes))
+            start += sum(sizes)
+            out.append(score_image(lambda _x, _c=iter(chunks): next(_c), *args, **kwargs))
+        self.pending, self.images = [], 0
+        return out
+
+
 def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequence[str], opts: Mapping[str, Any],
-               *, classifier_name: str, device: str | torch.device = "cpu", progress: bool = True) -> pd.DataFrame:
-    """The tidy table: one row per image × scored class (:func:`score_image`) × method × setting."""
+               *, classifier_name: str, device: str | torch.device = "cpu", progress: bool = True,
+               batch_size: int = 64) -> pd.DataFrame:
+    """The tidy table: one row per image × scored class (:func:`score_image`) × method × setting; the model
+    sees the images of several maps at once (:class:`BatchedScoring`, ``batch_size`` images a pass)."""
     full = ImageDataset(dataset_path)
     f = classifier.to(device).eval()
     fill = None if opts["fill"] == "black" else torch.tensor(classifier.spec.mean, device=device)
@@ -200,19 +246,29 @@ def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequen
         labels = full.labels()[pos]
         with torch.inference_mode():  # the unperturbed images' logits pick the top-1 class (evaluation.target)
             logits = torch.cat([f(images[j:j + 32].to(device)).float().cpu() for j in range(0, len(images), 32)])
-        for key in tqdm(sorted(maps), desc=f"scoring {Path(path).name}", disable=not progress):
-            info = meta[key]
-            for i, r in enumerate(rows):
-                if int(r) not in anchors:
-                    anchors[int(r)] = image_anchors(f, images[i].to(device), opts, fill)
-                sal = {c: torch.from_numpy(m).to(device) for c, m in enumerate(maps[key][i])}
-                for row in score_image(f, images[i].to(device), sal, labels[i], masks[i].to(device), opts, fill,
-                                       logits[i], anchors[int(r)]):
+        scoring, keys = BatchedScoring(f, batch_size), []
+
+        def emit():
+            for (key, r), found in zip(keys, scoring.flush()):
+                info = meta[key]
+                for row in found:
                     rows_out.append({"classifier": classifier_name, "image": int(r), "class": row["class"],
                                      "class_name": full.class_names[row["class"]], "setting": key,
                                      "method": info["method"],
                                      **{k: info.get(k, "") for k in COMPONENTS}, "base": bool(info.get("base")),
                                      "n_masks": info.get("n_masks", ""), **row})
+            keys.clear()
+
+        for key in tqdm(sorted(maps), desc=f"scoring {Path(path).name}", disable=not progress):
+            for i, r in enumerate(rows):
+                if int(r) not in anchors:
+                    anchors[int(r)] = image_anchors(f, images[i].to(device), opts, fill)
+                sal = {c: torch.from_numpy(m).to(device) for c, m in enumerate(maps[key][i])}
+                keys.append((key, r))
+                if scoring.add(images[i].to(device), sal, labels[i], masks[i].to(device), opts, fill, logits[i],
+                               anchors[int(r)]):
+                    emit()
+        emit()
     return pd.DataFrame(rows_out)
 
 
