@@ -94,7 +94,7 @@ rule explain_rise:
         "logs/explain_rise/{classifier}.log",
     benchmark:
         "benchmarks/explain_rise/{classifier}.tsv"
-    threads: 2
+    threads: 1  # OpenMP threads spin on a busy CPU: 2 threads cost 136 CPU s against 15 for one (issue 21)
     resources:
         gpu=1,
         mem_mb=8000,
@@ -141,7 +141,7 @@ rule evaluate_explanations:
         progress=config["progress"],
     log:
         "logs/evaluate_explanations/{classifier}.log",
-    threads: 2
+    threads: 1  # as explain_rise: one thread per job, two jobs side by side
     resources:
         gpu=1,
         mem_mb=8000,

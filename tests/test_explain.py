@@ -281,6 +281,38 @@ def test_deletion_and_insertion_follow_the_map():
     assert s_good["srg"] > 0 > s_bad["srg"]  # MIF drops the class, LIF keeps it
 
 
+@pytest.mark.parametrize("fill", [None, torch.tensor([0.485, 0.456, 0.406])])
+@pytest.mark.parametrize("blur", ["rise", "gaussian"])
+def test_score_map_with_anchors_sends_only_the_maps_own_images_and_scores_the_same(fill, blur):
+    # issue 21: every deletion, insertion and SRG curve starts or ends on one of four map-independent images
+    # (the image, all deleted, the blurred start, all grey); with their logits given, the model sees 8 fewer
+    # images per map and class, and every score is the same as computing them in the map's own batch
+    torch.manual_seed(0)
+    weights = torch.randn(3 * 8 * 8, 4)
+
+    def logits(x):
+        seen.append(len(x))
+        return (x.flatten(1) - 0.5) @ weights / 8
+
+    img, sal = torch.rand(3, 8, 8), torch.rand(8, 8)
+    mask = sal > 0.5
+    steps, srg_steps = 4, 5
+    kw = dict(steps=steps, blur=blur, blur_sigma=1.0, fill=fill, srg_steps=srg_steps, srg_colour=0.4)
+    seen = []
+    plain = M.score_map(logits, img, sal, 1, mask, **kw)
+    assert seen == [2 + 2 * (steps + 1) + 2 * srg_steps]
+    anchors = logits(M.anchor_inputs(img, 1.0, fill, blur, 0.4))
+    seen = []
+    shared = M.score_map(logits, img, sal, 1, mask, anchors=anchors, **kw)
+    assert seen == [2 + 2 * (steps + 1) + 2 * srg_steps - 8]
+    assert shared.keys() == plain.keys()
+    for k in plain:
+        assert shared[k] == pytest.approx(plain[k], rel=1e-5, abs=1e-6), k
+    # the anchors are what the curves use: wrong ones change the scores
+    wrong = M.score_map(logits, img, sal, 1, mask, anchors=anchors.flip(0), **kw)
+    assert wrong["deletion"] != pytest.approx(plain["deletion"])
+
+
 # --- classifier helpers -------------------------------------------------------------------------------------------
 def test_average_precision_by_hand():
     assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([1, 0, 1])) == pytest.approx((1 + 2 / 3) / 2)
@@ -368,3 +400,40 @@ def test_channel_crop_labels_do_not_overlap(n_classes, show):
                 if boxes[i].overlaps(boxes[j])]
     plt.close(fig)
     assert not overlaps, overlaps[:5]
+
+
+def test_batched_scoring_gives_the_rows_of_one_call_at_a_time_in_fewer_forward_passes():
+    # issue 21: score_maps queues the maps of an image and sends their images to the model together
+    from percept.explain.evaluate import BatchedScoring, image_anchors, score_image
+
+    torch.manual_seed(1)
+    weights = torch.randn(3 * 8 * 8, 4)
+    calls = []
+
+    def model(x):
+        calls.append(len(x))
+        return (x.flatten(1) - 0.5) @ weights / 8
+
+    opts = {"target": "top1", "threshold": 0.5, "pointing_tolerance": 1, "steps": 4, "insertion_blur_sigma": 1.0,
+            "insertion_blur": "rise", "output": "softmax", "srg_steps": 3, "srg_colour": 0.5}
+    img, labels = torch.rand(3, 8, 8), torch.tensor([1.0, 0.0, 1.0, 0.0])
+    masks = torch.rand(4, 8, 8) > 0.5
+    logits = model(img[None])[0]
+    anchors = image_anchors(model, img, opts)
+    maps = [{c: torch.rand(8, 8) for c in range(4)} for _ in range(5)]
+    calls.clear()
+    one_by_one = [score_image(model, img, m, labels, masks, opts, None, logits, anchors) for m in maps]
+    n_single = len(calls)
+    calls.clear()
+    scoring, batched = BatchedScoring(model, batch_size=16), []
+    for m in maps:
+        if scoring.add(img, m, labels, masks, opts, None, logits, anchors):
+            batched += scoring.flush()
+    batched += scoring.flush()
+    assert len(calls) < n_single and max(calls) <= 16
+    assert len(batched) == len(one_by_one)
+    for got, want in zip(batched, one_by_one):
+        assert [r["class"] for r in got] == [r["class"] for r in want]
+        for g, w in zip(got, want):
+            for k, v in w.items():
+                assert g[k] == pytest.approx(v, rel=1e-5, abs=1e-6, nan_ok=True), k

@@ -154,12 +154,13 @@ def run_baselines(dataset_path: str, classifier: torch.nn.Module, explainer: tor
 
 def score_image(f: torch.nn.Module, image: torch.Tensor, maps: Mapping[int, torch.Tensor], labels: torch.Tensor,
                 masks: torch.Tensor | None, opts: Mapping[str, Any], fill: torch.Tensor | None = None,
-                logits: torch.Tensor | None = None) -> list[dict[str, Any]]:
+                logits: torch.Tensor | None = None, anchors: torch.Tensor | None = None) -> list[dict[str, Any]]:
     """One method's maps of one image scored: a row per class :func:`metrics.explained_classes` picks (the
     ground-truth classes, plus the top-1 class under ``target: top1``), with ``class``, ``present``, ``top1``,
     ``causal`` and the metrics that apply to it: the ground-truth ones where ``present``, deletion, insertion
     and SRG where ``causal`` (the others absent, empty in the table). ``maps[c]`` ``(H, W)``; ``masks``
-    ``(K, H, W)``; ``logits`` of the unperturbed image (computed when None)."""
+    ``(K, H, W)``; ``logits`` of the unperturbed image (computed when None); ``anchors`` the logits of
+    :func:`image_anchors` (the curves' fixed ends; computed by every :func:`metrics.score_map` call when None)."""
     if logits is None:
         with torch.inference_mode():
             logits = f(image[None])[0]
@@ -169,18 +170,74 @@ def score_image(f: torch.nn.Module, image: torch.Tensor, maps: Mapping[int, torc
                              threshold=opts["threshold"], tolerance=opts["pointing_tolerance"], steps=opts["steps"],
                              blur_sigma=opts["insertion_blur_sigma"], fill=fill, blur=opts["insertion_blur"],
                              output=opts["output"], srg_steps=opts["srg_steps"], srg_colour=opts["srg_colour"],
-                             causal=kind["causal"], ground_truth=kind["present"])
+                             causal=kind["causal"], ground_truth=kind["present"], anchors=anchors)
         rows.append({"class": c, **kind, **scores})
     return rows
 
 
+def image_anchors(f: torch.nn.Module, image: torch.Tensor, opts: Mapping[str, Any],
+                  fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits ``(4, K)`` of :func:`metrics.anchor_inputs` of one image: the ends of its deletion, insertion and
+    SRG curves, the same for every map, computed once per image rather than once per map and class."""
+    with torch.inference_mode():
+        return f(M.anchor_inputs(image, opts["insertion_blur_sigma"], fill, opts["insertion_blur"],
+                                 opts["srg_colour"]))
+
+
+class BatchedScoring:
+    """Many :func:`score_image` calls sharing forward passes: each call is first run against a recorder that
+    keeps the images it would send the model (returning zeros), the recorded images of a group of calls go
+    through the model in batches of ``batch_size``, and the calls run again against their logits. At the
+    miniature's sizes a call sends 8 images and the fixed cost of a forward pass (the weights read again for
+    every call) outweighs them; the rows are those of one call at a time (the logits to float rounding)."""
+
+    def __init__(self, f: torch.nn.Module, batch_size: int = 64):
+        self.f, self.batch_size = f, batch_size
+        self.pending: list[tuple[tuple, dict]] = []
+        self.images = 0
+
+    def add(self, *args, **kwargs) -> bool:
+        """Queue ``score_image(f, *args, **kwargs)``; True when a batch's worth of images waits (:meth:`flush`)."""
+        recorded: list[torch.Tensor] = []
+
+        def record(x: torch.Tensor) -> torch.Tensor:
+            recorded.append(x)
+            return torch.zeros(len(x), self.num_classes, device=x.device)
+
+        self.num_classes = len(args[2])  # the maps' classes
+        score_image(record, *args, **kwargs)
+        self.pending.append((args, kwargs, recorded))
+        self.images += sum(len(x) for x in recorded)
+        return self.images >= self.batch_size
+
+    def flush(self) -> list[list[dict[str, Any]]]:
+        """The queued calls' rows, in order."""
+        batch = [x for _, _, rec in self.pending for x in rec]
+        if not batch:
+            return []
+        x = torch.cat(batch)
+        with torch.inference_mode():
+            logits = torch.cat([self.f(x[j:j + self.batch_size]) for j in range(0, len(x), self.batch_size)])
+        out, start = [], 0
+        for args, kwargs, rec in self.pending:
+            sizes = [len(r) for r in rec]
+            chunks = list(torch.split(logits[start:start + sum(sizes)], sizes))
+            start += sum(sizes)
+            out.append(score_image(lambda _x, _c=iter(chunks): next(_c), *args, **kwargs))
+        self.pending, self.images = [], 0
+        return out
+
+
 def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequence[str], opts: Mapping[str, Any],
-               *, classifier_name: str, device: str | torch.device = "cpu", progress: bool = True) -> pd.DataFrame:
-    """The tidy table: one row per image × scored class (:func:`score_image`) × method × setting."""
+               *, classifier_name: str, device: str | torch.device = "cpu", progress: bool = True,
+               batch_size: int = 64) -> pd.DataFrame:
+    """The tidy table: one row per image × scored class (:func:`score_image`) × method × setting; the model
+    sees the images of several maps at once (:class:`BatchedScoring`, ``batch_size`` images a pass)."""
     full = ImageDataset(dataset_path)
     f = classifier.to(device).eval()
     fill = None if opts["fill"] == "black" else torch.tensor(classifier.spec.mean, device=device)
     rows_out = []
+    anchors: dict[int, torch.Tensor] = {}  # per dataset row: the curves' fixed ends, shared by every map
     for path in map_paths:
         rows, maps, meta = read_maps(path)
         pos = np.searchsorted(full.rows, rows)
@@ -189,17 +246,29 @@ def score_maps(dataset_path: str, classifier: torch.nn.Module, map_paths: Sequen
         labels = full.labels()[pos]
         with torch.inference_mode():  # the unperturbed images' logits pick the top-1 class (evaluation.target)
             logits = torch.cat([f(images[j:j + 32].to(device)).float().cpu() for j in range(0, len(images), 32)])
-        for key in tqdm(sorted(maps), desc=f"scoring {Path(path).name}", disable=not progress):
-            info = meta[key]
-            for i, r in enumerate(rows):
-                sal = {c: torch.from_numpy(m).to(device) for c, m in enumerate(maps[key][i])}
-                for row in score_image(f, images[i].to(device), sal, labels[i], masks[i].to(device), opts, fill,
-                                       logits[i]):
+        scoring, keys = BatchedScoring(f, batch_size), []
+
+        def emit():
+            for (key, r), found in zip(keys, scoring.flush()):
+                info = meta[key]
+                for row in found:
                     rows_out.append({"classifier": classifier_name, "image": int(r), "class": row["class"],
                                      "class_name": full.class_names[row["class"]], "setting": key,
                                      "method": info["method"],
                                      **{k: info.get(k, "") for k in COMPONENTS}, "base": bool(info.get("base")),
                                      "n_masks": info.get("n_masks", ""), **row})
+            keys.clear()
+
+        for key in tqdm(sorted(maps), desc=f"scoring {Path(path).name}", disable=not progress):
+            for i, r in enumerate(rows):
+                if int(r) not in anchors:
+                    anchors[int(r)] = image_anchors(f, images[i].to(device), opts, fill)
+                sal = {c: torch.from_numpy(m).to(device) for c, m in enumerate(maps[key][i])}
+                keys.append((key, r))
+                if scoring.add(images[i].to(device), sal, labels[i], masks[i].to(device), opts, fill, logits[i],
+                               anchors[int(r)]):
+                    emit()
+        emit()
     return pd.DataFrame(rows_out)
 
 

@@ -197,16 +197,32 @@ def causal_curves(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Te
     return out[:half], out[half:]
 
 
+def anchor_inputs(image: torch.Tensor, blur_sigma: float = 5.0, fill: torch.Tensor | None = None,
+                  blur: str = "rise", srg_colour: float = 0.5) -> torch.Tensor:
+    """The four images ``(4, 3, H, W)`` every deletion, insertion and SRG curve of ``image`` starts or ends on,
+    whatever the map: the image, everything deleted (``fill``), insertion's blurred start, everything
+    ``srg_colour`` grey (:func:`score_map`'s ``anchors`` are their logits)."""
+    removed = torch.zeros_like(image) if fill is None else fill.view(3, 1, 1).to(image).expand_as(image)
+    return torch.stack([image, removed, insertion_substrate(image, blur, blur_sigma, fill),
+                        torch.full_like(image, srg_colour)])
+
+
 def score_map(logits_fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, saliency: torch.Tensor,
               target: int, mask: torch.Tensor | None, *, threshold: float = 0.5, tolerance: int = 0,
               steps: int = 224, blur_sigma: float = 5.0, fill: torch.Tensor | None = None, blur: str = "rise",
               output: str = "softmax", srg_steps: int = 10, srg_colour: float = 0.5, causal: bool = True,
-              ground_truth: bool = True) -> dict[str, float]:
+              ground_truth: bool = True, anchors: torch.Tensor | None = None) -> dict[str, float]:
     """The metrics for one map of one class of one image (``logits_fn``: images in [0, 1] → class logits); one
     batched model call. ``ground_truth``: the explainer paper's per-object metrics — the saliency metric and
     kept probability (through the sigmoid of its multi-label classifier), and IoU, pointing and MAE when
     ``mask`` is given; ``causal``: deletion, insertion and SRG through ``output``. :func:`explained_classes`
-    says which a class of an image gets."""
+    says which a class of an image gets.
+
+    ``anchors``: the logits of :func:`anchor_inputs` for this image (with the same ``fill``, ``blur``,
+    ``blur_sigma`` and ``srg_colour``). Every curve starts or ends on one of those four images whatever the map
+    is (the image itself, everything deleted, the insertion's blurred start, everything grey: 8 of
+    2·(n+1) + 2·``srg_steps`` images), so a caller scoring many maps of one image passes them once computed
+    and the model sees only the map's own images."""
     if not (causal or ground_truth):
         raise ValueError("score_map needs causal or ground_truth metrics (or both)")
     sal = saliency.float()
@@ -215,7 +231,13 @@ def score_map(logits_fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Te
     parts = [torch.stack([image * norm, image * kept])] if ground_truth else []
     if causal:
         causal_batch = causal_inputs(image, sal, steps, blur_sigma, fill, blur)
-        parts += [causal_batch, srg_inputs(image, sal, srg_steps, srg_colour)]
+        srg_batch = srg_inputs(image, sal, srg_steps, srg_colour)
+        half = len(causal_batch) // 2
+        if anchors is None:
+            parts += [causal_batch, srg_batch]
+        else:  # each curve's first and last image are the anchors
+            parts += [causal_batch[1:half - 1], causal_batch[half + 1:2 * half - 1], srg_batch[1:srg_steps - 1],
+                      srg_batch[srg_steps + 1:2 * srg_steps - 1]]
     with torch.inference_mode():
         logits = logits_fn(torch.cat(parts))
     out: dict[str, float] = {}
@@ -227,8 +249,13 @@ def score_map(logits_fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Te
             out.update(iou=iou(sal, mask, threshold), pointing=pointing_game(sal, mask, tolerance), mae=mae(sal, mask))
         logits = logits[2:]
     if causal:
+        if anchors is not None:
+            a = anchors.to(logits)
+            img, gone, blurred, grey = a[:1], a[1:2], a[2:3], a[3:4]
+            n, m = half - 2, srg_steps - 2
+            logits = torch.cat([img, logits[:n], gone, blurred, logits[n:2 * n], img,
+                                img, logits[2 * n:2 * n + m], grey, img, logits[2 * n + m:], grey])
         curves = class_output(logits, output)[:, target].cpu().numpy()
-        half = len(causal_batch) // 2
         deletion, insertion = curves[:half], curves[half:2 * half]
         lif, mif = curves[2 * half:2 * half + srg_steps], curves[2 * half + srg_steps:]
         out.update(deletion=auc(deletion), insertion=auc(insertion), **srg_scores(lif, mif))
