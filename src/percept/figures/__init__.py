@@ -1,18 +1,8 @@
 """Figures, rendered from the files and tables the pipeline computed (never from hard-coded numbers)."""
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-_RENDERERS: dict[str, Callable[[Mapping[str, Any], Sequence[str]], None]] = {}
-
-
-def renderer(name: str):
-    """Register ``fn(inputs, out_paths)`` as the renderer of figure ``name`` (used by scripts/render_figure.py)."""
-
-    def wrap(fn):
-        _RENDERERS[name] = fn
-        return fn
-
-    return wrap
+from percept.figures.registry import _RENDERERS, renderer  # noqa: F401 (the registry, read by tests)
 
 
 def render(name: str, inputs: Mapping[str, Any], out: Sequence[str]) -> None:

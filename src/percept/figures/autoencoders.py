@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from percept import plotting
-from percept.figures import renderer
+from percept.figures.registry import renderer
 from percept.h5io import get_json_attr, open_h5
 
 LOSS_ORDER = ("pixel", "perceptual", "feature_prediction", "feature_autoencoder", "feature_to_image_perceptual",

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from percept import plotting
-from percept.figures import renderer
+from percept.figures.registry import renderer
 
 METRIC_LABELS = {"iou": "IoU ↑", "pointing": "pointing game ↑", "mae": "MAE ↓", "saliency": "saliency metric ↓",
                  "deletion": "deletion AUC ↓", "insertion": "insertion AUC ↑", "kept_probability": "p(kept region) ↑",

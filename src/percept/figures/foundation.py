@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from percept import plotting
-from percept.figures import renderer
+from percept.figures.registry import renderer
 
 
 def fig_datasets(shapes_path: str, photos_path: str, out: Sequence[str], n: int = 8) -> None:

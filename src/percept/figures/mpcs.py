@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from percept import plotting
-from percept.figures import renderer
+from percept.figures.registry import renderer
 from percept.mpcs import ENCODER_LABELS
 
 PROTOCOL_LABELS = {"linear": "linear probe", "full": "full fine-tune"}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from percept import plotting
-from percept.figures import renderer
+from percept.figures.registry import renderer
 
 
 def _read(table) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from percept import plotting
-from percept.figures import renderer
+from percept.figures.registry import renderer
 
 SCORE_LABELS = {"target_shape_rate": "judged B ↑", "neither_rate": "judged neither ↓", "mask_iou": "mask IoU ↑", "colour_hist_distance": "colour hist ↓",
                 "perceptual_distance": "DPS ↓", "background_change": "bg change ↓"}
