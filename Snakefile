@@ -43,12 +43,10 @@ include: "rules/explain.smk"
 include: "rules/autoencoders.smk"
 include: "rules/ssl.smk"
 include: "rules/similarity.smk"
-include: "rules/figures.smk"  # last: its table names the stages' outputs
+include: "rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
-        FIGURES,
-        feature_targets(),
-        [dataset_file(s) for s in config["downloads"]["sources"]],
+        PLAN.targets(),  # the figures, the feature caches, the downloads

@@ -2,19 +2,11 @@
 predictors judging their embeddings; the loss-network x extraction-point grid (one job per cell, the
 tasks from percept.loss_networks.registry) and its analysis."""
 
-from percept.loss_networks.grid import (
-    autoencoder_dir,
-    autoencoder_runs,
-    autoencoder_targets_input,
-    cell_inputs,
-    cell_param,
-    cell_path,
-    grid_cells,
-)
 from percept.loss_networks.registry import TASKS as LOSS_NETWORK_TASKS
 
-AE_RUNS = autoencoder_runs(config)
-GRID_CELLS = grid_cells(config)
+AE_RUNS = PLAN.autoencoder_runs
+GRID_CELLS = PLAN.grid_cells
+AE_RUN = {"dataset": "{dataset}", "loss": "{loss}", "embedding_size": "{z}"}  # the paths as wildcards
 
 
 wildcard_constraints:
@@ -46,11 +38,11 @@ rule make_small_objects:
 rule train_autoencoder:
     input:
         dataset=dataset_file("{dataset}"),
-        targets=autoencoder_targets_input(config),
+        targets=lambda wc: PLAN.autoencoder_targets(wc.dataset, wc.loss),
     output:
-        model="results/autoencoders/{dataset}/{loss}-z{z}/model.pt",
-        epochs="results/autoencoders/{dataset}/{loss}-z{z}/epochs.json",
-        embeddings="data/embeddings/{dataset}/{loss}-z{z}.h5",
+        model=autoencoder_file(AE_RUN, "model.pt"),
+        epochs=autoencoder_file(AE_RUN, "epochs.json"),
+        embeddings=embeddings_file(AE_RUN),
     params:
         options={k: v for k, v in config.get("autoencoders", {}).items() if k != "predictors"},
         device=config["device"],
@@ -75,9 +67,9 @@ rule train_autoencoder:
 rule train_predictors:
     input:
         dataset=dataset_file("{dataset}"),
-        embeddings="data/embeddings/{dataset}/{loss}-z{z}.h5",
+        embeddings=embeddings_file(AE_RUN),
     output:
-        "results/autoencoders/{dataset}/{loss}-z{z}/predictors.csv",
+        autoencoder_file(AE_RUN, "predictors.csv"),
     params:
         options=config.get("autoencoders", {}).get("predictors"),
         seed=config["seed"],
@@ -95,8 +87,8 @@ rule train_predictors:
 
 rule summarize_autoencoders:
     input:
-        predictors=[f"{autoencoder_dir(r)}/predictors.csv" for r in AE_RUNS],
-        epochs=[f"{autoencoder_dir(r)}/epochs.json" for r in AE_RUNS],
+        predictors=[autoencoder_file(r, "predictors.csv") for r in AE_RUNS],
+        epochs=[autoencoder_file(r, "epochs.json") for r in AE_RUNS],
     output:
         runs="results/autoencoders/predictors.csv",
         summary="results/autoencoders/summary.csv",
@@ -120,12 +112,12 @@ for _task in LOSS_NETWORK_TASKS:
         name:
             f"loss_network_{_task}"
         input:
-            unpack(cell_inputs(config, _task)),
+            unpack(lambda wc, task=_task: PLAN.cell_inputs(task, wc.dataset, wc.network, wc.tap)),
         output:
-            f"results/loss_networks/{_task}/{{dataset}}/{{network}}/{{tap}}.csv",
+            cell_path({"task": _task, "dataset": "{dataset}", "network": "{network}", "tap": "{tap}"}),
         params:
             task=_task,
-            cell=cell_param(config, _task),
+            cell=lambda wc, task=_task: PLAN.cell(task, wc.dataset, wc.network, wc.tap),
             options=config.get("loss_networks", {}).get("tasks", {}).get(_task),
             device=config["device"],
             seed=config["seed"],

@@ -50,10 +50,7 @@ for _source in DOWNLOAD_SOURCES:
         params:
             source=_source,
             mirror=config["downloads"]["mirror"],
-            # Only this source's files: downloads.checksums pins files of every source, and fetch_source rejects
-            # names that are not its own (the config check rejects names of no source).
-            checksums={f: h for f, h in config["downloads"]["checksums"].items()
-                       if f in {rf.filename for rf in SOURCES[_source].files}},
+            checksums=PLAN.download_checksums(_source),
             progress=config["progress"],
         log:
             f"logs/download_{_source}/{_source}.log",

@@ -1,8 +1,10 @@
 """Explanations: the classifier to explain, RISE-style components, the trained explainer, Grad-CAM, relevant
 channels, one evaluation, three figures. Everything per classifier under results/explain/{classifier}/."""
 
+EXPLAIN = config["explain"]
+
 wildcard_constraints:
-    classifier="|".join(EXPLAIN_CLASSIFIERS) or "(?!)",
+    classifier="|".join(PLAN.classifiers) or "(?!)",
 
 
 rule train_classifier:
@@ -64,7 +66,7 @@ rule select_channels:
         crops=explain_file("channel_crops.h5"),
     params:
         options=EXPLAIN["channels"],
-        cached_taps=explain_cached_taps,
+        cached_taps=lambda wc: PLAN.explain_cached_taps(wc.classifier),
         seed=config["seed"],
     log:
         "logs/select_channels/{classifier}.log",
@@ -107,7 +109,7 @@ rule explain_rise:
 
 rule explain_baselines:
     input:
-        unpack(baseline_inputs),
+        unpack(lambda wc: PLAN.explain_baseline_inputs(wc.classifier)),
     output:
         maps=explain_file("maps_baselines.h5"),
     params:

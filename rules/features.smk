@@ -3,12 +3,12 @@
 
 rule cache_features:
     input:
-        dataset="data/datasets/{dataset}.h5",
+        dataset=dataset_file("{dataset}"),
     output:
-        cache="data/features/{dataset}/{name}.h5",
-        stats="results/features/{dataset}/{name}.json",
+        cache=feature_file("{dataset}", "{name}"),
+        stats=feature_stats_file("{dataset}", "{name}"),
     params:
-        entry=feature_entry,
+        entry=lambda wc: PLAN.feature_entry(wc.dataset, wc.name),
         device=config["device"],
         seed=config["seed"],
         allow_download=config["allow_download"],

@@ -1,15 +1,9 @@
 """Similarity stage (percept.similarity): DPS metrics scored on 2AFC/JND sets, LPIPS-style calibration, the flaw
 analysis and the adaptation to contexts; figures fig_2afc, fig_dps_flaws, fig_dps_adaptation."""
 
-from percept.config import dps_entry_name
-
 SIM = config["similarity"]
-SIM_ADAPT = {dps_entry_name(e): e for e in SIM["adaptation"]["backbones"]}
-SIM_CALIBRATED = [m["name"] for m in SIM["metrics"] if m["linear"] == "calibrated"]
-# Fresh draws: a pool of independent distortion draws per image, one per training epoch (null = as many as epochs);
-# the pool is too large to cache, so the adaptation computes its comparisons from the backbone directly.
-SIM_DRAWS = 1 if SIM["adaptation"]["draws"] == "fixed" else (
-    SIM["adaptation"]["pool"] or max(1, SIM["adaptation"]["epochs"] + SIM["adaptation"]["decay_epochs"]))
+SIM_ADAPT = PLAN.adaptation_entries
+SIM_CALIBRATED = PLAN.calibrated_metrics
 
 
 wildcard_constraints:
@@ -41,7 +35,7 @@ rule make_dps_synthetic:
 
 rule calibrate_dps:
     input:
-        train=two_afc_file("train"),
+        train=PLAN.two_afc_file("train"),
     output:
         weights="results/similarity/calibration/{metric}.pt",
         history="results/similarity/calibration/{metric}.csv",
@@ -68,7 +62,7 @@ rule calibrate_dps:
 
 rule evaluate_dps_2afc:
     input:
-        **two_afc_inputs(),
+        **PLAN.two_afc_inputs(),
         calibrations=expand("results/similarity/calibration/{metric}.pt", metric=SIM_CALIBRATED),
     output:
         table="results/similarity/two_afc.csv",
@@ -151,7 +145,7 @@ rule make_dps_distortions:
     params:
         max_images=SIM["adaptation"]["max_images"],
         style=SIM["adaptation"]["distortion_style"],
-        draws=SIM_DRAWS,
+        draws=PLAN.distortion_draws,
         image_size=SIM["image_size"],
         seed=config["seed"],
     log:
@@ -172,7 +166,7 @@ rule cache_dps_distortion_features:
     input:
         dataset="data/similarity/distortions.h5",
     output:
-        cache="data/features/similarity/distortions/{adapt}.h5",
+        cache=distortion_cache("{adapt}"),
     params:
         entry=lambda wc: SIM_ADAPT[wc.adapt],
         batch_size=SIM["batch_size"],
@@ -195,7 +189,7 @@ rule cache_dps_distortion_features:
 
 rule adapt_dps:
     input:
-        unpack(adapt_inputs),
+        unpack(lambda wc: PLAN.adapt_inputs(wc.adapt)),
     output:
         table="results/similarity/adaptation/{adapt}.csv",
     params:

@@ -1,12 +1,9 @@
 """Self-supervised stage: MPCS (magnification prior contrastive similarity) pretraining and its
 label-efficiency evaluation; the embedded multi-magnification dataset."""
 
-from percept.mpcs import encoder_ids, pretrained_input
-
 MPCS = config["mpcs"]
-MPCS_DATASET = MPCS["dataset"]
 MPCS_FOLDS = list(range(MPCS["folds"]))
-MPCS_ENCODERS = encoder_ids(MPCS["pretrain"]["strategies"], MPCS["finetune"]["baselines"])
+MPCS_ENCODERS = PLAN.mpcs_encoders
 
 
 rule make_magnification:

@@ -1,6 +1,9 @@
 """Shape translation (ICIP 2019): the offline two-domain set, the frozen shape judge, one translator per
 ablation variant (wildcard), its scores, the tidy ablation table and the figure."""
 
+TRANSLATION = PLAN.translation  # None: the stage is off
+TRANSLATION_VARIANTS = PLAN.translation_variants
+
 wildcard_constraints:
     variant=r"[A-Za-z0-9_]+",
 
@@ -44,13 +47,13 @@ rule prepare_unpaired_folder:
 
 rule train_translation_judge:
     input:
-        dataset=translation_dataset() if TRANSLATION else [],
+        dataset=PLAN.translation_dataset() if TRANSLATION else [],
     output:
         judge="results/translation/judge.pt",
         scores="results/translation/identity/scores.csv",
         examples="results/translation/identity/examples.h5",
     params:
-        options=translation_options(["model", "judge", "metric", "evaluation", "n_show"]) if TRANSLATION else {},
+        options=PLAN.translation_options(["model", "judge", "metric", "evaluation", "n_show"]) if TRANSLATION else {},
         seed=config["seed"],
         device=config["device"],
         allow_download=config["allow_download"],
@@ -70,7 +73,7 @@ rule train_translation_judge:
 # One job per ablation variant: train, then score its translations with the frozen judge.
 rule train_translation:
     input:
-        dataset=translation_dataset() if TRANSLATION else [],
+        dataset=PLAN.translation_dataset() if TRANSLATION else [],
         judge="results/translation/judge.pt",
     output:
         model="results/translation/{variant}/model.pt",
@@ -81,7 +84,7 @@ rule train_translation:
     wildcard_constraints:
         variant="|".join(TRANSLATION_VARIANTS) or "none",
     params:
-        options=translation_options() if TRANSLATION else {},
+        options=PLAN.translation_options() if TRANSLATION else {},
         seed=config["seed"],
         device=config["device"],
         progress=config["progress"],

@@ -24,9 +24,9 @@ from percept.data.embedded import make_shapes
 from percept.data.store import ImageDataset
 from percept.features import TapExtractor, cache_features, prepare_input
 from percept.loss_networks import analysis
-from percept.loss_networks.grid import grid_cells
 from percept.loss_networks.registry import TASKS
 from percept.loss_networks.tasks import majority, perceptual_similarity, psnr, segmentation_scores, sr_scores
+from percept.plan import Plan, grid_cells
 
 from conftest import REPO, TINY
 
@@ -545,33 +545,26 @@ def test_sections_are_optional(tiny_cfg):
 
 
 def test_cell_inputs_read_the_feature_cache_only_for_feature_prediction(tiny_cfg):
-    from types import SimpleNamespace
-
-    from percept.loss_networks.grid import autoencoder_targets_input, cell_inputs, cell_param
-
     cfg = validate_config(tiny_cfg)
-    wc = SimpleNamespace(dataset="shapes", network="efficientnet_lite0", tap="_blocks.0")
-    assert cell_inputs(cfg, "dimensionality_reduction")(wc) == {"dataset": "data/datasets/shapes.h5"}
-    assert cell_inputs(cfg, "segmentation")(wc) == {"dataset": "data/datasets/shapes.h5"}
-    two_afc = SimpleNamespace(dataset="synthetic_2afc_val", network="efficientnet_lite0", tap="_blocks.0")
-    assert cell_inputs(cfg, "perceptual_similarity")(two_afc) == {"two_afc": "data/similarity/synthetic_2afc_val.h5"}
-    assert cell_param(cfg, "perceptual_similarity")(two_afc)["tap_index"] == 1
+    plan = Plan(cfg)
+    wc = ("shapes", "efficientnet_lite0", "_blocks.0")  # the wildcards dataset, network, tap
+    assert plan.cell_inputs("dimensionality_reduction", *wc) == {"dataset": "data/datasets/shapes.h5"}
+    assert plan.cell_inputs("segmentation", *wc) == {"dataset": "data/datasets/shapes.h5"}
+    two_afc = ("synthetic_2afc_val", "efficientnet_lite0", "_blocks.0")
+    assert plan.cell_inputs("perceptual_similarity", *two_afc) == {"two_afc": "data/similarity/synthetic_2afc_val.h5"}
+    assert plan.cell("perceptual_similarity", *two_afc)["tap_index"] == 1
     cfg["similarity"]["two_afc"]["train"] = "bapps_2afc_train"  # the paper config's BAPPS sets are downloads
     cfg["loss_networks"]["tasks"]["perceptual_similarity"]["two_afc_set"] = "train"
-    bapps = SimpleNamespace(dataset="bapps_2afc_train", network="efficientnet_lite0", tap="_blocks.0")
-    assert cell_inputs(cfg, "perceptual_similarity")(bapps) == {"two_afc": "data/datasets/bapps_2afc_train.h5"}
-    assert cell_param(cfg, "segmentation")(wc)["tap_index"] == 1
+    bapps = ("bapps_2afc_train", "efficientnet_lite0", "_blocks.0")
+    assert plan.cell_inputs("perceptual_similarity", *bapps) == {"two_afc": "data/datasets/bapps_2afc_train.h5"}
+    assert plan.cell("segmentation", *wc)["tap_index"] == 1
     with pytest.raises(ValueError, match="no loss_networks cell"):
-        cell_param(cfg, "segmentation")(SimpleNamespace(dataset="shapes", network="vgg16", tap="features.3"))
-    targets = autoencoder_targets_input(cfg)
-    assert targets(SimpleNamespace(dataset="shapes", loss="pixel")) == []
-    assert targets(SimpleNamespace(dataset="shapes", loss="feature_prediction")) == []  # online: no cache
+        plan.cell("segmentation", "shapes", "vgg16", "features.3")
+    assert plan.autoencoder_targets("shapes", "pixel") == []
+    assert plan.autoencoder_targets("shapes", "feature_prediction") == []  # online: no cache
     cfg["autoencoders"]["targets"] = "feature_cache"
-    targets = autoencoder_targets_input(cfg)
-    assert targets(SimpleNamespace(dataset="shapes", loss="feature_prediction")) == [
-        "data/features/shapes/efficientnet_lite0.h5"]
-    assert targets(SimpleNamespace(dataset="shapes", loss="feature_autoencoder")) == [
-        "data/features/shapes/efficientnet_lite0.h5"]
+    assert plan.autoencoder_targets("shapes", "feature_prediction") == ["data/features/shapes/efficientnet_lite0.h5"]
+    assert plan.autoencoder_targets("shapes", "feature_autoencoder") == ["data/features/shapes/efficientnet_lite0.h5"]
 
 
 # -- perceptual similarity: the tap as an uncalibrated DPS metric on a 2AFC set -------------------------------

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from percept import backbones
-from percept.config import ConfigError, coerce_overrides, dataset_names, downloadable_sources, feature_name, \
-    load_config, schema, validate_config
+from percept.config import ConfigError, coerce_overrides, dataset_names, downloadable_sources, load_config, schema, \
+    validate_config
 from percept.data.embedded import PHOTO_SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def test_defaults_are_filled(cfg):
     first = cfg["features"][0]
     assert first["batch_size"] == 64 and cfg["features"][2]["dtype"] == "float32"  # [0] and [1] give float16
     assert first["split"] is None and first["resize"] is None and first["taps"] == "paper"
-    assert "name" not in first  # no default: derived by feature_name
+    assert "name" not in first  # no default: derived by percept.plan.entry_name
     assert cfg["downloads"] == {"sources": [], "mirror": None, "checksums": {}, "prepare": {}}
     assert cfg["device"] == "auto" and cfg["allow_download"] is False and cfg["imagenet_val"] is None
     assert cfg["datasets"]["shapes"]["object_size"] == [0.3, 0.55]
@@ -73,12 +73,6 @@ def test_defaults_do_not_alias(cfg):
                                                      "photos": {"crop_size": 32, "crops_per_photo": 1}},
                              "features": []})
     assert fresh["downloads"]["sources"] == []
-
-
-def test_feature_name():
-    assert feature_name({"backbone": "vgg16"}) == "vgg16"
-    assert feature_name({"backbone": "vgg16", "weights": "random"}) == "vgg16-random"
-    assert feature_name({"backbone": "vgg16", "weights": "random", "name": "v"}) == "v"
 
 
 def test_schema_enumerations_come_from_the_registries():

@@ -61,6 +61,24 @@ validate_config(yaml.safe_load(open("tests/config.yaml")))
     assert "yaml" in loaded and "torch" not in loaded and "torchvision" not in loaded
 
 
+def test_the_plan_and_the_config_import_no_torch():
+    """percept.plan and percept.config load without torch, and the plan of the tiny config (every final target,
+    every stage's job list) is worked out without it: Snakemake plans in one cheap process."""
+    loaded = modules_after("""
+import percept.plan, percept.config
+import sys
+assert "torch" not in sys.modules, "importing percept.plan / percept.config loads torch"
+import yaml
+from percept.config import validate_config
+from percept.plan import Plan
+plan = Plan(validate_config(yaml.safe_load(open("tests/config.yaml"))))
+assert len(plan.targets()) > 20 and plan.grid_cells and plan.autoencoder_runs and plan.figures()
+assert plan.cell_inputs("perceptual_similarity", plan.grid_cells[-1]["dataset"], plan.grid_cells[-1]["network"],
+                        plan.grid_cells[-1]["tap"])
+""")
+    assert "yaml" in loaded and "torch" not in loaded and "torchvision" not in loaded
+
+
 def test_setup_script_still_seeds_torch_by_default(tmp_path):
     code = f"""
 from types import SimpleNamespace

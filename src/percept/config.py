@@ -17,6 +17,9 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+from percept.checks import download_errors, tap_errors
+from percept.plan import entry_name
+
 EMBEDDED_DATASETS = ("shapes", "photos", "magnification", "small_objects")
 LOCAL_DATASETS = ("imagenet_val",)
 
@@ -193,26 +196,12 @@ def coerce_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return _coerce(copy.deepcopy(dict(overrides)), schema(), schema())
 
 
-def feature_name(entry: dict[str, Any]) -> str:
-    return entry.get("name") or (entry["backbone"] + ("-random" if entry.get("weights") == "random" else ""))
-
-
 def _repeated(names: Iterable[str]) -> list[str]:
     """The names that occur more than once, sorted (for the "give every entry a distinct name" checks)."""
     seen, repeated = set(), set()
     for name in names:
         (repeated if name in seen else seen).add(name)
     return sorted(repeated)
-
-
-def tap_errors(where: str, spec, taps) -> Iterable[str]:
-    """The config error for ``taps`` of backbone ``spec`` that the registry cannot resolve (key ``where``)."""
-    from percept import backbones
-
-    try:
-        backbones.resolve_taps(spec, taps)
-    except ValueError as exc:
-        yield f"{where}: {exc}"
 
 
 def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
@@ -248,22 +237,20 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
         if side is not None and side < spec.min_input_size:
             yield (f"{where}: images of {side}x{side} are too small for {spec.name} (needs at least "
                    f"{spec.min_input_size}); set {where}.resize to at least {spec.min_input_size}")
-        if entry["dataset"] in downloadable_sources() and entry["dataset"] not in config["downloads"]["sources"]:
-            yield (f"{where}.dataset: {entry['dataset']!r} must be downloaded first; add it to downloads.sources "
-                   f"(currently {config['downloads']['sources']})")
+        yield from download_errors(config, f"{where}.dataset", entry["dataset"])
         if entry["dataset"] == "imagenet_val":
             path = config.get("imagenet_val")
             if not path:
                 yield f"{where}.dataset: imagenet_val needs imagenet_val: set it to your local ILSVRC2012 val folder"
             elif not os.path.isdir(path):
                 yield f"imagenet_val: {path!r} is not a directory (the local ILSVRC2012 validation folder)"
-        key = (entry["dataset"], feature_name(entry))
+        key = (entry["dataset"], entry_name(entry))
         if key in seen:
             yield (f"{where}: writes the same file as features[{seen[key]}] "
                    f"(data/features/{key[0]}/{key[1]}.h5); give one of them a distinct name")
         seen[key] = i
     yield from _explain_errors(config)
-    from percept.loss_networks.grid import semantic_errors as perceptual_loss_errors
+    from percept.loss_networks.checks import config_errors as perceptual_loss_errors
 
     yield from perceptual_loss_errors(config)  # the autoencoders and loss_networks sections
     unknown_prep = sorted(set(config["downloads"]["prepare"]) - set(downloadable_sources()))
@@ -280,11 +267,6 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
     from percept.translation.checks import config_errors as translation_errors
 
     yield from translation_errors(config)
-
-
-def dps_entry_name(entry: dict[str, Any]) -> str:
-    """File stem of a similarity backbone entry: the backbone, '-random' appended for random weights."""
-    return entry["backbone"] + ("-random" if entry.get("weights", "imagenet") == "random" else "")
 
 
 def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
@@ -337,7 +319,7 @@ def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
             if sim["image_size"] < spec.min_input_size:
                 yield (f"{where}: similarity.image_size {sim['image_size']} is too small for {spec.name} (needs "
                        f"{spec.min_input_size})")
-            name = dps_entry_name(e)
+            name = entry_name(e)
             if name in seen:
                 yield f"{where}: {name!r} is listed twice"
             seen.add(name)
@@ -358,7 +340,7 @@ def _explain_errors(config: dict[str, Any]) -> Iterable[str]:
     ex = config.get("explain", {})
     if not ex:
         return
-    entries = {(e["dataset"], feature_name(e)): e for e in config.get("features", [])}
+    entries = {(e["dataset"], entry_name(e)): e for e in config.get("features", [])}
     dup = _repeated(c["name"] for c in ex["classifiers"])
     if dup:
         yield f"explain.classifiers: names {dup} are used more than once"

@@ -146,9 +146,9 @@ def expected_rows(workdir: Path, cfg: dict) -> list[str]:
                        expect={(b, w) for b in cfg["backbone_check"]["backbones"] for w in ("imagenet", "random")})
     # Feature caches: one stats file per features entry.
     for e in cfg["features"]:
-        from percept.config import feature_name
+        from percept.plan import entry_name, feature_stats_file
 
-        path = res / "features" / e["dataset"] / f"{feature_name(e)}.json"
+        path = workdir / feature_stats_file(e["dataset"], entry_name(e))
         if not path.is_file():
             out.append(f"feature cache stats {path.relative_to(workdir)}: missing")
     # Explanations: per classifier its scores and summary.

@@ -7,23 +7,14 @@ projection head and the NT-Xent loss (:mod:`percept.mpcs.loss`); :mod:`percept.m
 :mod:`percept.mpcs.finetune` then measures label efficiency: a linear probe and a full fine-tune on
 20–100 % of the labels, against ImageNet- and randomly initialised encoders, scored by image-level and
 patient-level accuracy on patient-disjoint test folds (:mod:`percept.mpcs.splits`).
+
+The encoders a fine-tuning table compares and the files they start from are planned by
+:func:`percept.plan.encoder_ids` and :func:`percept.plan.pretrained_input`.
 """
 
 STRATEGIES = ("ordered", "random", "fixed")
 BASELINES = ("imagenet", "random")
 PROTOCOLS = ("linear", "full")
-
-
-def encoder_ids(strategies, baselines) -> list[str]:
-    """The encoders a fine-tuning table compares: ``mpcs_<strategy>`` and ``baseline_<weights>``."""
-    return [f"mpcs_{s}" for s in strategies] + [f"baseline_{b}" for b in baselines]
-
-
-def pretrained_input(dataset: str, backbone: str, fold: int | str, encoder: str) -> dict[str, str]:
-    """The MPCS encoder file a fine-tuning job starts from (none for the baselines)."""
-    if encoder.startswith("mpcs_"):
-        return {"pretrained": f"data/models/mpcs/{dataset}/{backbone}/fold{fold}/{encoder.removeprefix('mpcs_')}.pt"}
-    return {}
 
 
 ENCODER_LABELS = {"mpcs_ordered": "MPCS ordered pair", "mpcs_random": "MPCS random pair",

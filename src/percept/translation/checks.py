@@ -11,7 +11,7 @@ CYCLEGAN_SOURCES = ("horse2zebra", "apple2orange")
 
 def config_errors(config: dict[str, Any]) -> Iterable[str]:
     from percept import backbones
-    from percept.config import tap_errors
+    from percept.checks import tap_errors
 
     tr = config.get("translation")
     if not tr:
