@@ -21,8 +21,7 @@ rule make_small_objects:
         dataset_file("small_objects"),
     params:
         options=config["datasets"].get("small_objects", {}),
-        seed=config["seed"],
-        progress=config["progress"],
+        **shared("make_small_objects"),
     log:
         "logs/make_small_objects/small_objects.log",
     threads: 1
@@ -45,10 +44,7 @@ rule train_autoencoder:
         embeddings=embeddings_file(AE_RUN),
     params:
         options={k: v for k, v in config.get("autoencoders", {}).items() if k != "predictors"},
-        device=config["device"],
-        seed=config["seed"],
-        allow_download=config["allow_download"],
-        progress=config["progress"],
+        **shared("train_autoencoder"),
     log:
         "logs/train_autoencoder/{dataset}/{loss}-z{z}.log",
     benchmark:
@@ -72,7 +68,7 @@ rule train_predictors:
         autoencoder_file(AE_RUN, "predictors.csv"),
     params:
         options=config.get("autoencoders", {}).get("predictors"),
-        seed=config["seed"],
+        **shared("train_predictors"),
     log:
         "logs/train_predictors/{dataset}/{loss}-z{z}.log",
     threads: 2
@@ -119,10 +115,7 @@ for _task in LOSS_NETWORK_TASKS:
             task=_task,
             cell=lambda wc, task=_task: PLAN.cell(task, wc.dataset, wc.network, wc.tap),
             options=config.get("loss_networks", {}).get("tasks", {}).get(_task),
-            device=config["device"],
-            seed=config["seed"],
-            allow_download=config["allow_download"],
-            progress=config["progress"],
+            **shared("loss_network"),
         log:
             f"logs/loss_network_{_task}/{{dataset}}/{{network}}/{{tap}}.log",
         benchmark:

@@ -17,6 +17,7 @@ from percept.plan import (
 )
 
 PLAN = Plan(config)
+shared = PLAN.shared  # params: **shared("<rule>"): the config's seed, device, progress, allow_download
 
 
 wildcard_constraints:

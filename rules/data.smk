@@ -6,8 +6,7 @@ rule make_shapes:
         dataset_file("shapes"),
     params:
         options=config["datasets"]["shapes"],
-        seed=config["seed"],
-        progress=config["progress"],
+        **shared("make_shapes"),
     log:
         "logs/make_shapes/shapes.log",
     threads: 1
@@ -25,7 +24,7 @@ rule make_photos:
         dataset_file("photos"),
     params:
         options=config["datasets"]["photos"],
-        seed=config["seed"],
+        **shared("make_photos"),
     log:
         "logs/make_photos/photos.log",
     threads: 1
@@ -51,7 +50,7 @@ for _source in DOWNLOAD_SOURCES:
             source=_source,
             mirror=config["downloads"]["mirror"],
             checksums=PLAN.download_checksums(_source),
-            progress=config["progress"],
+            **shared("download"),
         log:
             f"logs/download_{_source}/{_source}.log",
         threads: 1

@@ -16,9 +16,7 @@ rule train_classifier:
         metrics=explain_file("classifier.json"),
     params:
         entry=explain_entry,
-        seed=config["seed"],
-        device=config["device"],
-        progress=config["progress"],
+        **shared("train_classifier"),
     log:
         "logs/train_classifier/{classifier}.log",
     threads: 1  # a small head on cached features: one thread is fastest
@@ -41,9 +39,7 @@ rule train_explainer:
     params:
         options=EXPLAIN["explainer"],
         resume=explain_file("explainer.resume.pt"),
-        seed=config["seed"],
-        device=config["device"],
-        progress=config["progress"],
+        **shared("train_explainer"),
     log:
         "logs/train_explainer/{classifier}.log",
     threads: 2
@@ -67,7 +63,7 @@ rule select_channels:
     params:
         options=EXPLAIN["channels"],
         cached_taps=lambda wc: PLAN.explain_cached_taps(wc.classifier),
-        seed=config["seed"],
+        **shared("select_channels"),
     log:
         "logs/select_channels/{classifier}.log",
     threads: 1
@@ -89,9 +85,7 @@ rule explain_rise:
     params:
         options=EXPLAIN["rise"],
         n_images=EXPLAIN["n_images"],
-        seed=config["seed"],
-        device=config["device"],
-        progress=config["progress"],
+        **shared("explain_rise"),
     log:
         "logs/explain_rise/{classifier}.log",
     benchmark:
@@ -114,8 +108,7 @@ rule explain_baselines:
         maps=explain_file("maps_baselines.h5"),
     params:
         n_images=EXPLAIN["n_images"],
-        seed=config["seed"],
-        device=config["device"],
+        **shared("explain_baselines"),
     log:
         "logs/explain_baselines/{classifier}.log",
     threads: 2
@@ -139,8 +132,7 @@ rule evaluate_explanations:
         summary=explain_file("summary.csv"),
     params:
         options=EXPLAIN["evaluation"],
-        device=config["device"],
-        progress=config["progress"],
+        **shared("evaluate_explanations"),
     log:
         "logs/evaluate_explanations/{classifier}.log",
     threads: 1  # as explain_rise: one thread per job, two jobs side by side

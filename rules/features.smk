@@ -9,10 +9,7 @@ rule cache_features:
         stats=feature_stats_file("{dataset}", "{name}"),
     params:
         entry=lambda wc: PLAN.feature_entry(wc.dataset, wc.name),
-        device=config["device"],
-        seed=config["seed"],
-        allow_download=config["allow_download"],
-        progress=config["progress"],
+        **shared("cache_features"),
     log:
         "logs/cache_features/{dataset}/{name}.log",
     benchmark:

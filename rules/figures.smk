@@ -33,7 +33,7 @@ rule check_backbones:
         "results/backbones/imagenet_check.csv",
     params:
         options=config["backbone_check"],
-        seed=config["seed"],
+        **shared("check_backbones"),
     log:
         "logs/check_backbones/check.log",
     threads: 2

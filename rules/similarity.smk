@@ -20,7 +20,7 @@ rule make_dps_synthetic:
     params:
         per_image=SIM["two_afc"]["per_image"],
         image_size=SIM["image_size"],
-        seed=config["seed"],
+        **shared("make_dps_synthetic"),
     log:
         "logs/make_dps_synthetic/{synthetic}.log",
     threads: 1
@@ -43,10 +43,7 @@ rule calibrate_dps:
         spec=lambda wc: next(m for m in SIM["metrics"] if m["name"] == wc.metric),
         options=SIM["calibration"],
         batch_size=SIM["batch_size"],
-        device=config["device"],
-        seed=config["seed"],
-        allow_download=config["allow_download"],
-        progress=config["progress"],
+        **shared("calibrate_dps"),
     log:
         "logs/calibrate_dps/{metric}.log",
     threads: 2
@@ -71,10 +68,7 @@ rule evaluate_dps_2afc:
         pixel_metrics=SIM["two_afc"]["pixel_metrics"],
         calibrated=SIM_CALIBRATED,
         batch_size=SIM["batch_size"],
-        device=config["device"],
-        seed=config["seed"],
-        allow_download=config["allow_download"],
-        progress=config["progress"],
+        **shared("evaluate_dps_2afc"),
     log:
         "logs/evaluate_dps_2afc/two_afc.log",
     benchmark:
@@ -98,7 +92,7 @@ rule make_dps_challenges:
         crops_per_photo=SIM["flaws"]["crops_per_photo"],
         stain_style=SIM["flaws"]["stain_style"],
         image_size=SIM["image_size"],
-        seed=config["seed"],
+        **shared("make_dps_challenges"),
     log:
         "logs/make_dps_challenges/challenges.log",
     threads: 1
@@ -120,10 +114,7 @@ rule evaluate_dps_flaws:
     params:
         options=SIM["flaws"],
         batch_size=SIM["batch_size"],
-        device=config["device"],
-        seed=config["seed"],
-        allow_download=config["allow_download"],
-        progress=config["progress"],
+        **shared("evaluate_dps_flaws"),
     log:
         "logs/evaluate_dps_flaws/flaws.log",
     threads: 2
@@ -147,7 +138,7 @@ rule make_dps_distortions:
         style=SIM["adaptation"]["distortion_style"],
         draws=PLAN.distortion_draws,
         image_size=SIM["image_size"],
-        seed=config["seed"],
+        **shared("make_dps_distortions"),
     log:
         "logs/make_dps_distortions/distortions.log",
     threads: 1
@@ -170,10 +161,7 @@ rule cache_dps_distortion_features:
     params:
         entry=lambda wc: SIM_ADAPT[wc.adapt],
         batch_size=SIM["batch_size"],
-        device=config["device"],
-        seed=config["seed"],
-        allow_download=config["allow_download"],
-        progress=config["progress"],
+        **shared("cache_dps_distortion_features"),
     log:
         "logs/cache_dps_distortion_features/{adapt}.log",
     threads: 2
@@ -197,10 +185,7 @@ rule adapt_dps:
         options=SIM["adaptation"],
         batch_size=SIM["batch_size"],
         checkpoint="results/similarity/adaptation/{adapt}.ckpt",
-        device=config["device"],
-        seed=config["seed"],
-        allow_download=config["allow_download"],
-        progress=config["progress"],
+        **shared("adapt_dps"),
     log:
         "logs/adapt_dps/{adapt}.log",
     benchmark:

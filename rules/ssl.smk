@@ -11,7 +11,7 @@ rule make_magnification:
         dataset_file("magnification"),
     params:
         options=config["datasets"]["magnification"],
-        seed=config["seed"],
+        **shared("make_magnification"),
     log:
         "logs/make_magnification/magnification.log",
     threads: 1
@@ -40,10 +40,7 @@ rule pretrain_mpcs:
         init=MPCS["pretrain"]["init"],
         options=lambda wc: {**{k: v for k, v in MPCS["pretrain"].items() if k not in ("strategies", "init")},
                             "image_size": MPCS["image_size"]},
-        seed=config["seed"],
-        device=config["device"],
-        allow_download=config["allow_download"],
-        progress=config["progress"],
+        **shared("pretrain_mpcs"),
     log:
         "logs/pretrain_mpcs/{dataset}/{backbone}/fold{fold}/{strategy}.log",
     benchmark:
@@ -73,10 +70,7 @@ rule finetune_mpcs:
         checkpoint="data/checkpoints/mpcs/{dataset}/{backbone}/fold{fold}/{encoder}.ckpt",
         folds=MPCS["folds"],
         options=lambda wc: {**MPCS["finetune"], "image_size": MPCS["image_size"]},
-        seed=config["seed"],
-        device=config["device"],
-        allow_download=config["allow_download"],
-        progress=config["progress"],
+        **shared("finetune_mpcs"),
     log:
         "logs/finetune_mpcs/{dataset}/{backbone}/fold{fold}/{encoder}.log",
     benchmark:

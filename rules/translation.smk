@@ -13,8 +13,7 @@ rule make_translation_domains:
         dataset_file("translation_shapes"),
     params:
         options=TRANSLATION["domains"] if TRANSLATION else {},
-        seed=config["seed"],
-        progress=config["progress"],
+        **shared("make_translation_domains"),
     log:
         "logs/make_translation_domains/translation_shapes.log",
     threads: 1
@@ -54,9 +53,7 @@ rule train_translation_judge:
         examples="results/translation/identity/examples.h5",
     params:
         options=PLAN.translation_options(["model", "judge", "metric", "evaluation", "n_show"]) if TRANSLATION else {},
-        seed=config["seed"],
-        device=config["device"],
-        allow_download=config["allow_download"],
+        **shared("train_translation_judge"),
     log:
         "logs/train_translation_judge/judge.log",
     threads: 1
@@ -85,10 +82,7 @@ rule train_translation:
         variant="|".join(TRANSLATION_VARIANTS) or "none",
     params:
         options=PLAN.translation_options() if TRANSLATION else {},
-        seed=config["seed"],
-        device=config["device"],
-        progress=config["progress"],
-        allow_download=config["allow_download"],
+        **shared("train_translation"),
     log:
         "logs/train_translation/{variant}.log",
     benchmark:

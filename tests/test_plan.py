@@ -1,5 +1,5 @@
 """percept.plan owns the pipeline's plan (issue 20): the names and paths every consumer uses, the final targets
-of `rule all`, and each stage's job list. The Snakefile's DAG of the tiny config is
+of `rule all`, each stage's job list and the params the rules share. The Snakefile's DAG of the tiny config is
 built (nothing runs) and compared with what percept.plan says for the same config."""
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ import yaml
 
 from conftest import REPO, TINY
 from percept.config import validate_config
-from percept.plan import (Plan, autoencoder_file, cell_path, embeddings_file, entry_name,
-                          feature_cache_for, figure_files)
+from percept.plan import (SHARED_PARAMS, Plan, autoencoder_file, cell_path, embeddings_file, entry_name,
+                          feature_cache_for, figure_files, shared_params)
+
+SHARED_KEYS = ("seed", "device", "progress", "allow_download")
+
 
 @pytest.fixture(scope="module")
 def tiny_dag(tmp_path_factory):
@@ -87,3 +90,27 @@ def test_every_stage_runs_the_plans_job_list(tiny_dag):
     for name in plan.classifiers:
         (baselines,) = [j for j in jobs if j["rule"] == "explain_baselines" and j["wildcards"]["classifier"] == name]
         assert baselines["input_named"] == plan.explain_baseline_inputs(name)
+
+
+def test_shared_params_come_from_one_table(tiny_dag):
+    """seed, device, progress and allow_download reach each job from SHARED_PARAMS, valued as in the config
+    (each stage's seed is the config's one seed), and no rule passes them by hand."""
+    jobs, config = tiny_dag
+    seen = set()
+    for job in jobs:
+        given = {k: v for k, v in job["params"].items() if k in SHARED_KEYS}
+        if not given:
+            continue
+        rule = job["rule"]  # the loop rules (download_<source>, loss_network_<task>) by their prefix
+        key = rule if rule in SHARED_PARAMS else next(k for k in ("download", "loss_network")
+                                                      if rule.startswith(k + "_"))
+        seen.add(key)
+        assert given == shared_params(config, key) == {k: config[k] for k in SHARED_PARAMS[key]}, rule
+    assert len(seen) > 20
+    planned = {j["rule"] for j in jobs}
+    assert not [k for k in set(SHARED_PARAMS) - seen if any(r == k or r.startswith(k + "_") for r in planned)]
+    for smk in (REPO / "rules").glob("*.smk"):
+        for key in SHARED_KEYS:
+            assert f'config["{key}"]' not in smk.read_text(), (smk.name, key)
+    with pytest.raises(KeyError, match="SHARED_PARAMS"):
+        shared_params(config, "no_such_rule")

@@ -1,5 +1,5 @@
 """The pipeline's plan, read off the validated config without torch: every output path, every entry's name in
-paths, every stage's job list, and the final targets.
+paths, every stage's job list, the final targets and the params the rules share.
 
 The Snakemake rules (rules/*.smk) only define rules and call :class:`Plan` (bound to ``config`` once in
 rules/common.smk); scripts and tests ask the same functions, so a path or a name is worked out in one place.
@@ -154,11 +154,58 @@ def autoencoder_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
             for d in section["datasets"] for loss in section["losses"] for z in section["embedding_sizes"]]
 
 
+# -- params every stage passes the same way ------------------------------------------------------------------------
+# rule (the loop rules by their prefix: download_<source>, loss_network_<task>) -> the top-level config keys its
+# script receives as params. Every job is seeded with the one config seed (percept.seeds derives its streams).
+SHARED_PARAMS: dict[str, tuple[str, ...]] = {
+    "make_shapes": ("seed", "progress"),
+    "make_photos": ("seed",),
+    "download": ("progress",),
+    "cache_features": ("device", "seed", "allow_download", "progress"),
+    "make_translation_domains": ("seed", "progress"),
+    "train_translation_judge": ("seed", "device", "allow_download"),
+    "train_translation": ("seed", "device", "progress", "allow_download"),
+    "train_classifier": ("seed", "device", "progress"),
+    "train_explainer": ("seed", "device", "progress"),
+    "select_channels": ("seed",),
+    "explain_rise": ("seed", "device", "progress"),
+    "explain_baselines": ("seed", "device"),
+    "evaluate_explanations": ("device", "progress"),
+    "make_small_objects": ("seed", "progress"),
+    "train_autoencoder": ("device", "seed", "allow_download", "progress"),
+    "train_predictors": ("seed",),
+    "loss_network": ("device", "seed", "allow_download", "progress"),
+    "make_magnification": ("seed",),
+    "pretrain_mpcs": ("seed", "device", "allow_download", "progress"),
+    "finetune_mpcs": ("seed", "device", "allow_download", "progress"),
+    "make_dps_synthetic": ("seed",),
+    "calibrate_dps": ("device", "seed", "allow_download", "progress"),
+    "evaluate_dps_2afc": ("device", "seed", "allow_download", "progress"),
+    "make_dps_challenges": ("seed",),
+    "evaluate_dps_flaws": ("device", "seed", "allow_download", "progress"),
+    "make_dps_distortions": ("seed",),
+    "cache_dps_distortion_features": ("device", "seed", "allow_download", "progress"),
+    "adapt_dps": ("device", "seed", "allow_download", "progress"),
+    "check_backbones": ("seed",),
+}
+
+
+def shared_params(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
+    """The params of ``rule`` taken straight from the config's top level (``SHARED_PARAMS``), for
+    ``params: **shared("rule")`` in the rules."""
+    if rule not in SHARED_PARAMS:
+        raise KeyError(f"no shared params for rule {rule!r}; add it to percept.plan.SHARED_PARAMS")
+    return {key: config[key] for key in SHARED_PARAMS[rule]}
+
+
 class Plan:
     """Every path, name and job list of one validated config (what rules/*.smk call)."""
 
     def __init__(self, config: Mapping[str, Any]):
         self.config = config
+
+    def shared(self, rule: str) -> dict[str, Any]:
+        return shared_params(self.config, rule)
 
     # -- data -------------------------------------------------------------------------------------------------
     def download_checksums(self, source: str) -> dict[str, str]:
