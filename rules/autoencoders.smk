@@ -86,9 +86,9 @@ rule summarize_autoencoders:
         predictors=[autoencoder_file(r, "predictors.csv") for r in AE_RUNS],
         epochs=[autoencoder_file(r, "epochs.json") for r in AE_RUNS],
     output:
-        runs="results/autoencoders/predictors.csv",
-        summary="results/autoencoders/summary.csv",
-        speed="results/autoencoders/speed.json",
+        runs=autoencoder_summary("predictors.csv"),
+        summary=autoencoder_summary("summary.csv"),
+        speed=autoencoder_summary("speed.json"),
     log:
         "logs/summarize_autoencoders/summary.log",
     threads: 1
@@ -135,9 +135,9 @@ rule analyze_loss_networks:
     input:
         [cell_path(c) for c in GRID_CELLS],
     output:
-        scores="results/loss_networks/scores.csv",
-        ranks="results/loss_networks/ranks.csv",
-        correlation="results/loss_networks/imagenet_correlation.csv",
+        scores=loss_network_file("scores.csv"),
+        ranks=loss_network_file("ranks.csv"),
+        correlation=loss_network_file("imagenet_correlation.csv"),
     log:
         "logs/analyze_loss_networks/analysis.log",
     threads: 1

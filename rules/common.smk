@@ -2,9 +2,11 @@
 wildcards every stage shares. The rules call PLAN; they work out no path or name themselves."""
 
 from percept.plan import (
+    BACKBONE_CHECK,
     DOWNLOAD_SOURCES,
     Plan,
     autoencoder_file,
+    autoencoder_summary,
     cell_path,
     dataset_file,
     distortion_cache,
@@ -13,7 +15,15 @@ from percept.plan import (
     feature_file,
     feature_stats_file,
     figure_files,
+    loss_network_file,
+    mpcs_checkpoint,
+    mpcs_file,
+    mpcs_model,
     pretrained_input,
+    raw_dir,
+    similarity_data,
+    similarity_file,
+    translation_file,
 )
 
 PLAN = Plan(config)

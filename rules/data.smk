@@ -45,7 +45,7 @@ for _source in DOWNLOAD_SOURCES:
         name:
             f"download_{_source}"
         output:
-            directory(f"data/raw/{_source}"),
+            directory(raw_dir(_source)),
         params:
             source=_source,
             mirror=config["downloads"]["mirror"],
@@ -66,7 +66,7 @@ for _source in DOWNLOAD_SOURCES:
 
 rule prepare_dataset:
     input:
-        "data/raw/{dataset}",
+        raw_dir("{dataset}"),
     output:
         dataset_file("{dataset}"),
     wildcard_constraints:

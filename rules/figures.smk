@@ -30,7 +30,7 @@ FIGURE_PLAN = PLAN.figures()
 
 rule check_backbones:
     output:
-        "results/backbones/imagenet_check.csv",
+        BACKBONE_CHECK,
     params:
         options=config["backbone_check"],
         **shared("check_backbones"),
@@ -54,8 +54,8 @@ for _fig, _row in FIGURE_PLAN.items():
         input:
             **_row["inputs"],
         output:
-            png=report(f"results/figures/{_fig}.png", category=FIGURE_CATEGORIES[_fig], caption=f"../report/{_fig}.rst"),
-            pdf=f"results/figures/{_fig}.pdf",
+            png=report(figure_files(_fig)[0], category=FIGURE_CATEGORIES[_fig], caption=f"../report/{_fig}.rst"),
+            pdf=figure_files(_fig)[1],
         log:
             f"logs/render_{_fig}/fig.log",
         threads: 1

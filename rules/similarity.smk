@@ -16,7 +16,7 @@ rule make_dps_synthetic:
     input:
         reference=dataset_file(SIM["reference_set"]),
     output:
-        "data/similarity/{synthetic}.h5",
+        similarity_data("{synthetic}"),
     params:
         per_image=SIM["two_afc"]["per_image"],
         image_size=SIM["image_size"],
@@ -37,8 +37,8 @@ rule calibrate_dps:
     input:
         train=PLAN.two_afc_file("train"),
     output:
-        weights="results/similarity/calibration/{metric}.pt",
-        history="results/similarity/calibration/{metric}.csv",
+        weights=similarity_file("calibration/{metric}.pt"),
+        history=similarity_file("calibration/{metric}.csv"),
     params:
         spec=lambda wc: next(m for m in SIM["metrics"] if m["name"] == wc.metric),
         options=SIM["calibration"],
@@ -60,9 +60,9 @@ rule calibrate_dps:
 rule evaluate_dps_2afc:
     input:
         **PLAN.two_afc_inputs(),
-        calibrations=expand("results/similarity/calibration/{metric}.pt", metric=SIM_CALIBRATED),
+        calibrations=[similarity_file(f"calibration/{m}.pt") for m in SIM_CALIBRATED],
     output:
-        table="results/similarity/two_afc.csv",
+        table=similarity_file("two_afc.csv"),
     params:
         metrics=SIM["metrics"],
         pixel_metrics=SIM["two_afc"]["pixel_metrics"],
@@ -86,7 +86,7 @@ rule evaluate_dps_2afc:
 
 rule make_dps_challenges:
     output:
-        "data/similarity/challenges.h5",
+        similarity_data("challenges"),
     params:
         photos=SIM["flaws"]["photos"],
         crops_per_photo=SIM["flaws"]["crops_per_photo"],
@@ -107,10 +107,10 @@ rule make_dps_challenges:
 
 rule evaluate_dps_flaws:
     input:
-        challenges="data/similarity/challenges.h5",
+        challenges=similarity_data("challenges"),
     output:
-        table="results/similarity/flaws.csv",
-        summary="results/similarity/flaws_summary.csv",
+        table=similarity_file("flaws.csv"),
+        summary=similarity_file("flaws_summary.csv"),
     params:
         options=SIM["flaws"],
         batch_size=SIM["batch_size"],
@@ -132,7 +132,7 @@ rule make_dps_distortions:
     input:
         reference=dataset_file(SIM["reference_set"]),
     output:
-        "data/similarity/distortions.h5",
+        similarity_data("distortions"),
     params:
         max_images=SIM["adaptation"]["max_images"],
         style=SIM["adaptation"]["distortion_style"],
@@ -155,7 +155,7 @@ rule make_dps_distortions:
 # trains on them without running the backbone per epoch.
 rule cache_dps_distortion_features:
     input:
-        dataset="data/similarity/distortions.h5",
+        dataset=similarity_data("distortions"),
     output:
         cache=distortion_cache("{adapt}"),
     params:
@@ -179,12 +179,12 @@ rule adapt_dps:
     input:
         unpack(lambda wc: PLAN.adapt_inputs(wc.adapt)),
     output:
-        table="results/similarity/adaptation/{adapt}.csv",
+        table=similarity_file("adaptation/{adapt}.csv"),
     params:
         entry=lambda wc: SIM_ADAPT[wc.adapt],
         options=SIM["adaptation"],
         batch_size=SIM["batch_size"],
-        checkpoint="results/similarity/adaptation/{adapt}.ckpt",
+        checkpoint=similarity_file("adaptation/{adapt}.ckpt"),
         **shared("adapt_dps"),
     log:
         "logs/adapt_dps/{adapt}.log",

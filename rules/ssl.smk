@@ -2,8 +2,6 @@
 label-efficiency evaluation; the embedded multi-magnification dataset."""
 
 MPCS = config["mpcs"]
-MPCS_FOLDS = list(range(MPCS["folds"]))
-MPCS_ENCODERS = PLAN.mpcs_encoders
 
 
 rule make_magnification:
@@ -28,14 +26,14 @@ rule pretrain_mpcs:
     input:
         dataset=dataset_file("{dataset}"),
     output:
-        model="data/models/mpcs/{dataset}/{backbone}/fold{fold}/{strategy}.pt",
-        history="results/mpcs/{dataset}/{backbone}/fold{fold}/pretrain_{strategy}.csv",
+        model=mpcs_model("{dataset}", "{backbone}", "{fold}", "{strategy}"),
+        history=mpcs_file("{dataset}", "pretrain_{strategy}.csv", "{backbone}", "{fold}"),
     wildcard_constraints:
         backbone="|".join(MPCS["backbones"]),
         strategy="ordered|random|fixed",
         fold=r"\d+",
     params:
-        checkpoint="data/checkpoints/mpcs/{dataset}/{backbone}/fold{fold}/pretrain_{strategy}.ckpt",
+        checkpoint=mpcs_checkpoint("{dataset}", "{backbone}", "{fold}", "pretrain_{strategy}"),
         folds=MPCS["folds"],
         init=MPCS["pretrain"]["init"],
         options=lambda wc: {**{k: v for k, v in MPCS["pretrain"].items() if k not in ("strategies", "init")},
@@ -61,13 +59,13 @@ rule finetune_mpcs:
         unpack(lambda wc: pretrained_input(wc.dataset, wc.backbone, wc.fold, wc.encoder)),
         dataset=dataset_file("{dataset}"),
     output:
-        "results/mpcs/{dataset}/{backbone}/fold{fold}/{encoder}.csv",
+        mpcs_file("{dataset}", "{encoder}.csv", "{backbone}", "{fold}"),
     wildcard_constraints:
         backbone="|".join(MPCS["backbones"]),
         encoder="mpcs_(ordered|random|fixed)|baseline_(imagenet|random)",
         fold=r"\d+",
     params:
-        checkpoint="data/checkpoints/mpcs/{dataset}/{backbone}/fold{fold}/{encoder}.ckpt",
+        checkpoint=mpcs_checkpoint("{dataset}", "{backbone}", "{fold}", "{encoder}"),
         folds=MPCS["folds"],
         options=lambda wc: {**MPCS["finetune"], "image_size": MPCS["image_size"]},
         **shared("finetune_mpcs"),
@@ -88,14 +86,12 @@ rule finetune_mpcs:
 
 rule summarize_mpcs:
     input:
-        runs=expand("results/mpcs/{{dataset}}/{backbone}/fold{fold}/{encoder}.csv", backbone=MPCS["backbones"],
-                      fold=MPCS_FOLDS, encoder=MPCS_ENCODERS),
-        pretrain=expand("results/mpcs/{{dataset}}/{backbone}/fold{fold}/pretrain_{strategy}.csv",
-                        backbone=MPCS["backbones"], fold=MPCS_FOLDS, strategy=MPCS["pretrain"]["strategies"]),
+        runs=PLAN.mpcs_runs("{dataset}"),
+        pretrain=PLAN.mpcs_pretrain_histories("{dataset}"),
     output:
-        runs="results/mpcs/{dataset}/runs.csv",
-        accuracy="results/mpcs/{dataset}/accuracy.csv",
-        pretrain="results/mpcs/{dataset}/pretrain.csv",
+        runs=mpcs_file("{dataset}", "runs.csv"),
+        accuracy=mpcs_file("{dataset}", "accuracy.csv"),
+        pretrain=mpcs_file("{dataset}", "pretrain.csv"),
     log:
         "logs/summarize_mpcs/{dataset}.log",
     threads: 1

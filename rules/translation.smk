@@ -48,9 +48,9 @@ rule train_translation_judge:
     input:
         dataset=PLAN.translation_dataset() if TRANSLATION else [],
     output:
-        judge="results/translation/judge.pt",
-        scores="results/translation/identity/scores.csv",
-        examples="results/translation/identity/examples.h5",
+        judge=translation_file("judge.pt"),
+        scores=translation_file("scores.csv", "identity"),
+        examples=translation_file("examples.h5", "identity"),
     params:
         options=PLAN.translation_options(["model", "judge", "metric", "evaluation", "n_show"]) if TRANSLATION else {},
         **shared("train_translation_judge"),
@@ -71,13 +71,13 @@ rule train_translation_judge:
 rule train_translation:
     input:
         dataset=PLAN.translation_dataset() if TRANSLATION else [],
-        judge="results/translation/judge.pt",
+        judge=translation_file("judge.pt"),
     output:
-        model="results/translation/{variant}/model.pt",
-        history="results/translation/{variant}/history.csv",
-        timing="results/translation/{variant}/timing.json",
-        scores="results/translation/{variant}/scores.csv",
-        examples="results/translation/{variant}/examples.h5",
+        model=translation_file("model.pt", "{variant}"),
+        history=translation_file("history.csv", "{variant}"),
+        timing=translation_file("timing.json", "{variant}"),
+        scores=translation_file("scores.csv", "{variant}"),
+        examples=translation_file("examples.h5", "{variant}"),
     wildcard_constraints:
         variant="|".join(TRANSLATION_VARIANTS) or "none",
     params:
@@ -100,12 +100,12 @@ rule train_translation:
 
 rule summarize_translation:
     input:
-        scores=expand("results/translation/{variant}/scores.csv", variant=["identity", *TRANSLATION_VARIANTS]),
-        timing=expand("results/translation/{variant}/timing.json", variant=TRANSLATION_VARIANTS),
+        scores=PLAN.translation_results("scores.csv", identity=True),
+        timing=PLAN.translation_results("timing.json"),
     output:
-        per_image="results/translation/per_image.csv",
-        ablation="results/translation/ablation.csv",
-        timing="results/translation/timing.json",
+        per_image=translation_file("per_image.csv"),
+        ablation=translation_file("ablation.csv"),
+        timing=translation_file("timing.json"),
     log:
         "logs/summarize_translation/summary.log",
     threads: 1

@@ -82,6 +82,10 @@ def test_every_stage_runs_the_plans_job_list(tiny_dag):
     assert outputs(jobs, "calibrate_dps") == sorted(f"results/similarity/calibration/{m}.{x}"
                                                     for m in plan.calibrated_metrics for x in ("csv", "pt"))
     assert {j["wildcards"]["encoder"] for j in jobs if j["rule"] == "finetune_mpcs"} == set(plan.mpcs_encoders)
+    dataset = config["mpcs"]["dataset"]
+    (summary,) = [j for j in jobs if j["rule"] == "summarize_mpcs"]
+    assert summary["input"] == sorted(plan.mpcs_runs(dataset) + plan.mpcs_pretrain_histories(dataset))
+    assert outputs(jobs, "finetune_mpcs") == sorted(plan.mpcs_runs(dataset))
     figures = plan.figures()
     assert outputs(jobs, "render_fig_.*") == sorted(p for f in figures for p in figure_files(f))
     for job in jobs:
@@ -114,3 +118,10 @@ def test_shared_params_come_from_one_table(tiny_dag):
             assert f'config["{key}"]' not in smk.read_text(), (smk.name, key)
     with pytest.raises(KeyError, match="SHARED_PARAMS"):
         shared_params(config, "no_such_rule")
+
+
+def test_rules_spell_no_output_path():
+    """The rules name their files through percept.plan (only logs/ and benchmarks/ are spelt in the rules)."""
+    spelt = {f"{smk.name}:{i}": line.strip() for smk in (REPO / "rules").glob("*.smk")
+             for i, line in enumerate(smk.read_text().splitlines(), 1) if re.search(r"""["'](results|data)/""", line)}
+    assert spelt == {}

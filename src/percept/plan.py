@@ -38,13 +38,21 @@ def two_afc_set(config: Mapping[str, Any], key: str) -> tuple[str, str]:
     value = config["similarity"]["two_afc"][key]
     if value == "synthetic":
         name = "synthetic_jnd" if key == "jnd" else f"synthetic_2afc_{key}"
-        return name, f"data/similarity/{name}.h5"
+        return name, similarity_data(name)
     return value, dataset_file(value)
 
 
-# -- paths (no config needed) -----------------------------------------------------------------------------------
+# -- paths (no config needed; a wildcard pattern when given "{wildcard}") -----------------------------------------
+BACKBONE_CHECK = "results/backbones/imagenet_check.csv"
+
+
 def dataset_file(name: str) -> str:
     return f"data/datasets/{name}.h5"
+
+
+def raw_dir(source: str) -> str:
+    """Where a download source's files land (data/raw/<source>), before conversion to data/datasets/."""
+    return f"data/raw/{source}"
 
 
 def feature_file(dataset: str, name: str) -> str:
@@ -65,6 +73,11 @@ def explain_file(filename: str, name: str = "{classifier}") -> str:
     return f"results/explain/{name}/{filename}"
 
 
+def autoencoder_summary(filename: str) -> str:
+    """The autoencoder stage's summary tables (summarize_autoencoders)."""
+    return f"results/autoencoders/{filename}"
+
+
 def autoencoder_dir(run: Mapping[str, Any]) -> str:
     return f"results/autoencoders/{run['dataset']}/{run['loss']}-z{run['embedding_size']}"
 
@@ -81,16 +94,53 @@ def cell_path(cell: Mapping[str, Any]) -> str:
     return f"results/loss_networks/{cell['task']}/{cell['dataset']}/{cell['network']}/{cell['tap']}.csv"
 
 
+def loss_network_file(filename: str) -> str:
+    """The loss-network grid's analysis tables (analyze_loss_networks)."""
+    return f"results/loss_networks/{filename}"
+
+
+def mpcs_model(dataset: str, backbone: str, fold: int | str, strategy: str) -> str:
+    """An MPCS-pretrained encoder."""
+    return f"data/models/mpcs/{dataset}/{backbone}/fold{fold}/{strategy}.pt"
+
+
+def mpcs_checkpoint(dataset: str, backbone: str, fold: int | str, name: str) -> str:
+    """The resumable training state of an MPCS pretraining (pretrain_<strategy>) or fine-tuning (<encoder>) job."""
+    return f"data/checkpoints/mpcs/{dataset}/{backbone}/fold{fold}/{name}.ckpt"
+
+
+def mpcs_file(dataset: str, filename: str, backbone: str | None = None, fold: int | str | None = None) -> str:
+    """results/mpcs/{dataset}/[{backbone}/fold{fold}/]<filename>: the MPCS tables, per run or summarized."""
+    run = f"{backbone}/fold{fold}/" if backbone is not None else ""
+    return f"results/mpcs/{dataset}/{run}{filename}"
+
+
 def pretrained_input(dataset: str, backbone: str, fold: int | str, encoder: str) -> dict[str, str]:
     """The MPCS encoder file a fine-tuning job starts from (none for the baselines)."""
     if encoder.startswith("mpcs_"):
-        return {"pretrained": f"data/models/mpcs/{dataset}/{backbone}/fold{fold}/{encoder.removeprefix('mpcs_')}.pt"}
+        return {"pretrained": mpcs_model(dataset, backbone, fold, encoder.removeprefix("mpcs_"))}
     return {}
+
+
+def similarity_data(name: str) -> str:
+    """The image sets the similarity stage builds (synthetic 2AFC/JND sets, challenges, distortions)."""
+    return f"data/similarity/{name}.h5"
+
+
+def similarity_file(filename: str) -> str:
+    """results/similarity/<filename>: the similarity stage's tables, calibrations and adaptations."""
+    return f"results/similarity/{filename}"
 
 
 def distortion_cache(name: str) -> str:
     """Features of the similarity stage's distorted images for one adaptation backbone."""
     return f"data/features/similarity/distortions/{name}.h5"
+
+
+def translation_file(filename: str, variant: str | None = None) -> str:
+    """results/translation/[{variant}/]<filename>: per ablation variant (identity: the untranslated inputs), or
+    the stage's summaries and judge."""
+    return f"results/translation/{variant}/{filename}" if variant is not None else f"results/translation/{filename}"
 
 
 # -- the loss-network grid and the autoencoder runs ----------------------------------------------------------------
@@ -316,6 +366,17 @@ class Plan:
         mpcs = self.config["mpcs"]
         return encoder_ids(mpcs["pretrain"]["strategies"], mpcs["finetune"]["baselines"])
 
+    def mpcs_runs(self, dataset: str) -> list[str]:
+        """Every fine-tuning table of ``dataset`` (backbone x fold x encoder), what summarize_mpcs reads."""
+        mpcs = self.config["mpcs"]
+        return [mpcs_file(dataset, f"{e}.csv", b, f) for b in mpcs["backbones"] for f in range(mpcs["folds"])
+                for e in self.mpcs_encoders]
+
+    def mpcs_pretrain_histories(self, dataset: str) -> list[str]:
+        mpcs = self.config["mpcs"]
+        return [mpcs_file(dataset, f"pretrain_{s}.csv", b, f) for b in mpcs["backbones"] for f in range(mpcs["folds"])
+                for s in mpcs["pretrain"]["strategies"]]
+
     # -- similarity --------------------------------------------------------------------------------------------
     @property
     def adaptation_entries(self) -> dict[str, dict[str, Any]]:
@@ -346,7 +407,7 @@ class Plan:
     def adapt_inputs(self, adapt: str) -> dict[str, str]:
         """adapt_dps: the distortion set and the 2AFC sets it retains; the feature cache only with fixed draws
         (fresh draws are compared straight from the backbone)."""
-        out = {"dataset": "data/similarity/distortions.h5", **self.two_afc_inputs()}
+        out = {"dataset": similarity_data("distortions"), **self.two_afc_inputs()}
         if self.config["similarity"]["adaptation"]["draws"] == "fixed":
             out["cache"] = distortion_cache(adapt)
         return out
@@ -359,6 +420,10 @@ class Plan:
     @property
     def translation_variants(self) -> list[str]:
         return list(self.translation["variants"]) if self.translation else []
+
+    def translation_results(self, filename: str, identity: bool = False) -> list[str]:
+        """<filename> of every ablation variant (and of the untranslated inputs with ``identity``)."""
+        return [translation_file(filename, v) for v in (["identity"] if identity else []) + self.translation_variants]
 
     def translation_dataset(self) -> str:
         return dataset_file(self.translation["dataset"])
@@ -373,16 +438,16 @@ class Plan:
     def figures(self) -> dict[str, dict[str, Any]]:
         """fig_<name> -> {"inputs": the named files its renderer reads, "in_all": whether the default target builds
         it}, for every figure that exists under this config (the explanation figures need a classifier)."""
-        first, variants, runs = self.first_classifier, self.translation_variants, self.autoencoder_runs
+        first, runs = self.first_classifier, self.autoencoder_runs
         dataset = self.config["mpcs"]["dataset"]
         rows: dict[str, tuple[bool, Callable[[], dict[str, Any]]]] = {
             "fig_datasets": (True, lambda: dict(shapes=dataset_file("shapes"), photos=dataset_file("photos"))),
-            "fig_backbone_check": (True, lambda: dict(table="results/backbones/imagenet_check.csv")),
+            "fig_backbone_check": (True, lambda: dict(table=BACKBONE_CHECK)),
             "fig_feature_caches": (True, lambda: dict(stats=self.feature_stats())),
             "fig_shape_translation": (bool(self.translation), lambda: dict(
-                ablation="results/translation/ablation.csv",
-                examples=[f"results/translation/{v}/examples.h5" for v in ["identity", *variants]],
-                histories=[f"results/translation/{v}/history.csv" for v in variants],
+                ablation=translation_file("ablation.csv"),
+                examples=self.translation_results("examples.h5", identity=True),
+                histories=self.translation_results("history.csv"),
             )),
             "fig_saliency_examples": (True, lambda: dict(
                 dataset=self.explain_dataset(first),
@@ -395,21 +460,21 @@ class Plan:
             "fig_explainer_comparison": (True, lambda: dict(
                 summaries=[explain_file("summary.csv", n) for n in self.classifiers])),
             "fig_perceptual_autoencoders": (bool(runs), lambda: dict(
-                summary="results/autoencoders/summary.csv", embeddings=[embeddings_file(r) for r in runs])),
+                summary=autoencoder_summary("summary.csv"), embeddings=[embeddings_file(r) for r in runs])),
             "fig_feature_prediction_speed": (bool(runs), lambda: dict(
-                speed="results/autoencoders/speed.json", summary="results/autoencoders/summary.csv")),
+                speed=autoencoder_summary("speed.json"), summary=autoencoder_summary("summary.csv"))),
             "fig_loss_networks": (bool(self.grid_cells), lambda: dict(
-                scores="results/loss_networks/scores.csv",
-                ranks="results/loss_networks/ranks.csv",
-                correlation="results/loss_networks/imagenet_correlation.csv",
+                scores=loss_network_file("scores.csv"),
+                ranks=loss_network_file("ranks.csv"),
+                correlation=loss_network_file("imagenet_correlation.csv"),
             )),
-            "fig_mpcs": (True, lambda: dict(accuracy=f"results/mpcs/{dataset}/accuracy.csv",
-                                            pretrain=f"results/mpcs/{dataset}/pretrain.csv")),
-            "fig_2afc": (True, lambda: dict(table="results/similarity/two_afc.csv")),
-            "fig_dps_flaws": (True, lambda: dict(summary="results/similarity/flaws_summary.csv",
-                                                 challenges="data/similarity/challenges.h5")),
+            "fig_mpcs": (True, lambda: dict(accuracy=mpcs_file(dataset, "accuracy.csv"),
+                                            pretrain=mpcs_file(dataset, "pretrain.csv"))),
+            "fig_2afc": (True, lambda: dict(table=similarity_file("two_afc.csv"))),
+            "fig_dps_flaws": (True, lambda: dict(summary=similarity_file("flaws_summary.csv"),
+                                                 challenges=similarity_data("challenges"))),
             "fig_dps_adaptation": (True, lambda: dict(
-                tables=[f"results/similarity/adaptation/{a}.csv" for a in self.adaptation_entries])),
+                tables=[similarity_file(f"adaptation/{a}.csv") for a in self.adaptation_entries])),
         }
         explain_figures = ("fig_saliency_examples", "fig_rise_components", "fig_explainer_comparison")
         return {fig: {"in_all": in_all, "inputs": inputs()} for fig, (in_all, inputs) in rows.items()
