@@ -436,49 +436,52 @@ class Plan:
 
     # -- figures and the final targets ---------------------------------------------------------------------------
     def figures(self) -> dict[str, dict[str, Any]]:
-        """fig_<name> -> {"inputs": the named files its renderer reads, "in_all": whether the default target builds
-        it}, for every figure that exists under this config (the explanation figures need a classifier)."""
+        """The figure table: fig_<name> -> {"category": its section in the report, "inputs": the named files its
+        renderer reads, "in_all": whether the default target builds it}, for every figure that exists under this
+        config (the explanation figures need a classifier). rules/figures.smk makes render_fig_<name> and
+        fig_<name> of each row; to give a figure one more input, add a key to its inputs (the renderer receives it
+        by that name)."""
         first, runs = self.first_classifier, self.autoencoder_runs
         dataset = self.config["mpcs"]["dataset"]
-        rows: dict[str, tuple[bool, Callable[[], dict[str, Any]]]] = {
-            "fig_datasets": (True, lambda: dict(shapes=dataset_file("shapes"), photos=dataset_file("photos"))),
-            "fig_backbone_check": (True, lambda: dict(table=BACKBONE_CHECK)),
-            "fig_feature_caches": (True, lambda: dict(stats=self.feature_stats())),
-            "fig_shape_translation": (bool(self.translation), lambda: dict(
+        rows: dict[str, tuple[str, bool, Callable[[], dict[str, Any]]]] = {
+            "fig_datasets": ("Data", True, lambda: dict(shapes=dataset_file("shapes"), photos=dataset_file("photos"))),
+            "fig_backbone_check": ("Backbones", True, lambda: dict(table=BACKBONE_CHECK)),
+            "fig_feature_caches": ("Features", True, lambda: dict(stats=self.feature_stats())),
+            "fig_shape_translation": ("Shape translation", bool(self.translation), lambda: dict(
                 ablation=translation_file("ablation.csv"),
                 examples=self.translation_results("examples.h5", identity=True),
                 histories=self.translation_results("history.csv"),
             )),
-            "fig_saliency_examples": (True, lambda: dict(
+            "fig_saliency_examples": ("Explanations", True, lambda: dict(
                 dataset=self.explain_dataset(first),
                 rise=explain_file("maps_rise.h5", first),
                 baselines=explain_file("maps_baselines.h5", first),
                 crops=explain_file("channel_crops.h5", first),
                 channels=explain_file("channels.csv", first),
             )),
-            "fig_rise_components": (True, lambda: dict(summary=explain_file("summary.csv", first))),
-            "fig_explainer_comparison": (True, lambda: dict(
+            "fig_rise_components": ("Explanations", True, lambda: dict(summary=explain_file("summary.csv", first))),
+            "fig_explainer_comparison": ("Explanations", True, lambda: dict(
                 summaries=[explain_file("summary.csv", n) for n in self.classifiers])),
-            "fig_perceptual_autoencoders": (bool(runs), lambda: dict(
+            "fig_perceptual_autoencoders": ("Perceptual loss", bool(runs), lambda: dict(
                 summary=autoencoder_summary("summary.csv"), embeddings=[embeddings_file(r) for r in runs])),
-            "fig_feature_prediction_speed": (bool(runs), lambda: dict(
+            "fig_feature_prediction_speed": ("Perceptual loss", bool(runs), lambda: dict(
                 speed=autoencoder_summary("speed.json"), summary=autoencoder_summary("summary.csv"))),
-            "fig_loss_networks": (bool(self.grid_cells), lambda: dict(
+            "fig_loss_networks": ("Perceptual loss", bool(self.grid_cells), lambda: dict(
                 scores=loss_network_file("scores.csv"),
                 ranks=loss_network_file("ranks.csv"),
                 correlation=loss_network_file("imagenet_correlation.csv"),
             )),
-            "fig_mpcs": (True, lambda: dict(accuracy=mpcs_file(dataset, "accuracy.csv"),
+            "fig_mpcs": ("Self-supervised (MPCS)", True, lambda: dict(accuracy=mpcs_file(dataset, "accuracy.csv"),
                                             pretrain=mpcs_file(dataset, "pretrain.csv"))),
-            "fig_2afc": (True, lambda: dict(table=similarity_file("two_afc.csv"))),
-            "fig_dps_flaws": (True, lambda: dict(summary=similarity_file("flaws_summary.csv"),
+            "fig_2afc": ("Similarity", True, lambda: dict(table=similarity_file("two_afc.csv"))),
+            "fig_dps_flaws": ("Similarity", True, lambda: dict(summary=similarity_file("flaws_summary.csv"),
                                                  challenges=similarity_data("challenges"))),
-            "fig_dps_adaptation": (True, lambda: dict(
+            "fig_dps_adaptation": ("Similarity", True, lambda: dict(
                 tables=[similarity_file(f"adaptation/{a}.csv") for a in self.adaptation_entries])),
         }
         explain_figures = ("fig_saliency_examples", "fig_rise_components", "fig_explainer_comparison")
-        return {fig: {"in_all": in_all, "inputs": inputs()} for fig, (in_all, inputs) in rows.items()
-                if first or fig not in explain_figures}
+        return {fig: {"category": category, "in_all": in_all, "inputs": inputs()}
+                for fig, (category, in_all, inputs) in rows.items() if first or fig not in explain_figures}
 
     def targets(self) -> list[str]:
         """What the default target (`rule all`) builds: the figures, the feature caches, the downloads."""
