@@ -2,7 +2,8 @@
 paths, every stage's job list, the final targets and the params the rules share.
 
 The Snakemake rules (rules/*.smk) only define rules and call :class:`Plan` (bound to ``config`` once in
-rules/common.smk); scripts and tests ask the same functions, so a path or a name is worked out in one place.
+rules/common.smk); the config checks and the tests (tests/paper_mini, tests/test_plan.py) ask the same
+functions, so a path or a name is worked out in one place.
 This module imports no stage package that imports it back, and no torch: planning the paper config stays
 cheap, and the config checks (percept.config and the stages' ``checks`` modules) may import it.
 """
