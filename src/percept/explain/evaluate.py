@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from percept import seeds
 from percept.data.store import ImageDataset
 from percept.explain import metrics as M
 from percept.explain.perturbation import (
@@ -38,13 +39,14 @@ COMPONENT_KEYS = ("sampler", "segmenter", "perturbation", "smoothing", "attribut
 
 
 def evaluation_positions(dataset_path: str | Path, n_images: int, seed: int) -> tuple[ImageDataset, np.ndarray]:
-    """The explained images: ``n_images`` test-split positions drawn with the seed (sorted)."""
+    """The explained images: ``n_images`` test-split positions drawn from the stream ``explain.evaluation_images``
+    (sorted)."""
     test = ImageDataset(dataset_path, split="test")
     pool = np.arange(len(test))
     if "has_segmentation" in test.meta_keys:  # VOC 2007: only images with a segmentation mask are scored
         pool = pool[test.meta("has_segmentation").astype(bool)]
     n = min(n_images, len(pool))
-    return test, np.sort(np.random.default_rng([seed, 41]).choice(pool, size=n, replace=False))
+    return test, np.sort(seeds.rng(seed, "explain.evaluation_images").choice(pool, size=n, replace=False))
 
 
 def rise_settings(opts: Mapping[str, Any]) -> list[Setting]:

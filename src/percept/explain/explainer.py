@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from percept import backbones
+from percept import backbones, seeds
 from percept.data.store import ImageDataset
 from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.explain.classifier import train_split
@@ -233,11 +233,11 @@ def train_explainer(dataset_path: str | Path, classifier: nn.Module, out_path: s
         start = int(ck["epoch"]) + 1
         log.info("resuming explainer training from %s (epoch %d done)", resume_path, start)
     n = min(len(train), opts["train_images"] or len(train))
-    subset = np.sort(np.random.default_rng([seed, 31]).choice(len(train), size=n, replace=False))
+    subset = np.sort(seeds.rng(seed, "explain.explainer_subset").choice(len(train), size=n, replace=False))
     bs = opts["batch_size"]
     for epoch in range(start, opts["epochs"]):
         model.train()
-        perm = subset[np.random.default_rng([seed, 32, epoch]).permutation(n)]
+        perm = subset[seeds.rng(seed, "explain.explainer_epoch", epoch).permutation(n)]
         sums: dict[str, float] = {}
         bar = tqdm(range(0, n, bs), desc=f"explainer epoch {epoch + 1}/{opts['epochs']}", disable=not progress)
         for i in bar:

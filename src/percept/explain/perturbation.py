@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from percept import seeds
 from percept.filters import gaussian_blur
 
 SAMPLERS = ("bernoulli", "fixed", "single", "single_inverse", "shapley", "shapley_coalitions", "uniform", "normal",
@@ -593,7 +594,8 @@ class Setting:
 
 
 class SampleBank:
-    """Samples z (and RISE shifts) drawn once per (segmenter's S, sampler, N, seed) and reused everywhere."""
+    """Samples z (and RISE shifts) drawn once per (segmenter's S, sampler, N, seed) and reused everywhere: the
+    random stream ``explain.samples`` at (sampler, S, N)."""
 
     def __init__(self, seed: int):
         self.seed = seed
@@ -603,7 +605,7 @@ class SampleBank:
         cell = (cell, cell) if isinstance(cell, int) else tuple(cell)
         key = (setting.sampler, s, setting.n_masks, setting.p, setting.keep, cell, setting.add_all, setting.add_none)
         if key not in self._bank:
-            rng = np.random.default_rng([self.seed, SAMPLERS.index(setting.sampler), s, setting.n_masks])
+            rng = seeds.rng(self.seed, "explain.samples", SAMPLERS.index(setting.sampler), s, setting.n_masks)
             z = sample(setting.sampler, s, setting.n_masks, rng, p=setting.p, keep=setting.keep)
             ends = [np.zeros((1, s), bool)] * setting.add_all + [np.ones((1, s), bool)] * setting.add_none
             z = np.vstack([z, *ends])
@@ -666,7 +668,7 @@ class PerturbationExplainer:
         z_all, shifts_all = self.bank.get(st, s, rend.cell)
         shifts_t = torch.from_numpy(shifts_all) if st.smoothing == "rise" else None
         image = image.to(self.device)
-        gen = torch.Generator().manual_seed(self.bank.seed + 7919)
+        gen = seeds.torch_generator(self.bank.seed, "explain.perturbation_fill")  # the same draws for every image
         fill = replacement(image, st.perturbation, st.blur_sigma, self.normalisation_mean, gen)
         n = len(z_all)
         sum_fm = sum_m = sum_f = None
