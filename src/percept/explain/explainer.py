@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from percept import backbones, seeds
 from percept.data.store import ImageDataset
 from percept.checkpoints import load_checkpoint, save_checkpoint
+from percept.explain.attributor import Targets, target_lists
 from percept.explain.classifier import train_split
 from percept.features import TapExtractor, prepare_input
 
@@ -94,9 +95,11 @@ class Explainer(nn.Module):
     def masks(self, images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(images))
 
-    def attribute(self, image: torch.Tensor, targets: Sequence[int]) -> torch.Tensor:
+    def attribute(self, images: torch.Tensor, targets: Targets) -> torch.Tensor:
+        """The targets' masks ``(B, T, H, W)`` on the CPU (an :class:`~percept.explain.attributor.Attributor`)."""
+        rows = torch.tensor(target_lists(targets, len(images)))
         with torch.inference_mode():
-            return self.masks(image[None])[0, list(targets)]
+            return self.masks(images).cpu()[torch.arange(len(rows))[:, None], rows]
 
 
 # --- loss terms ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from percept import seeds
+from percept.explain.attributor import Targets, target_lists
 from percept.filters import gaussian_blur
 
 SAMPLERS = ("bernoulli", "fixed", "single", "single_inverse", "shapley", "shapley_coalitions", "uniform", "normal",
@@ -629,15 +630,25 @@ def compatible(calculator: str, sampler: str) -> bool:
 
 
 class PerturbationExplainer:
-    """``attribute(image, calculators)`` — every component from :class:`Setting`; the model maps images in
-    [0, 1] to class scores (probabilities for RISE: the classifier's sigmoid outputs).
-    ``normalisation_mean`` is the classifier's input normalisation mean (the ``norm_zero`` fill)."""
+    """Every component from :class:`Setting`; the model maps images in [0, 1] to class scores (probabilities
+    for RISE: the classifier's sigmoid outputs). ``normalisation_mean`` is the classifier's input normalisation
+    mean (the ``norm_zero`` fill).
+
+    Two calls: :meth:`attribute` (the :class:`~percept.explain.attributor.Attributor` of every method: the
+    ``calculator``'s maps of the targets) and :meth:`attribute_calculators` (one image, several calculators fed
+    by the same forward passes, every class: what makes the RISE-components stage affordable)."""
 
     def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], setting: Setting, bank: SampleBank,
                  batch_size: int = 64, device: torch.device | str = "cpu",
-                 normalisation_mean: Sequence[float] | None = None):
+                 normalisation_mean: Sequence[float] | None = None, calculator: str = "rise"):
+        if calculator not in CALCULATORS:
+            raise ValueError(f"unknown calculator {calculator!r}; choose from {CALCULATORS}")
+        if not compatible(calculator, setting.sampler):
+            raise ValueError(f"the {calculator} calculator cannot use the {setting.sampler} sampler's samples "
+                             f"(it needs {SAMPLERS_OF[calculator]})")
         self.model = model
         self.setting = setting
+        self.calculator = calculator
         self.bank = bank
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -655,7 +666,14 @@ class PerturbationExplainer:
                          dict(st.segmenter_options))
         return MaskRenderer(torch.from_numpy(labels), st.smoothing, sigma=st.gaussian_sigma)
 
-    def attribute(self, image: torch.Tensor, calculators: Sequence[str] = ("rise",)) -> Attribution:
+    def attribute(self, images: torch.Tensor, targets: Targets) -> torch.Tensor:
+        """The ``calculator``'s maps of the targets ``(N, T, H, W)`` on the CPU, one image at a time (each
+        image's samples are the bank's, whatever the batch)."""
+        rows = target_lists(targets, len(images))
+        return torch.stack([self.attribute_calculators(image, [self.calculator]).maps[self.calculator][row]
+                            for image, row in zip(images, rows)])
+
+    def attribute_calculators(self, image: torch.Tensor, calculators: Sequence[str] = ("rise",)) -> Attribution:
         """Maps ``(C, H, W)`` per calculator for one image ``(3, H, W)`` in [0, 1]; calculators that cannot
         use this setting's sampler (:func:`compatible`) are left out of the result."""
         unknown = [c for c in calculators if c not in CALCULATORS]
