@@ -112,3 +112,37 @@ def test_a_calculator_that_cannot_use_the_sampler_is_refused_when_built():
         P.PerturbationExplainer(lambda x: x, P.Setting(), P.SampleBank(0), calculator="ciu")
     with pytest.raises(ValueError, match="unknown calculator"):
         P.PerturbationExplainer(lambda x: x, P.Setting(), P.SampleBank(0), calculator="lime")
+
+
+def test_channel_heatmaps_from_the_caches_network_equal_those_of_the_cached_features(tmp_path):
+    """ChannelHeatmaps computes the taps of the images it is given with the feature cache's network
+    (channels.cache_network); what the cache holds for the same images gives the same maps (float16 cache)."""
+    from percept.data.embedded import make_shapes
+    from percept.data.store import ImageDataset
+    from percept.explain.channels import cache_network
+    from percept.features import FeatureCache, cache_features
+
+    shapes, out = tmp_path / "shapes.h5", tmp_path / "lite0.h5"
+    make_shapes(str(shapes), n_train=6, n_test=4, image_size=32, classes=["circle", "square", "star"],
+                objects_per_image=[1, 2], object_size=[0.3, 0.5], backgrounds=["brick"], seed=0, progress=False)
+    cache_features(shapes, out, "efficientnet_lite0", ["_blocks.0", "_blocks.7"], weights="random", seed=3,
+                   batch_size=4, device="cpu", dtype="float16", progress=False)
+    cache, ds = FeatureCache(out), ImageDataset(shapes)
+    positions = [1, 4, 7]
+    images = ds.batch(positions)
+    computed = cache_network(cache, ["_blocks.7"])(images)
+    assert list(computed) == ["_blocks.7"]
+    stored = cache.load("_blocks.7", positions)
+    assert torch.equal(computed["_blocks.7"], computed["_blocks.7"].half().float())  # rounded as the cache stores
+    assert_allclose(computed["_blocks.7"].numpy(), stored.numpy(), rtol=1e-3, atol=0)  # (equal here, bit for bit)
+    table = pd.DataFrame([{"class": 0, "tap": "_blocks.7", "channel": c, "weight": w, "scale": s}
+                          for c, w, s in [(3, 0.6, 2.0), (10, 0.3, 1.0)]])
+    maps = ChannelHeatmaps(cache_network(cache, ["_blocks.7"]), table).attribute(images, [[0, 1]] * 3)
+    expected = sum(w * torch.nn.functional.interpolate(stored[:, c:c + 1] / s, size=(32, 32), mode="bilinear",
+                                                      align_corners=False)
+                   for c, w, s in [(3, 0.6, 2.0), (10, 0.3, 1.0)])[:, 0]
+    assert expected.std() > 0
+    assert_allclose(maps[:, 0].numpy(), expected.numpy(), rtol=1e-3, atol=1e-6)
+    assert (maps[:, 1] == 0).all()
+    with pytest.raises(ValueError, match="not cached"):
+        cache_network(cache, ["_blocks.3"])
