@@ -69,7 +69,7 @@ def main() -> None:
         comp = dict(zip(("sampler", "segmenter", "perturbation", "smoothing", "attribution"), parts))
         st = Setting(**comp, n_masks=args.masks, grid=args.grid)
         explainer = PerturbationExplainer(f, st, SampleBank(0), args.batch, normalisation_mean=mean)
-        explainer.attribute(images[0], args.calculators)  # warm-up
+        explainer.attribute_calculators(images[0], args.calculators)  # warm-up
         # the fastest of --repeat interleaved rounds: other processes' load only ever slows a round down
         bare_t, rise_t, n_bare, calls = [], [], 0, 0
         for _ in range(args.repeat):
@@ -83,7 +83,7 @@ def main() -> None:
                         n_bare += args.batch
                 b_t += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                att = explainer.attribute(img, args.calculators)
+                att = explainer.attribute_calculators(img, args.calculators)
                 r_t += time.perf_counter() - t0
                 calls += att.model_calls
             bare_t.append(b_t)
@@ -97,7 +97,7 @@ def main() -> None:
         over = []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            n_free = sum(free.attribute(img, args.calculators).model_calls for img in images)
+            n_free = sum(free.attribute_calculators(img, args.calculators).model_calls for img in images)
             over.append((time.perf_counter() - t0) / n_free)
         fwd = 1.0 / bare
         implied = fwd / (fwd + min(over))

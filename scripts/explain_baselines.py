@@ -3,7 +3,7 @@
 import pandas as pd
 
 from percept.data.store import ImageDataset
-from percept.explain.channels import ChannelHeatmaps
+from percept.explain.channels import ChannelHeatmaps, cache_network
 from percept.explain.classifier import load_classifier
 from percept.explain.evaluate import run_baselines
 from percept.explain.explainer import load_explainer
@@ -19,7 +19,8 @@ names = list(smk.input.keys())  # a Snakemake Namedlist: `in` would search its v
 explainer = load_explainer(smk.input.explainer, ds.num_classes) if "explainer" in names else None
 channels = None
 if "channels" in names:
-    channels = ChannelHeatmaps(FeatureCache(smk.input.cache), pd.read_csv(smk.input.channels), ds.image_shape[:2])
+    table = pd.read_csv(smk.input.channels)
+    channels = ChannelHeatmaps(cache_network(FeatureCache(smk.input.cache), table["tap"].unique(), dev), table)
 meta = run_baselines(smk.input.dataset, classifier, explainer, channels, smk.output.maps, smk.params.n_images,
                      seed=smk.params.seed, device=dev)
 log.info("baseline maps: %s", meta)

@@ -148,9 +148,9 @@ def test_one_device_resolver():
 
 def test_random_streams_are_derived_one_way():
     """No stage derives a generator from the seed by hand (``default_rng([seed, 41, …])``, ``seed * 10007 +
-    epoch``, ``seed + 991``): percept.seeds names every stream. The explanation stage is left out while its
-    fidelity work is under way (its streams: classifier/explainer subsets, evaluation images, sample banks)."""
-    pattern = re.compile(r"default_rng\(\[|SeedSequence\(\[|manual_seed\(\w*seed\w* *[*+]")
-    bad = {path: pattern.findall(text) for path, text in _sources(("src/percept/explain/",)).items()
+    epoch``, ``seed + 991``, ``self.bank.seed + 7919``): percept.seeds names every stream, the explanation
+    stage's included."""
+    pattern = re.compile(r"default_rng\(\[|SeedSequence\(\[|manual_seed\([\w.]*seed\w* *[*+]")
+    bad = {path: pattern.findall(text) for path, text in _sources().items()
            if path != "src/percept/seeds.py" and pattern.search(text)}
     assert bad == {}

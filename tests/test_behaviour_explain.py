@@ -224,7 +224,7 @@ def test_gradcam_upsamples_a_coarse_map_with_pixel_centres_aligned():
     model.add_module("fc", nn.Linear(4 * 3 * 5, 3))  # a gradient that varies over positions (unlike a pooled head)
     img = torch.rand(3, 6, 10)
     targets = [2, 0]
-    cam = GradCAM(model, "act").attribute(img, targets)
+    cam = GradCAM(model, "act").attribute(img[None], [targets])[0]
     assert cam.shape == (2, 6, 10)
     with torch.no_grad():
         a = model.act(model.conv(img[None]))[0]  # (4, 3, 5)

@@ -152,7 +152,7 @@ class RegionLinear(nn.Module):
 def test_pipeline_recovers_region_weights(sampler):
     model = RegionLinear()
     st = P.Setting(sampler=sampler, segmenter="grid", perturbation="black", smoothing="hard", n_masks=300, grid=2)
-    att = P.PerturbationExplainer(model, st, P.SampleBank(3), batch_size=32).attribute(
+    att = P.PerturbationExplainer(model, st, P.SampleBank(3), batch_size=32).attribute_calculators(
         torch.ones(3, 8, 8), P.CALCULATORS)
     assert att.model_calls == 302 and model.max_batch <= 32  # memory: one batch of masks at a time
     cells = {k: v[:, ::4, ::4].reshape(2, 4).T.numpy() for k, v in att.maps.items()}
@@ -167,7 +167,8 @@ def test_pipeline_recovers_region_weights(sampler):
 def test_rise_original_matches_its_expectation():
     model = RegionLinear()
     st = P.Setting(n_masks=4000, grid=2, smoothing="hard", perturbation="black")
-    att = P.PerturbationExplainer(model, st, P.SampleBank(0), batch_size=500).attribute(torch.ones(3, 8, 8))
+    att = P.PerturbationExplainer(model, st, P.SampleBank(0), batch_size=500).attribute_calculators(
+        torch.ones(3, 8, 8))
     cells = att.maps["rise"][:, ::4, ::4].reshape(2, 4).T.numpy()
     assert np.allclose(cells, W + 0.5 * (W.sum(0) - W) + B, atol=0.05)
 
@@ -190,8 +191,8 @@ def test_gradcam_is_the_published_definition():
     model.add_module("flat", nn.Flatten())
     model.add_module("fc", nn.Linear(2, 3))
     img = torch.rand(3, 4, 4)
-    raw = GradCAM(model, "act", normalise=False).attribute(img, [0, 2])
-    cam = GradCAM(model, "act").attribute(img, [0, 2])
+    raw = GradCAM(model, "act", normalise=False).attribute(img[None], [[0, 2]])[0]
+    cam = GradCAM(model, "act").attribute(img[None], [[0, 2]])[0]
     a = model.act(model.conv(img[None]))[0].detach()  # (2, 4, 4)
     for i, c in enumerate([0, 2]):
         alpha = model.fc.weight[c].detach() / 16  # ∂y/∂A_kij = w_ck / Z (Z = 16 pixels); α_k = its mean

@@ -255,7 +255,7 @@ def test_segment_framework_rise_in_the_pipeline_uses_occurrence_weights():
     st = P.Setting(sampler="bernoulli", smoothing="hard", perturbation="black", attribution="segments",
                    n_masks=64, grid=2)
     bank = P.SampleBank(0)
-    att = P.PerturbationExplainer(Cells(), st, bank).attribute(torch.ones(3, 6, 8), ["rise"])
+    att = P.PerturbationExplainer(Cells(), st, bank).attribute_calculators(torch.ones(3, 6, 8), ["rise"])
     z, _ = bank.get(st, 4, (3, 4))
     f = z.astype(float) @ np.array([[0.5, -0.2], [0.1, 0.4], [-0.3, 0.0], [0.8, 0.3]])
     expected = P.rise_segments(z, f)  # Σz f / Σz, not Σz f / (N p)
@@ -284,7 +284,7 @@ def test_gradcam_equals_pytorch_grad_cam_on_any_layer_including_the_tap():
     except ImportError:
         live = None
     for layer in GRADCAM_LAYERS:
-        ours = GradCAM(model, layer).attribute_batch(images, [[t] for t in targets])[:, 0].numpy()
+        ours = GradCAM(model, layer).attribute(images, [[t] for t in targets])[:, 0].numpy()
         assert ours.shape == recorded[layer].shape == (2, 48, 40)
         assert_allclose(ours, recorded[layer], atol=2e-5)
         if live is not None:

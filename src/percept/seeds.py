@@ -11,7 +11,9 @@ The tags are the numbers the streams had before they had names (``default_rng([s
 stream moved no draw. Three derivations that were arithmetic (``seed * 10007 + epoch`` in translation,
 ``seed * 100_003 + epoch`` in the autoencoders, ``seed + 991`` for the translation judge's evaluation) and the
 MPCS fine-tuning epochs (``run_seed + epoch``) are streams now: their draws moved (docs/conventions.md lists the
-tables). Torch-free at import: :func:`torch_generator` imports torch when called.
+tables); so did the explanation stage's, whose streams have new tags (``SeedSequence`` pads its entropy with zeros,
+so its old ``[seed, 41]`` drew what ``similarity.distortion_params`` draws at row 0). Torch-free at import:
+:func:`torch_generator` imports torch when called.
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ STREAMS: dict[str, int] = {
     "similarity.adaptation_dropout": 62,      # torch's global RNG (element dropout) of tune/scratch (ids: context)
     # data
     "data.roads_crops": 71,                   # the training crops of one Massachusetts Roads tile (ids: the tile's key)
+    # explain (named in issue 20; before, [seed, 41], [seed, 31], [seed, 32, epoch], [seed, sampler, S, N],
+    # seed + 7919 and seed + 1: new tags, since [seed, 41] drew what similarity.distortion_params draws at row 0)
+    "explain.classifier_finetune": 81,        # torch: the batch order of the classifier's fine-tuning (no ids)
+    "explain.explainer_subset": 82,           # the explainer's training images (no ids)
+    "explain.explainer_epoch": 83,            # the explainer's batch order of one epoch (ids: epoch)
+    "explain.evaluation_images": 84,          # the explained and scored test images (no ids)
+    "explain.samples": 85,                    # the RISE-family samples and shifts (ids: sampler, segments, N)
+    "explain.perturbation_fill": 86,          # torch: noise, random-colour and histogram fills (no ids; per image)
 }
 
 

@@ -1,7 +1,7 @@
 """Relevant-channel interpretation (Oramas, Wang & Tuytelaars, "Visual Explanation by Interpretation", ICLR 2019).
 
-Every image is described by the spatially max-pooled response of every channel of the chosen taps (read from
-the HDF5 feature cache, never recomputed). Per class, an L1-regularised linear model (the paper's μ-lasso,
+Every training image is described by the spatially max-pooled response of every channel of the chosen taps (read
+from the HDF5 feature cache, never recomputed). Per class, an L1-regularised linear model (the paper's μ-lasso,
 here scikit-learn's ``Lasso`` on standardised responses, labels in {0, 1}) predicts the class; the channels with
 positive weight, strongest first, are the class's *relevant channels* (at most ``top_k``).
 
@@ -13,7 +13,7 @@ positive weight, strongest first, are the class's *relevant channels* (at most `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +21,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from percept import backbones
 from percept.data.store import ImageDataset
-from percept.features import FeatureCache
+from percept.explain.attributor import Targets, target_lists
+from percept.features import DTYPES, FeatureCache, TapExtractor, autocast, prepare_input
 
 
 @dataclass
@@ -99,24 +101,57 @@ def select_channels(dataset_path: str, cache_path: str, taps: Sequence[str], *, 
     return RelevantChannels(table, crops)
 
 
+def cache_network(cache: FeatureCache, taps: Sequence[str] | None = None,
+                  device: torch.device | str = "cpu") -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """The taps of any images as ``cache`` holds them: the network it was made with (its backbone, weights and
+    weights seed), its resize, bfloat16 autocast where it used it, and its storage dtype. ``taps``: a subset of the
+    cached ones (the forward pass stops after the last)."""
+    meta, dev = cache.meta, torch.device(device)
+    taps = list(cache.taps if taps is None else taps)
+    unknown = [t for t in taps if t not in cache.taps]
+    if unknown:
+        raise ValueError(f"{cache.path}: taps {unknown} are not cached (cached: {cache.taps})")
+    spec = backbones.get(meta["backbone"])
+    weights = "random" if meta["weights"] == "random" else "imagenet"
+    model = spec.build(weights, seed=meta["weights_seed"] or 0).to(dev)
+    extractor = TapExtractor(model, taps).eval()
+    resize, dtype, amp = meta["preprocessing"]["resize"], DTYPES[meta["dtype"]], bool(meta.get("amp"))
+
+    def features(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.inference_mode(), autocast(dev, amp):
+            out = extractor(prepare_input(images.to(dev), spec, resize))
+        return {t: v.to("cpu", dtype).float() for t, v in out.items()}
+
+    return features
+
+
 class ChannelHeatmaps:
-    """``attribute(position, targets)`` → heatmaps of one cached image from its relevant channels."""
+    """The relevant-channel heatmaps of images: an :class:`~percept.explain.attributor.Attributor`.
 
-    def __init__(self, cache: FeatureCache, table: pd.DataFrame, image_size: tuple[int, int]):
-        self.cache = cache
+    ``features`` maps images ``(N, 3, H, W)`` to their taps ``{tap: (N, C, h, w)}`` (:func:`cache_network`: the
+    network of the feature cache the channels were selected on, its features rounded to the cache's dtype).
+    The maps are computed from the images, not read from the cache by dataset row: the interface of every method
+    takes images, and a row looked up from image content would be a second, fragile identity. The cache still
+    serves what it is for, the selection (:func:`select_channels` reads the whole train split from it and computes
+    nothing); the heatmaps cost one forward pass of the explained images (a few dozen; RISE takes thousands per
+    image), and equal those from the cached features to float rounding (the same network, input and dtype; the
+    baseline maps are stored as float16).
+    """
+
+    def __init__(self, features: Callable[[torch.Tensor], Mapping[str, torch.Tensor]], table: pd.DataFrame):
+        self.features = features
         self.table = table
-        self.size = image_size
-        self.pos = {int(r): i for i, r in enumerate(cache.rows)}
 
-    def attribute(self, row: int, targets: Sequence[int]) -> torch.Tensor:
-        feats = {tap: self.cache.load(tap, [self.pos[int(row)]])[0] for tap in self.table["tap"].unique()} \
-            if len(self.table) else {}
-        maps = []
-        for t in targets:
-            sel = self.table[self.table["class"] == t]
-            heat = torch.zeros(1, 1, *self.size)
-            for r in sel.itertuples():
-                a = feats[r.tap][r.channel][None, None] / r.scale
-                heat += r.weight * F.interpolate(a, size=self.size, mode="bilinear", align_corners=False)
-            maps.append(heat[0, 0])
-        return torch.stack(maps)
+    def attribute(self, images: torch.Tensor, targets: Targets) -> torch.Tensor:
+        rows = target_lists(targets, len(images))
+        size = tuple(images.shape[-2:])
+        feats = self.features(images) if len(self.table) else {}
+        maps = torch.zeros(len(images), len(rows[0]), *size)
+        for i, row in enumerate(rows):
+            for j, t in enumerate(row):
+                heat = torch.zeros(1, 1, *size)  # in the table's order, as one image at a time did
+                for r in self.table[self.table["class"] == t].itertuples():
+                    a = feats[r.tap][i, r.channel][None, None].cpu() / r.scale
+                    heat += r.weight * F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+                maps[i, j] = heat[0, 0]
+        return maps

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from percept import backbones
+from percept import backbones, seeds
 from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.store import ImageDataset
 from percept.features import FeatureCache, TapExtractor, prepare_input, resolve_device
@@ -184,7 +184,7 @@ def finetune(model: ShapeClassifier, train: ImageDataset, y_tr: torch.Tensor, en
     """Fine-tune the whole network on images (BatchNorm statistics stay frozen, as for small batches)."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=entry["finetune_lr"], weight_decay=entry["weight_decay"])
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = seeds.torch_generator(seed, "explain.classifier_finetune")
     bs = entry["batch_size"]
     for epoch in tqdm(range(entry["finetune_epochs"]), desc="classifier fine-tune", disable=not progress):
         model.train()

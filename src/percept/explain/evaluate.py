@@ -21,8 +21,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from percept import seeds
 from percept.data.store import ImageDataset
 from percept.explain import metrics as M
+from percept.explain.attributor import Attributor, ConstantMap, all_classes, attribute_methods
 from percept.explain.perturbation import (
     COMPONENTS,
     PerturbationExplainer,
@@ -38,13 +40,14 @@ COMPONENT_KEYS = ("sampler", "segmenter", "perturbation", "smoothing", "attribut
 
 
 def evaluation_positions(dataset_path: str | Path, n_images: int, seed: int) -> tuple[ImageDataset, np.ndarray]:
-    """The explained images: ``n_images`` test-split positions drawn with the seed (sorted)."""
+    """The explained images: ``n_images`` test-split positions drawn from the stream ``explain.evaluation_images``
+    (sorted)."""
     test = ImageDataset(dataset_path, split="test")
     pool = np.arange(len(test))
     if "has_segmentation" in test.meta_keys:  # VOC 2007: only images with a segmentation mask are scored
         pool = pool[test.meta("has_segmentation").astype(bool)]
     n = min(n_images, len(pool))
-    return test, np.sort(np.random.default_rng([seed, 41]).choice(pool, size=n, replace=False))
+    return test, np.sort(seeds.rng(seed, "explain.evaluation_images").choice(pool, size=n, replace=False))
 
 
 def rise_settings(opts: Mapping[str, Any]) -> list[Setting]:
@@ -101,8 +104,8 @@ def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts
         out = {c: np.zeros((len(positions), test.num_classes, *images.shape[2:]), np.float32) for c in calcs}
         t0 = time.perf_counter()
         calls, segs = 0, []
-        for i, img in enumerate(images):
-            att = explainer.attribute(img, calcs)
+        for i, img in enumerate(images):  # one image, every calculator: one set of forward passes for all
+            att = explainer.attribute_calculators(img, calcs)
             calls += att.model_calls
             segs.append(att.n_segments)
             for c, m in att.maps.items():
@@ -123,30 +126,25 @@ def run_rise(dataset_path: str, classifier: torch.nn.Module, out_path: str, opts
 
 
 def run_baselines(dataset_path: str, classifier: torch.nn.Module, explainer: torch.nn.Module | None,
-                  channel_maps, out_path: str, n_images: int, *, seed: int = 0,
-                  device: str | torch.device = "cpu") -> dict:
+                  channel_maps: Attributor | None, out_path: str, n_images: int, *, seed: int = 0,
+                  device: str | torch.device = "cpu", batch_size: int = 16) -> dict:
     """Grad-CAM, the trained explainer, the relevant-channel heatmaps and a constant map on the evaluation
-    images."""
+    images, every class of each, through the one interface (:func:`attributor.attribute_methods`)."""
     from percept.explain.gradcam import GradCAM
 
     test, positions = evaluation_positions(dataset_path, n_images, seed)
     images = test.batch(positions)
-    classes = list(range(test.num_classes))
-    methods: dict[str, Any] = {"gradcam": GradCAM(classifier.to(device).eval(), classifier.gradcam_layer)}
+    methods: dict[str, Attributor] = {"gradcam": GradCAM(classifier.to(device).eval(), classifier.gradcam_layer)}
     if explainer is not None:
         methods["explainer"] = explainer.to(device).eval()
-    maps, meta = {}, {}
-    for name, method in methods.items():
-        t0 = time.perf_counter()
-        maps[name] = np.stack([method.attribute(img.to(device), classes).cpu().numpy() for img in images])
-        meta[name] = {"method": name, "seconds": time.perf_counter() - t0}
     # the floor every method must beat on the ground-truth metrics: a constant map (its maximum the first pixel)
-    maps["constant"] = np.ones((len(images), len(classes), *images.shape[2:]), np.float32)
-    meta["constant"] = {"method": "constant", "seconds": 0.0}
+    methods["constant"] = ConstantMap()
     if channel_maps is not None:
-        t0 = time.perf_counter()
-        maps["channels"] = np.stack([channel_maps.attribute(int(r), classes).numpy() for r in test.rows[positions]])
-        meta["channels"] = {"method": "channels", "seconds": time.perf_counter() - t0}
+        methods["channels"] = channel_maps
+    done = attribute_methods(methods, images, all_classes(len(images), test.num_classes), batch_size=batch_size,
+                             device=device)
+    maps = {name: arr for name, (arr, _) in done.items()}
+    meta = {name: {"method": name, "seconds": seconds} for name, (_, seconds) in done.items()}
     write_maps(out_path, test.rows[positions], maps, meta, {"method": "baselines", "dataset": test.name,
                                                               "dataset_fingerprint": test.fingerprint})
     return meta

@@ -31,9 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from percept import backbones
+from percept import backbones, seeds
 from percept.data.store import ImageDataset
 from percept.checkpoints import load_checkpoint, save_checkpoint
+from percept.explain.attributor import Targets, target_lists
 from percept.explain.classifier import train_split
 from percept.features import TapExtractor, prepare_input
 
@@ -94,9 +95,11 @@ class Explainer(nn.Module):
     def masks(self, images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(images))
 
-    def attribute(self, image: torch.Tensor, targets: Sequence[int]) -> torch.Tensor:
+    def attribute(self, images: torch.Tensor, targets: Targets) -> torch.Tensor:
+        """The targets' masks ``(B, T, H, W)`` on the CPU (an :class:`~percept.explain.attributor.Attributor`)."""
+        rows = torch.tensor(target_lists(targets, len(images)))
         with torch.inference_mode():
-            return self.masks(image[None])[0, list(targets)]
+            return self.masks(images).cpu()[torch.arange(len(rows))[:, None], rows]
 
 
 # --- loss terms ---------------------------------------------------------------------------------------------
@@ -233,11 +236,11 @@ def train_explainer(dataset_path: str | Path, classifier: nn.Module, out_path: s
         start = int(ck["epoch"]) + 1
         log.info("resuming explainer training from %s (epoch %d done)", resume_path, start)
     n = min(len(train), opts["train_images"] or len(train))
-    subset = np.sort(np.random.default_rng([seed, 31]).choice(len(train), size=n, replace=False))
+    subset = np.sort(seeds.rng(seed, "explain.explainer_subset").choice(len(train), size=n, replace=False))
     bs = opts["batch_size"]
     for epoch in range(start, opts["epochs"]):
         model.train()
-        perm = subset[np.random.default_rng([seed, 32, epoch]).permutation(n)]
+        perm = subset[seeds.rng(seed, "explain.explainer_epoch", epoch).permutation(n)]
         sums: dict[str, float] = {}
         bar = tqdm(range(0, n, bs), desc=f"explainer epoch {epoch + 1}/{opts['epochs']}", disable=not progress)
         for i in bar:

@@ -4,20 +4,20 @@ For class c with pre-softmax (here pre-sigmoid) score y^c and the feature maps A
 α_k^c = (1/Z) Σ_ij ∂y^c/∂A^k_ij (eq. 1), L^c = ReLU(Σ_k α_k^c A^k) (eq. 2), upsampled bilinearly to the
 input resolution and min-max normalised to [0, 1] (``pytorch_grad_cam.utils.image.scale_cam_image``:
 (L − min) / (max + 10⁻⁷)); ``normalise=False`` keeps the unnormalised eq. 2 map. Any module of the model can be
-the layer, the classifier's own tap included.
+the layer, the classifier's own tap included. One backward pass per target position for the whole batch.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from percept.explain.attributor import Targets, target_lists
+
 
 class GradCAM:
-    """``attribute(image, targets)`` → maps ``(len(targets), H, W)``; ``layer`` is a module path of ``model``."""
+    """An :class:`~percept.explain.attributor.Attributor`; ``layer`` is a module path of ``model``."""
 
     def __init__(self, model: nn.Module, layer: str, normalise: bool = True):
         self.model = model
@@ -27,11 +27,10 @@ class GradCAM:
             raise ValueError(f"{layer!r} is not a module of {type(model).__name__}")
         self.layer = modules[layer]
 
-    def attribute(self, image: torch.Tensor, targets: Sequence[int]) -> torch.Tensor:
-        return self.attribute_batch(image[None], [list(targets)])[0]
-
-    def attribute_batch(self, images: torch.Tensor, targets: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Maps ``(B, T, H, W)`` for images ``(B, 3, H, W)`` and the same number T of targets per image."""
+    def attribute(self, images: torch.Tensor, targets: Targets) -> torch.Tensor:
+        """Maps ``(B, T, H, W)`` on the CPU for images ``(B, 3, H, W)`` and the same number T of targets per
+        image."""
+        targets = target_lists(targets, len(images))
         store: dict[str, torch.Tensor] = {}
 
         def hook(_m, _i, out):
@@ -58,4 +57,4 @@ class GradCAM:
             lo = cam.amin(dim=(2, 3), keepdim=True)
             cam = cam - lo
             cam = cam / (cam.amax(dim=(2, 3), keepdim=True) + 1e-7)
-        return cam
+        return cam.cpu()

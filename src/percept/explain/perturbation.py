@@ -51,6 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from percept import seeds
+from percept.explain.attributor import Targets, target_lists
 from percept.filters import gaussian_blur
 
 SAMPLERS = ("bernoulli", "fixed", "single", "single_inverse", "shapley", "shapley_coalitions", "uniform", "normal",
@@ -593,7 +595,8 @@ class Setting:
 
 
 class SampleBank:
-    """Samples z (and RISE shifts) drawn once per (segmenter's S, sampler, N, seed) and reused everywhere."""
+    """Samples z (and RISE shifts) drawn once per (segmenter's S, sampler, N, seed) and reused everywhere: the
+    random stream ``explain.samples`` at (sampler, S, N)."""
 
     def __init__(self, seed: int):
         self.seed = seed
@@ -603,7 +606,7 @@ class SampleBank:
         cell = (cell, cell) if isinstance(cell, int) else tuple(cell)
         key = (setting.sampler, s, setting.n_masks, setting.p, setting.keep, cell, setting.add_all, setting.add_none)
         if key not in self._bank:
-            rng = np.random.default_rng([self.seed, SAMPLERS.index(setting.sampler), s, setting.n_masks])
+            rng = seeds.rng(self.seed, "explain.samples", SAMPLERS.index(setting.sampler), s, setting.n_masks)
             z = sample(setting.sampler, s, setting.n_masks, rng, p=setting.p, keep=setting.keep)
             ends = [np.zeros((1, s), bool)] * setting.add_all + [np.ones((1, s), bool)] * setting.add_none
             z = np.vstack([z, *ends])
@@ -627,15 +630,25 @@ def compatible(calculator: str, sampler: str) -> bool:
 
 
 class PerturbationExplainer:
-    """``attribute(image, calculators)`` — every component from :class:`Setting`; the model maps images in
-    [0, 1] to class scores (probabilities for RISE: the classifier's sigmoid outputs).
-    ``normalisation_mean`` is the classifier's input normalisation mean (the ``norm_zero`` fill)."""
+    """Every component from :class:`Setting`; the model maps images in [0, 1] to class scores (probabilities
+    for RISE: the classifier's sigmoid outputs). ``normalisation_mean`` is the classifier's input normalisation
+    mean (the ``norm_zero`` fill).
+
+    Two calls: :meth:`attribute` (the :class:`~percept.explain.attributor.Attributor` of every method: the
+    ``calculator``'s maps of the targets) and :meth:`attribute_calculators` (one image, several calculators fed
+    by the same forward passes, every class: what makes the RISE-components stage affordable)."""
 
     def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], setting: Setting, bank: SampleBank,
                  batch_size: int = 64, device: torch.device | str = "cpu",
-                 normalisation_mean: Sequence[float] | None = None):
+                 normalisation_mean: Sequence[float] | None = None, calculator: str = "rise"):
+        if calculator not in CALCULATORS:
+            raise ValueError(f"unknown calculator {calculator!r}; choose from {CALCULATORS}")
+        if not compatible(calculator, setting.sampler):
+            raise ValueError(f"the {calculator} calculator cannot use the {setting.sampler} sampler's samples "
+                             f"(it needs {SAMPLERS_OF[calculator]})")
         self.model = model
         self.setting = setting
+        self.calculator = calculator
         self.bank = bank
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -653,7 +666,14 @@ class PerturbationExplainer:
                          dict(st.segmenter_options))
         return MaskRenderer(torch.from_numpy(labels), st.smoothing, sigma=st.gaussian_sigma)
 
-    def attribute(self, image: torch.Tensor, calculators: Sequence[str] = ("rise",)) -> Attribution:
+    def attribute(self, images: torch.Tensor, targets: Targets) -> torch.Tensor:
+        """The ``calculator``'s maps of the targets ``(N, T, H, W)`` on the CPU, one image at a time (each
+        image's samples are the bank's, whatever the batch)."""
+        rows = target_lists(targets, len(images))
+        return torch.stack([self.attribute_calculators(image, [self.calculator]).maps[self.calculator][row]
+                            for image, row in zip(images, rows)])
+
+    def attribute_calculators(self, image: torch.Tensor, calculators: Sequence[str] = ("rise",)) -> Attribution:
         """Maps ``(C, H, W)`` per calculator for one image ``(3, H, W)`` in [0, 1]; calculators that cannot
         use this setting's sampler (:func:`compatible`) are left out of the result."""
         unknown = [c for c in calculators if c not in CALCULATORS]
@@ -666,7 +686,7 @@ class PerturbationExplainer:
         z_all, shifts_all = self.bank.get(st, s, rend.cell)
         shifts_t = torch.from_numpy(shifts_all) if st.smoothing == "rise" else None
         image = image.to(self.device)
-        gen = torch.Generator().manual_seed(self.bank.seed + 7919)
+        gen = seeds.torch_generator(self.bank.seed, "explain.perturbation_fill")  # the same draws for every image
         fill = replacement(image, st.perturbation, st.blur_sigma, self.normalisation_mean, gen)
         n = len(z_all)
         sum_fm = sum_m = sum_f = None
