@@ -52,11 +52,20 @@ def schema() -> dict[str, Any]:
     return raw
 
 
-def _path(error: jsonschema.ValidationError) -> str:
+def _path_of(parts: Iterable[Any]) -> str:
     out = ""
-    for part in error.absolute_path:
+    for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    return _path_of(error.absolute_path)
+
+
+def _known_keys(sch: Any, root: dict[str, Any]) -> set[str]:
+    """The keys an object schema accepts: its own properties and those of a ``$ref`` it extends (not ``false``)."""
+    return {k for k, v in _resolve(sch, root).get("properties", {}).items() if v is not False}
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -64,10 +73,18 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))
         return f"{where}: {error.instance!r} is not allowed; allowed values: {allowed}"
-    if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {allowed}"
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        known = _known_keys(error.schema, schema())
+        extra = sorted(set(error.instance) - known)
+        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {', '.join(sorted(known))}"
+    if error.schema is False:  # `key: false`: a key of the shared network entry this section does not take
+        # (jsonschema's error names the object, not the key: read the switched-off keys off the section's schema)
+        section: Any = schema()
+        for part in list(error.absolute_schema_path)[:-1]:
+            section = section[part] if isinstance(section, (dict, list)) else {}
+        off = sorted(k for k, v in (section.get("properties", {}) if isinstance(section, dict) else {}).items()
+                     if v is False)
+        return f"{where}: unknown key(s) {', '.join(map(repr, off)) or '?'}; this section's networks take no {'/'.join(off)}"
     if error.validator == "required":
         return f"{where}: {error.message}"
     if error.validator == "oneOf":  # e.g. taps: neither a known name nor a list
@@ -77,17 +94,21 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
-def _fill_defaults(instance: Any, sch: dict[str, Any]) -> None:
-    """Insert schema defaults for missing keys (recursively into objects and arrays of objects)."""
+def _fill_defaults(instance: Any, sch: Any, root: dict[str, Any] | None = None) -> None:
+    """Insert schema defaults for missing keys (recursively into objects and arrays of objects), following
+    ``$ref`` (a section's own keys and defaults override those of the shared definition it extends)."""
+    root = sch if root is None else root
+    sch = _resolve(sch, root)
     if isinstance(instance, dict):
         for key, sub in sch.get("properties", {}).items():
+            sub = _resolve(sub, root)
             if key not in instance and "default" in sub:
                 instance[key] = copy.deepcopy(sub["default"])
             if key in instance:
-                _fill_defaults(instance[key], sub)
+                _fill_defaults(instance[key], sub, root)
     elif isinstance(instance, list) and isinstance(sch.get("items"), dict):
         for item in instance:
-            _fill_defaults(item, sch["items"])
+            _fill_defaults(item, sch["items"], root)
 
 
 _INTEGER = re.compile(r"[-+]?[0-9]+")
@@ -97,13 +118,33 @@ _NULLS = ("null", "Null", "NULL", "~")
 
 
 def _resolve(sch: Any, root: dict[str, Any]) -> dict[str, Any]:
-    """``sch`` with a local ``$ref`` (``#/$defs/x``) followed; the schema itself otherwise."""
-    while isinstance(sch, dict) and isinstance(sch.get("$ref"), str) and sch["$ref"].startswith("#/"):
-        target: Any = root
-        for part in sch["$ref"][2:].split("/"):
-            target = target[part]
-        sch = target
-    return sch if isinstance(sch, dict) else {}
+    """``sch`` with a local ``$ref`` (``#/$defs/x``) followed and its sibling keywords laid over the target: a
+    section that extends ``#/$defs/network`` keeps the network's properties and adds (or overrides, or switches
+    off with ``false``) its own; ``required`` lists are joined. The schema itself without a ``$ref``."""
+    if not isinstance(sch, dict):
+        return {}
+    ref = sch.get("$ref")
+    if not (isinstance(ref, str) and ref.startswith("#/")):
+        return sch
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    out = dict(_resolve(target, root))
+    for key, value in sch.items():
+        if key == "$ref":
+            continue
+        if key == "properties":
+            props = dict(out.get("properties", {}))
+            for name, sub in value.items():
+                base = props.get(name)
+                props[name] = ({**_resolve(base, root), **sub} if isinstance(base, dict) and isinstance(sub, dict)
+                               else sub)
+            out["properties"] = props
+        elif key == "required":
+            out["required"] = list(dict.fromkeys([*out.get("required", []), *value]))
+        else:
+            out[key] = value
+    return out
 
 
 def _branches(sch: Any, root: dict[str, Any]) -> list[dict[str, Any]]:
@@ -397,7 +438,7 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     problems = [_describe(e) for e in errors]
     if not problems:
-        _fill_defaults(config, sch)
+        _fill_defaults(config, sch, sch)
         problems = list(_semantic_errors(config))
     if problems:
         lines = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))
