@@ -11,11 +11,13 @@ import copy
 import os
 import re
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Iterable
 
 import jsonschema
 import yaml
+
+from percept.config_schema import raw_schema
+from percept.config_schema import resolve as _resolve
 
 EMBEDDED_DATASETS = ("shapes", "photos", "magnification", "small_objects")
 LOCAL_DATASETS = ("imagenet_val",)
@@ -41,8 +43,7 @@ def schema() -> dict[str, Any]:
     from percept import backbones
     from percept.data.embedded import PHOTO_SOURCES
 
-    text = resources.files("percept").joinpath("schema/config.schema.yaml").read_text()
-    raw = yaml.safe_load(text)
+    raw = raw_schema()
     fill = {"__BACKBONES__": list(backbones.NAMES), "__DATASETS__": dataset_names(),
             "__SOURCES__": downloadable_sources(), "__PHOTOS__": sorted(PHOTO_SOURCES)}
     for key, names in fill.items():
@@ -84,7 +85,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
             section = section[part] if isinstance(section, (dict, list)) else {}
         off = sorted(k for k, v in (section.get("properties", {}) if isinstance(section, dict) else {}).items()
                      if v is False)
-        return f"{where}: unknown key(s) {', '.join(map(repr, off)) or '?'}; this section's networks take no {'/'.join(off)}"
+        return f"{where}: unknown key(s) {', '.join(map(repr, off)) or '?'}; this section takes no {'/'.join(off)}"
     if error.validator == "required":
         return f"{where}: {error.message}"
     if error.validator == "oneOf":  # e.g. taps: neither a known name nor a list
@@ -115,36 +116,6 @@ _INTEGER = re.compile(r"[-+]?[0-9]+")
 _NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _BOOLEANS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _NULLS = ("null", "Null", "NULL", "~")
-
-
-def _resolve(sch: Any, root: dict[str, Any]) -> dict[str, Any]:
-    """``sch`` with a local ``$ref`` (``#/$defs/x``) followed and its sibling keywords laid over the target: a
-    section that extends ``#/$defs/network`` keeps the network's properties and adds (or overrides, or switches
-    off with ``false``) its own; ``required`` lists are joined. The schema itself without a ``$ref``."""
-    if not isinstance(sch, dict):
-        return {}
-    ref = sch.get("$ref")
-    if not (isinstance(ref, str) and ref.startswith("#/")):
-        return sch
-    target: Any = root
-    for part in ref[2:].split("/"):
-        target = target[part]
-    out = dict(_resolve(target, root))
-    for key, value in sch.items():
-        if key == "$ref":
-            continue
-        if key == "properties":
-            props = dict(out.get("properties", {}))
-            for name, sub in value.items():
-                base = props.get(name)
-                props[name] = ({**_resolve(base, root), **sub} if isinstance(base, dict) and isinstance(sub, dict)
-                               else sub)
-            out["properties"] = props
-        elif key == "required":
-            out["required"] = list(dict.fromkeys([*out.get("required", []), *value]))
-        else:
-            out[key] = value
-    return out
 
 
 def _branches(sch: Any, root: dict[str, Any]) -> list[dict[str, Any]]:
@@ -235,7 +206,10 @@ def coerce_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def feature_name(entry: dict[str, Any]) -> str:
-    return entry.get("name") or (entry["backbone"] + ("-random" if entry.get("weights") == "random" else ""))
+    """File stem of a features entry: its name, by default the network's stem."""
+    from percept.backbones.spec import NetworkSpec
+
+    return entry.get("name") or NetworkSpec.from_config(entry).stem
 
 
 def _repeated(names: Iterable[str]) -> list[str]:
@@ -285,7 +259,7 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
         where = f"features[{i}]"
         spec = backbones.get(entry["backbone"])
         yield from tap_errors(f"{where}.taps", spec, entry["taps"])
-        side = entry.get("resize") or sizes.get(entry["dataset"])
+        side = entry["resize"] or sizes.get(entry["dataset"])
         if side is not None and side < spec.min_input_size:
             yield (f"{where}: images of {side}x{side} are too small for {spec.name} (needs at least "
                    f"{spec.min_input_size}); set {where}.resize to at least {spec.min_input_size}")
@@ -325,12 +299,15 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
 
 def dps_entry_name(entry: dict[str, Any]) -> str:
     """File stem of a similarity backbone entry: the backbone, '-random' appended for random weights."""
-    return entry["backbone"] + ("-random" if entry.get("weights", "imagenet") == "random" else "")
+    from percept.backbones.spec import NetworkSpec
+
+    return NetworkSpec.from_config(entry).stem
 
 
 def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
     """Checks of the ``similarity`` section the schema cannot express."""
     from percept import backbones
+    from percept.backbones.spec import NetworkSpec
 
     sim = config.get("similarity", {})
     if not sim:
@@ -373,7 +350,7 @@ def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
         for i, e in enumerate(sim[part]["backbones"]):
             where = f"similarity.{part}.backbones[{i}]"
             spec = backbones.get(e["backbone"])
-            taps = e.get("taps") or ("lpips" if spec.lpips_taps else "paper")  # null: as entry_taps
+            taps = NetworkSpec.from_config(e, where).default_taps()
             yield from tap_errors(f"{where}.taps", spec, taps)
             if sim["image_size"] < spec.min_input_size:
                 yield (f"{where}: similarity.image_size {sim['image_size']} is too small for {spec.name} (needs "
@@ -410,7 +387,7 @@ def _explain_errors(config: dict[str, Any]) -> Iterable[str]:
                    "(multi-label datasets with segmentation masks)")
             continue
         entry = entries.get((clf["dataset"], clf["backbone"]))
-        if entry is None or entry.get("weights", "imagenet") != "imagenet":
+        if entry is None or entry["weights"] != "imagenet":
             yield (f"{where}: needs the feature cache data/features/{clf['dataset']}/{clf['backbone']}.h5 — add "
                    f"{{dataset: {clf['dataset']}, backbone: {clf['backbone']}, taps: [{clf['tap']}]}} to features")
             continue
@@ -423,8 +400,8 @@ def _explain_errors(config: dict[str, Any]) -> Iterable[str]:
         for t in ex["channels"]["taps"] or []:
             if t not in taps:
                 yield f"explain.channels.taps: {t!r} is not cached for {clf['name']}; cached taps: {', '.join(taps)}"
-        if entry.get("resize") != clf["resize"]:
-            yield f"{where}.resize: {clf['resize']} differs from the cache's resize {entry.get('resize')}"
+        if entry["resize"] != clf["resize"]:
+            yield f"{where}.resize: {clf['resize']} differs from the cache's resize {entry['resize']}"
     exp = ex["explainer"]
     if exp["min_area"] > exp["max_area"]:
         yield f"explain.explainer: min_area {exp['min_area']} must not exceed max_area {exp['max_area']}"
