@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from percept import backbones
+from percept.backbones.spec import NetworkSpec
 from percept.loss_networks.registry import TASKS
 from percept.similarity_names import two_afc_set
 
@@ -15,7 +16,7 @@ EMBEDDED_SIZES = ("shapes", "photos")
 
 def network_name(entry: Mapping[str, Any]) -> str:
     """A loss network's name in paths: the backbone, with '-random' for the untrained baseline."""
-    return entry.get("name") or entry["backbone"] + ("-random" if entry.get("weights") == "random" else "")
+    return entry.get("name") or NetworkSpec.from_config(entry).stem
 
 
 def network_taps(config: Mapping[str, Any], entry: Mapping[str, Any]) -> list[tuple[int, str]]:
@@ -45,11 +46,12 @@ def grid_cells(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     cells = []
     for task, options in section["tasks"].items():
         for dataset in task_datasets(config, task, options):
-            for entry in section["networks"]:
+            for i, entry in enumerate(section["networks"]):
+                net = NetworkSpec.from_config(entry, f"loss_networks.networks[{i}]")
                 for index, tap in network_taps(config, entry):
                     cells.append({"task": task, "dataset": dataset, "network": network_name(entry),
-                                  "backbone": entry["backbone"], "weights": entry.get("weights", "imagenet"),
-                                  "resize": entry.get("resize"), "tap": tap, "tap_index": index})
+                                  "backbone": net.backbone, "weights": net.weights,
+                                  "resize": net.resize, "tap": tap, "tap_index": index})
     return cells
 
 
@@ -62,9 +64,9 @@ def feature_cache_for(config: Mapping[str, Any], dataset: str, backbone: str, we
     """The configured feature cache (its name under data/features/{dataset}/) holding this tap, or None."""
     from percept.config import feature_name
 
-    for entry in config.get("features", []):
-        if (entry["dataset"], entry["backbone"], entry.get("weights", "imagenet"), entry.get("resize")) != (
-                dataset, backbone, weights, resize):
+    for i, entry in enumerate(config.get("features", [])):
+        net = NetworkSpec.from_config(entry, f"features[{i}]")
+        if (entry["dataset"], net.backbone, net.weights, net.resize) != (dataset, backbone, weights, resize):
             continue
         try:
             taps = backbones.resolve_taps(backbones.get(backbone), entry["taps"])
@@ -113,20 +115,21 @@ def _check_network(config: Mapping[str, Any], where: str, net: Mapping[str, Any]
         except ValueError as exc:
             yield f"{where}.tap: {exc}"
     for dataset in datasets:
-        side = net.get("resize") or _image_side(config, dataset)
+        side = NetworkSpec.from_config(net, where).resize or _image_side(config, dataset)
         if side is not None and side < spec.min_input_size:
             yield (f"{where}: images of {side}x{side} ({dataset}) are too small for {spec.name} (needs at least "
                    f"{spec.min_input_size}); set {where}.resize to at least {spec.min_input_size}")
 
 
 def _missing_cache(where: str, dataset: str, net: Mapping[str, Any], tap: str) -> str:
-    entry = {"dataset": dataset, "backbone": net["backbone"], "taps": [tap]}
-    if net.get("weights", "imagenet") == "random":
+    spec = NetworkSpec.from_config(net, where)
+    entry = {"dataset": dataset, "backbone": spec.backbone, "taps": [tap]}
+    if spec.random:
         entry["weights"] = "random"
-    if net.get("resize"):
-        entry["resize"] = net["resize"]
+    if spec.resize:
+        entry["resize"] = spec.resize
     return (f"{where}: feature prediction reads its targets from a feature cache, but no features entry holds "
-            f"{net['backbone']} ({net.get('weights', 'imagenet')} weights, resize {net.get('resize')}) tap {tap!r} "
+            f"{spec.backbone} ({spec.weights} weights, resize {spec.resize}) tap {tap!r} "
             f"on {dataset}; add one to features, e.g. {entry}")
 
 
@@ -142,9 +145,9 @@ def semantic_errors(config: Mapping[str, Any]) -> Iterable[str]:
         if any(uses_loss_network(loss) for loss in ae["losses"]):
             yield from _check_network(config, "autoencoders.loss_network", net, ae["datasets"], [net["tap"]])
         if ae.get("targets") == "feature_cache" and any(PROCEDURES[loss][1] == "features" for loss in ae["losses"]):
+            spec = NetworkSpec.from_config(net, "autoencoders.loss_network")
             for d in ae["datasets"]:
-                if feature_cache_for(config, d, net["backbone"], net.get("weights", "imagenet"), net["tap"],
-                                     net.get("resize")) is None:
+                if feature_cache_for(config, d, spec.backbone, spec.weights, net["tap"], spec.resize) is None:
                     yield _missing_cache("autoencoders.loss_network", d, net, net["tap"])
     grid = config.get("loss_networks")
     if grid:
