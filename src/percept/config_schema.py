@@ -1,4 +1,4 @@
-"""The config schema as written (percept/schema/config.schema.yaml) and its local ``$ref`` resolution.
+"""The config schema as written (percept/schema/config.schema.yaml and its parts) and ``$ref`` resolution.
 
 A leaf module (yaml only): :mod:`percept.config` fills the registries' names into the schema's enumerations
 and validates; :class:`percept.backbones.spec.NetworkSpec` reads the network defaults here without importing the
@@ -15,9 +15,28 @@ from typing import Any
 import yaml
 
 
+def _load(name: str) -> dict[str, Any]:
+    return yaml.safe_load(resources.files("percept").joinpath(f"schema/{name}").read_text()) or {}
+
+
 @lru_cache(maxsize=1)
 def _raw() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("percept").joinpath("schema/config.schema.yaml").read_text())
+    """config.schema.yaml with the part files it lists (``parts``: schema/<part>.schema.yaml, each with the
+    ``properties`` of its stage's sections and its ``$defs``) composed into one schema, in the listed order."""
+    root = _load("config.schema.yaml")
+    root.setdefault("properties", {})
+    root.setdefault("$defs", {})
+    for part in root.pop("parts", []):
+        sub = _load(f"{part}.schema.yaml")
+        for key in ("properties", "$defs"):
+            twice = sorted(set(root[key]) & set(sub.get(key, {})))
+            if twice:
+                raise ValueError(f"schema/{part}.schema.yaml: {key} {twice} are defined in another part too")
+            root[key].update(sub.get(key, {}))
+        unknown = sorted(set(sub) - {"properties", "$defs"})
+        if unknown:
+            raise ValueError(f"schema/{part}.schema.yaml: only properties and $defs belong in a part; found {unknown}")
+    return root
 
 
 def raw_schema() -> dict[str, Any]:
