@@ -11,13 +11,14 @@ import copy
 import os
 import re
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Iterable
 
 import jsonschema
 import yaml
 
 from percept.checks import download_errors, tap_errors
+from percept.config_schema import raw_schema
+from percept.config_schema import resolve as _resolve
 from percept.plan import entry_name
 
 EMBEDDED_DATASETS = ("shapes", "photos", "magnification", "small_objects")
@@ -44,8 +45,7 @@ def schema() -> dict[str, Any]:
     from percept import backbones
     from percept.data.embedded import PHOTO_SOURCES
 
-    text = resources.files("percept").joinpath("schema/config.schema.yaml").read_text()
-    raw = yaml.safe_load(text)
+    raw = raw_schema()
     fill = {"__BACKBONES__": list(backbones.NAMES), "__DATASETS__": dataset_names(),
             "__SOURCES__": downloadable_sources(), "__PHOTOS__": sorted(PHOTO_SOURCES)}
     for key, names in fill.items():
@@ -55,11 +55,20 @@ def schema() -> dict[str, Any]:
     return raw
 
 
-def _path(error: jsonschema.ValidationError) -> str:
+def _path_of(parts: Iterable[Any]) -> str:
     out = ""
-    for part in error.absolute_path:
+    for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    return _path_of(error.absolute_path)
+
+
+def _known_keys(sch: Any, root: dict[str, Any]) -> set[str]:
+    """The keys an object schema accepts: its own properties and those of a ``$ref`` it extends (not ``false``)."""
+    return {k for k, v in _resolve(sch, root).get("properties", {}).items() if v is not False}
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -67,10 +76,18 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))
         return f"{where}: {error.instance!r} is not allowed; allowed values: {allowed}"
-    if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {allowed}"
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        known = _known_keys(error.schema, schema())
+        extra = sorted(set(error.instance) - known)
+        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {', '.join(sorted(known))}"
+    if error.schema is False:  # `key: false`: a key of the shared network entry this section does not take
+        # (jsonschema's error names the object, not the key: read the switched-off keys off the section's schema)
+        section: Any = schema()
+        for part in list(error.absolute_schema_path)[:-1]:
+            section = section[part] if isinstance(section, (dict, list)) else {}
+        off = sorted(k for k, v in (section.get("properties", {}) if isinstance(section, dict) else {}).items()
+                     if v is False)
+        return f"{where}: unknown key(s) {', '.join(map(repr, off)) or '?'}; this section takes no {'/'.join(off)}"
     if error.validator == "required":
         return f"{where}: {error.message}"
     if error.validator == "oneOf":  # e.g. taps: neither a known name nor a list
@@ -80,33 +97,27 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
-def _fill_defaults(instance: Any, sch: dict[str, Any]) -> None:
-    """Insert schema defaults for missing keys (recursively into objects and arrays of objects)."""
+def _fill_defaults(instance: Any, sch: Any, root: dict[str, Any] | None = None) -> None:
+    """Insert schema defaults for missing keys (recursively into objects and arrays of objects), following
+    ``$ref`` (a section's own keys and defaults override those of the shared definition it extends)."""
+    root = sch if root is None else root
+    sch = _resolve(sch, root)
     if isinstance(instance, dict):
         for key, sub in sch.get("properties", {}).items():
+            sub = _resolve(sub, root)
             if key not in instance and "default" in sub:
                 instance[key] = copy.deepcopy(sub["default"])
             if key in instance:
-                _fill_defaults(instance[key], sub)
+                _fill_defaults(instance[key], sub, root)
     elif isinstance(instance, list) and isinstance(sch.get("items"), dict):
         for item in instance:
-            _fill_defaults(item, sch["items"])
+            _fill_defaults(item, sch["items"], root)
 
 
 _INTEGER = re.compile(r"[-+]?[0-9]+")
 _NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _BOOLEANS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _NULLS = ("null", "Null", "NULL", "~")
-
-
-def _resolve(sch: Any, root: dict[str, Any]) -> dict[str, Any]:
-    """``sch`` with a local ``$ref`` (``#/$defs/x``) followed; the schema itself otherwise."""
-    while isinstance(sch, dict) and isinstance(sch.get("$ref"), str) and sch["$ref"].startswith("#/"):
-        target: Any = root
-        for part in sch["$ref"][2:].split("/"):
-            target = target[part]
-        sch = target
-    return sch if isinstance(sch, dict) else {}
 
 
 def _branches(sch: Any, root: dict[str, Any]) -> list[dict[str, Any]]:
@@ -233,7 +244,7 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
         where = f"features[{i}]"
         spec = backbones.get(entry["backbone"])
         yield from tap_errors(f"{where}.taps", spec, entry["taps"])
-        side = entry.get("resize") or sizes.get(entry["dataset"])
+        side = entry["resize"] or sizes.get(entry["dataset"])
         if side is not None and side < spec.min_input_size:
             yield (f"{where}: images of {side}x{side} are too small for {spec.name} (needs at least "
                    f"{spec.min_input_size}); set {where}.resize to at least {spec.min_input_size}")
@@ -272,6 +283,7 @@ def _semantic_errors(config: dict[str, Any]) -> Iterable[str]:
 def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
     """Checks of the ``similarity`` section the schema cannot express."""
     from percept import backbones
+    from percept.backbones.spec import NetworkSpec
 
     sim = config.get("similarity", {})
     if not sim:
@@ -314,7 +326,7 @@ def _similarity_errors(config: dict[str, Any]) -> Iterable[str]:
         for i, e in enumerate(sim[part]["backbones"]):
             where = f"similarity.{part}.backbones[{i}]"
             spec = backbones.get(e["backbone"])
-            taps = e.get("taps") or ("lpips" if spec.lpips_taps else "paper")  # null: as entry_taps
+            taps = NetworkSpec.from_config(e, where).default_taps()
             yield from tap_errors(f"{where}.taps", spec, taps)
             if sim["image_size"] < spec.min_input_size:
                 yield (f"{where}: similarity.image_size {sim['image_size']} is too small for {spec.name} (needs "
@@ -351,7 +363,7 @@ def _explain_errors(config: dict[str, Any]) -> Iterable[str]:
                    "(multi-label datasets with segmentation masks)")
             continue
         entry = entries.get((clf["dataset"], clf["backbone"]))
-        if entry is None or entry.get("weights", "imagenet") != "imagenet":
+        if entry is None or entry["weights"] != "imagenet":
             yield (f"{where}: needs the feature cache data/features/{clf['dataset']}/{clf['backbone']}.h5 — add "
                    f"{{dataset: {clf['dataset']}, backbone: {clf['backbone']}, taps: [{clf['tap']}]}} to features")
             continue
@@ -364,8 +376,8 @@ def _explain_errors(config: dict[str, Any]) -> Iterable[str]:
         for t in ex["channels"]["taps"] or []:
             if t not in taps:
                 yield f"explain.channels.taps: {t!r} is not cached for {clf['name']}; cached taps: {', '.join(taps)}"
-        if entry.get("resize") != clf["resize"]:
-            yield f"{where}.resize: {clf['resize']} differs from the cache's resize {entry.get('resize')}"
+        if entry["resize"] != clf["resize"]:
+            yield f"{where}.resize: {clf['resize']} differs from the cache's resize {entry['resize']}"
     exp = ex["explainer"]
     if exp["min_area"] > exp["max_area"]:
         yield f"explain.explainer: min_area {exp['min_area']} must not exceed max_area {exp['max_area']}"
@@ -379,7 +391,7 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     problems = [_describe(e) for e in errors]
     if not problems:
-        _fill_defaults(config, sch)
+        _fill_defaults(config, sch, sch)
         problems = list(_semantic_errors(config))
     if problems:
         lines = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from percept import backbones
+from percept.backbones.spec import NetworkSpec
 from percept.autoencoders import PROCEDURES
 from percept.data.sources import SOURCES
 from percept.loss_networks.registry import TASKS
@@ -24,7 +25,7 @@ DOWNLOAD_SOURCES = tuple(SOURCES)
 def entry_name(entry: Mapping[str, Any]) -> str:
     """The name in paths of a network entry (a feature cache, a loss network, a similarity backbone): its
     ``name``, else the backbone with '-random' appended for the untrained weights."""
-    return entry.get("name") or entry["backbone"] + ("-random" if entry.get("weights") == "random" else "")
+    return entry.get("name") or NetworkSpec.from_config(entry).stem
 
 
 def encoder_ids(strategies, baselines) -> list[str]:
@@ -172,20 +173,21 @@ def grid_cells(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     cells = []
     for task, options in section["tasks"].items():
         for dataset in task_datasets(config, task, options):
-            for entry in section["networks"]:
+            for i, entry in enumerate(section["networks"]):
+                net = NetworkSpec.from_config(entry, f"loss_networks.networks[{i}]")
                 for index, tap in network_taps(config, entry):
                     cells.append({"task": task, "dataset": dataset, "network": entry_name(entry),
-                                  "backbone": entry["backbone"], "weights": entry.get("weights", "imagenet"),
-                                  "resize": entry.get("resize"), "tap": tap, "tap_index": index})
+                                  "backbone": net.backbone, "weights": net.weights,
+                                  "resize": net.resize, "tap": tap, "tap_index": index})
     return cells
 
 
 def feature_cache_for(config: Mapping[str, Any], dataset: str, backbone: str, weights: str, tap: str,
                       resize: int | None) -> str | None:
     """The configured feature cache (its name under data/features/{dataset}/) holding this tap, or None."""
-    for entry in config.get("features", []):
-        if (entry["dataset"], entry["backbone"], entry.get("weights", "imagenet"), entry.get("resize")) != (
-                dataset, backbone, weights, resize):
+    for i, entry in enumerate(config.get("features", [])):
+        net = NetworkSpec.from_config(entry, f"features[{i}]")
+        if (entry["dataset"], net.backbone, net.weights, net.resize) != (dataset, backbone, weights, resize):
             continue
         try:
             taps = backbones.resolve_taps(backbones.get(backbone), entry["taps"])

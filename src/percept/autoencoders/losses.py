@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from percept import backbones
+from percept.backbones.spec import NetworkSpec
 from percept.features import TapExtractor, prepare_input
 
 
@@ -92,7 +93,8 @@ class LossNetwork(nn.Module):
     @classmethod
     def from_options(cls, net: dict, seed: int = 0, allow_download: bool = False) -> "LossNetwork":
         """From a config's ``loss_network`` entry (backbone, tap, weights, resize, input, sigmoid)."""
-        return cls(net["backbone"], net["tap"], net.get("weights", "imagenet"), net.get("resize"), seed=seed,
+        spec = NetworkSpec.from_config(net, "autoencoders.loss_network")
+        return cls(spec.backbone, net["tap"], spec.weights, spec.resize, seed=seed,
                    allow_download=allow_download, input=net.get("input", "imagenet"),
                    sigmoid=bool(net.get("sigmoid", False)))
 

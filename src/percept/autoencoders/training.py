@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from percept import backbones, seeds
+from percept.backbones.spec import NetworkSpec
 from percept.autoencoders import LOSSES, PROCEDURES, uses_loss_network
 from percept.autoencoders.losses import (
     LossNetwork,
@@ -93,11 +94,12 @@ def cached_targets(cache_path: str | os.PathLike, ds: ImageDataset, loss_network
 
     The cache must hold this dataset (fingerprint), backbone, weights, preprocessing and tap.
     """
-    spec = backbones.get(loss_network["backbone"])
-    weights = loss_network.get("weights", "imagenet")
+    net = NetworkSpec.from_config(loss_network, "autoencoders.loss_network")
+    spec = net.registry()
+    weights = net.weights
     expect = {"backbone": spec.name, "dataset_fingerprint": ds.fingerprint,
               "weights": "random" if weights == "random" else spec.weights_name,
-              "preprocessing": spec.preprocessing(loss_network.get("resize"))}
+              "preprocessing": spec.preprocessing(net.resize)}
     if weights == "random":
         expect["weights_seed"] = seed
     cache = FeatureCache(cache_path, expect=expect)

@@ -7,6 +7,7 @@ from typing import Any, Iterable, Mapping
 
 from percept import backbones
 from percept.autoencoders import PROCEDURES, uses_loss_network
+from percept.backbones.spec import NetworkSpec
 from percept.checks import download_errors
 from percept.loss_networks.registry import TASKS
 from percept.plan import entry_name, feature_cache_for, grid_cells, network_taps, task_datasets
@@ -33,20 +34,21 @@ def _check_network(config: Mapping[str, Any], where: str, net: Mapping[str, Any]
         except ValueError as exc:
             yield f"{where}.tap: {exc}"
     for dataset in datasets:
-        side = net.get("resize") or _image_side(config, dataset)
+        side = NetworkSpec.from_config(net, where).resize or _image_side(config, dataset)
         if side is not None and side < spec.min_input_size:
             yield (f"{where}: images of {side}x{side} ({dataset}) are too small for {spec.name} (needs at least "
                    f"{spec.min_input_size}); set {where}.resize to at least {spec.min_input_size}")
 
 
 def _missing_cache(where: str, dataset: str, net: Mapping[str, Any], tap: str) -> str:
-    entry = {"dataset": dataset, "backbone": net["backbone"], "taps": [tap]}
-    if net.get("weights", "imagenet") == "random":
+    spec = NetworkSpec.from_config(net, where)
+    entry = {"dataset": dataset, "backbone": spec.backbone, "taps": [tap]}
+    if spec.random:
         entry["weights"] = "random"
-    if net.get("resize"):
-        entry["resize"] = net["resize"]
+    if spec.resize:
+        entry["resize"] = spec.resize
     return (f"{where}: feature prediction reads its targets from a feature cache, but no features entry holds "
-            f"{net['backbone']} ({net.get('weights', 'imagenet')} weights, resize {net.get('resize')}) tap {tap!r} "
+            f"{spec.backbone} ({spec.weights} weights, resize {spec.resize}) tap {tap!r} "
             f"on {dataset}; add one to features, e.g. {entry}")
 
 
@@ -60,9 +62,9 @@ def config_errors(config: Mapping[str, Any]) -> Iterable[str]:
         if any(uses_loss_network(loss) for loss in ae["losses"]):
             yield from _check_network(config, "autoencoders.loss_network", net, ae["datasets"], [net["tap"]])
         if ae.get("targets") == "feature_cache" and any(PROCEDURES[loss][1] == "features" for loss in ae["losses"]):
+            spec = NetworkSpec.from_config(net, "autoencoders.loss_network")
             for d in ae["datasets"]:
-                if feature_cache_for(config, d, net["backbone"], net.get("weights", "imagenet"), net["tap"],
-                                     net.get("resize")) is None:
+                if feature_cache_for(config, d, spec.backbone, spec.weights, net["tap"], spec.resize) is None:
                     yield _missing_cache("autoencoders.loss_network", d, net, net["tap"])
     grid = config.get("loss_networks")
     if grid:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from percept.autoencoders.losses import LossNetwork, PerceptualLoss
 from percept.autoencoders.models import Segmenter, SuperResolver
 from percept.autoencoders.training import as_float, fit, load_images
+from percept.backbones.spec import NetworkSpec
 from percept.data.store import ImageDataset
 from percept.features import resolve_device
 
@@ -23,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def loss_network(cell: Mapping[str, Any], seed: int, allow_download: bool) -> LossNetwork:
-    return LossNetwork(cell["backbone"], cell["tap"], cell.get("weights", "imagenet"), cell.get("resize"),
-                       seed=seed, allow_download=allow_download)
+    net = NetworkSpec.from_config(cell, "loss_networks cell")
+    return LossNetwork(net.backbone, cell["tap"], net.weights, net.resize, seed=seed, allow_download=allow_download)
 
 
 def _train_split(path: str, options: Mapping[str, Any]) -> ImageDataset:
@@ -267,8 +268,9 @@ def perceptual_similarity(inputs: Mapping[str, str], cell: Mapping[str, Any], op
     dev = resolve_device(device)
     data = TwoAFCData(inputs["two_afc"])
     n = len(data) if not options.get("max_triplets") else min(len(data), int(options["max_triplets"]))
-    metric = DPS(cell["backbone"], weights=cell.get("weights", "imagenet"), taps=[cell["tap"]], mode="spatial",
-                 normalize=True, linear=None, scaling="backbone", resize=cell.get("resize"), seed=seed,
+    net = NetworkSpec.from_config(cell, "loss_networks cell")
+    metric = DPS(net.backbone, weights=net.weights, taps=[cell["tap"]], mode="spatial",
+                 normalize=True, linear=None, scaling="backbone", resize=net.resize, seed=seed,
                  allow_download=allow_download).to(dev)
     batch = int(options["batch_size"])
     d0, d1 = [], []
@@ -298,9 +300,10 @@ def run_cell(task: str, inputs: Mapping[str, str], cell: Mapping[str, Any], opti
     spec = TASKS[task]
     scores = spec.runner()(inputs, cell, options, **common)
     extra = {k: v for k, v in scores.items() if k not in spec.scores}
-    acc = backbones.get(cell["backbone"]).imagenet_acc1 if cell.get("weights", "imagenet") == "imagenet" else None
+    net = NetworkSpec.from_config(cell, "loss_networks cell")
+    acc = net.registry().imagenet_acc1 if net.weights == "imagenet" else None
     rows = [{"task": task, "dataset": cell["dataset"], "network": cell["network"], "backbone": cell["backbone"],
-             "weights": cell.get("weights", "imagenet"), "tap": cell["tap"], "tap_index": cell["tap_index"],
+             "weights": net.weights, "tap": cell["tap"], "tap_index": cell["tap_index"],
              "imagenet_acc1": acc, "metric": metric, "value": scores[metric],
              "higher_is_better": higher, **extra}
             for metric, higher in spec.scores.items() if metric in scores]

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from percept import seeds
+from percept.backbones.spec import NetworkSpec
 from percept.checkpoints import load_checkpoint, load_torch, save_checkpoint
 from percept.data.bapps import JNDData, TwoAFCData
 from percept.data.store import ImageDataset, read_rows
@@ -93,8 +94,9 @@ def build_metric(spec: Mapping[str, Any], *, seed: int, allow_download: bool = F
         if ckpt is None:
             raise FileNotFoundError(f"{calibration}: no calibration; run snakemake to train it")
         linear = ckpt["weights"]
-    return DPS(spec["backbone"], weights=spec["weights"], taps=spec["taps"], mode=spec["mode"],
-               normalize=spec["normalize"], linear=linear, scaling=spec["scaling"], resize=spec.get("resize"),
+    net = NetworkSpec.from_config(spec, f"similarity metric {spec['name']!r}")
+    return DPS(net.backbone, weights=net.weights, taps=net.taps_arg, mode=spec["mode"],
+               normalize=spec["normalize"], linear=linear, scaling=spec["scaling"], resize=net.resize,
                seed=seed, allow_download=allow_download, norm_order=spec.get("norm_order", "after"),
                combine=spec.get("combine", "concat"))
 
@@ -273,12 +275,7 @@ def entry_taps(entry: Mapping[str, Any]) -> str | list[str]:
     """A flaws / adaptation entry's taps; by default (``taps: null``) the LPIPS taps where the backbone has them
     (as both papers' code: the flaws paper's analysis.py, AlexNet layers [1,4,7,9,11], VGG16 [3,8,15,22,29];
     the adaptation paper's augmentations.py, default extraction layers [1,4,7,9,11]), else its ``paper`` taps."""
-    from percept import backbones as bb
-
-    taps = entry.get("taps")
-    if taps is None:
-        return "lpips" if bb.get(entry["backbone"]).lpips_taps else "paper"
-    return taps
+    return NetworkSpec.from_config(entry).default_taps()
 
 
 def evaluate_flaws(challenges_path: str, backbones: Sequence[Mapping[str, Any]], *, modes: Sequence[str],
@@ -297,10 +294,11 @@ def evaluate_flaws(challenges_path: str, backbones: Sequence[Mapping[str, Any]],
     dev = resolve_device(device)
     rows = []
     for entry in backbones:
-        weights = entry.get("weights", "imagenet")
-        metric = DPS(entry["backbone"], weights=weights, taps=entry_taps(entry), mode="spatial",
+        net = NetworkSpec.from_config(entry)
+        weights = net.weights
+        metric = DPS(net.backbone, weights=weights, taps=net.default_taps(), mode="spatial",
                      scaling="backbone", seed=seed, allow_download=allow_download).to(dev)
-        label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
+        label = net.backbone + ("" if weights == "imagenet" else f" ({weights})")
         # d[(mode, normalize)][item, role]
         d = {(m, z): np.zeros((n_items, n_roles)) for m in modes for z in normalize}
         per_batch = max(1, batch_size // n_roles)
@@ -334,10 +332,11 @@ def evaluate_flaw_folder(folder_path: str, backbones: Sequence[Mapping[str, Any]
     dev = resolve_device(device)
     rows = []
     for entry in backbones:
-        weights = entry.get("weights", "imagenet")
-        metric = DPS(entry["backbone"], weights=weights, taps=entry_taps(entry), mode="spatial", scaling="backbone",
+        net = NetworkSpec.from_config(entry)
+        weights = net.weights
+        metric = DPS(net.backbone, weights=weights, taps=net.default_taps(), mode="spatial", scaling="backbone",
                      seed=seed, allow_download=allow_download).to(dev)
-        label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
+        label = net.backbone + ("" if weights == "imagenet" else f" ({weights})")
         with torch.inference_mode():
             feats = metric.features(x.to(dev))
 
@@ -765,7 +764,8 @@ def _adapt_in_loop(metric: DPS, data: ImageDataset, *, variant: str, setting: tu
         if variant == "lin":  # too large to share one epoch's features: the frozen network on every batch
             net, params = metric, []
         else:
-            net = DPS(entry["backbone"], weights=entry.get("weights", "imagenet") if variant == "tune" else "random",
+            start = NetworkSpec.from_config(entry).weights if variant == "tune" else "random"
+            net = DPS(entry["backbone"], weights=start,
                       taps=metric.taps, mode="spatial", normalize=True, scaling="backbone",
                       seed=seed if variant == "tune" else seed + 1 + ci, allow_download=allow_download).to(dev)
             params = list(net.extractor.model.parameters())
@@ -824,8 +824,8 @@ def adapt_backbone(cache_path: str | None, dataset_path: str, entry: Mapping[str
     (:func:`adapt_in_loop`); ``lin`` with ``dropout_on: channels`` (or no dropout) trains on precomputed
     comparisons of the distortion set (:func:`adapt_contexts`: from its cached features, or straight from the
     backbone when ``cache_path`` is None). Checkpoints are removed when done."""
-    weights = entry.get("weights", "imagenet")
-    taps = entry_taps(entry)
+    network = NetworkSpec.from_config(entry)
+    weights, taps = network.weights, network.default_taps()
     modes = list(options.get("modes", ["spatial"]))
     variants = list(options.get("variants", ["lin"]))
     unknown = sorted(set(variants) - set(VARIANTS))
@@ -838,7 +838,7 @@ def adapt_backbone(cache_path: str | None, dataset_path: str, entry: Mapping[str
                          "elements, variants tune / scratch) draws fresh pairs: set draws: fresh")
     norm_order = options.get("norm_order", "after")
     settings = [(m, True, norm_order, "concat") for m in modes]
-    metric = DPS(entry["backbone"], weights=weights, taps=taps, mode="spatial", normalize=True, scaling="backbone",
+    metric = DPS(network.backbone, weights=weights, taps=taps, mode="spatial", normalize=True, scaling="backbone",
                  seed=seed, allow_download=allow_download)
     dev = resolve_device(device)
     cache_fp = None
@@ -849,14 +849,14 @@ def adapt_backbone(cache_path: str | None, dataset_path: str, entry: Mapping[str
         cache_fp = cache.meta.get("fingerprint")
     retained_all = retained_sets(metric, two_afc_path, jnd_path, settings, batch_size=batch_size, device=dev,
                                  progress=progress)
-    label = entry["backbone"] + ("" if weights == "imagenet" else f" ({weights})")
+    label = network.backbone + ("" if weights == "imagenet" else f" ({weights})")
     data = ImageDataset(dataset_path)
     tables = []
     for st in settings:
         mode = st[0]
         base = None
         for variant in variants:
-            fp = {"backbone": entry["backbone"], "weights": weights, "taps": list(metric.taps), "seed": seed,
+            fp = {"backbone": network.backbone, "weights": weights, "taps": list(metric.taps), "seed": seed,
                   "mode": mode, "variant": variant, "options": {k: v for k, v in options.items() if k != "backbones"},
                   "cache": cache_fp, "dataset": data.fingerprint}
             many = len(settings) > 1 or len(variants) > 1

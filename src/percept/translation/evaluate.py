@@ -33,6 +33,7 @@ import torch
 
 from percept import seeds
 from percept.autoencoders.models import Encoder
+from percept.backbones.spec import NetworkSpec
 from percept.checkpoints import load_checkpoint, save_checkpoint
 from percept.data.embedded import shape_mask
 from percept.data.store import ImageDataset
@@ -323,7 +324,8 @@ def evaluate_translator(model: torch.nn.Module | None, dataset: str | Path, judg
             t = torch.cat([model.translate(x[i:i + 64].to(dev), "A", "B").cpu() for i in range(0, len(x), 64)])
     has_truth = test.has_segmentation and {"background", "cx", "cy"} <= set(test.meta_keys)
     metric = options["metric"]
-    dps = DPS(metric["backbone"], weights=metric["weights"], taps=metric["taps"], mode="mean", normalize=True,
+    net = NetworkSpec.from_config(metric, "translation.metric")
+    dps = DPS(net.backbone, weights=net.weights, taps=net.taps_arg, mode="mean", normalize=True,
               seed=seed, allow_download=allow_download).to(dev)
     kw: dict[str, Any] = {"masks": None, "backgrounds": None, "centres": None, "target_shape": None}
     if has_truth:

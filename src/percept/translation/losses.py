@@ -116,9 +116,12 @@ def make_similarity(kind: str, metric: Mapping | None = None, seed: int = 0, all
         raise ValueError(f"similarity kind must be one of {SIMILARITY_KINDS}; got {kind!r}")
     from percept.similarity import DPS
 
-    metric = dict(metric or {})
-    dps = DPS(metric.get("backbone", "efficientnet_lite0"), weights=metric.get("weights", "imagenet"),
-              taps=metric.get("taps", "paper"), mode="spatial", normalize=True, seed=seed,
+    from percept.backbones.spec import NetworkSpec
+
+    net = NetworkSpec.from_config(metric or {}, "translation.metric")
+    if net.taps is None:
+        raise ValueError("translation.metric.taps: missing; paper, lpips, all or a list of module paths")
+    dps = DPS(net.backbone, weights=net.weights, taps=net.taps_arg, mode="spatial", normalize=True, seed=seed,
               allow_download=allow_download, channels_last=False).to(device)
 
     def perceptual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
