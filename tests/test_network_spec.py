@@ -126,3 +126,38 @@ def test_from_config_errors_name_the_config_path(entry, message):
     with pytest.raises(ValueError) as err:
         NetworkSpec.from_config(copy.deepcopy(entry), "similarity.metrics[2]")
     assert message in str(err.value)
+
+
+SCHEMA_DIR = REPO / "src" / "percept" / "schema"
+
+
+def test_the_schema_is_composed_from_per_stage_parts():
+    """config.schema.yaml lists its parts; each holds only properties and $defs, none defines a key twice, and
+    the shared network definitions live in defs.schema.yaml."""
+    root = yaml.safe_load((SCHEMA_DIR / "config.schema.yaml").read_text())
+    parts = root["parts"]
+    assert "defs" in parts and len(parts) >= 8
+    assert sorted(p.name for p in SCHEMA_DIR.glob("*.schema.yaml")) == sorted(
+        ["config.schema.yaml", *(f"{p}.schema.yaml" for p in parts)])
+    seen: dict[str, str] = {}
+    for part in parts:
+        sub = yaml.safe_load((SCHEMA_DIR / f"{part}.schema.yaml").read_text())
+        assert set(sub) <= {"properties", "$defs"}, part
+        for key in [*sub.get("properties", {}), *(f"$defs/{d}" for d in sub.get("$defs", {}))]:
+            assert key not in seen, f"{key} in {part} and {seen[key]}"
+            seen[key] = part
+    for name in ("backbone", "network", "weights", "taps", "resize"):
+        assert seen[f"$defs/{name}"] == "defs"
+    composed = schema()
+    assert set(composed["properties"]) == set(root["properties"]) | {k for k in seen if not k.startswith("$defs/")}
+    assert "parts" not in composed
+
+
+def test_package_data_ships_every_schema_part():
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["percept"]
+    for path in SCHEMA_DIR.iterdir():
+        rel = f"schema/{path.name}"
+        assert any(fnmatch.fnmatch(rel, g) for g in globs), f"{rel} is not shipped (pyproject package-data)"

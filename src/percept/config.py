@@ -1,6 +1,7 @@
 """Validate a workflow configuration before any job runs.
 
-The JSON schema (``percept/schema/config.schema.yaml``) documents every key; the registries fill in its
+The JSON schema (``percept/schema/config.schema.yaml`` and the per-stage parts it lists, composed by
+:mod:`percept.config_schema`) documents every key; the registries fill in its
 enumerations (backbones, datasets, download sources, shipped photos), so the schema can never drift from
 the code. Errors name the key and the allowed values; several problems are reported at once.
 """
@@ -396,7 +397,8 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     if problems:
         lines = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))
         raise ConfigError(f"invalid configuration ({source}):\n{lines}\n"
-                          "See percept/schema/config.schema.yaml for every key, its type and meaning.")
+                          "See percept/schema/config.schema.yaml and the per-stage parts it lists for every key, its type "
+                          "and meaning.")
     return config
 
 

@@ -2,7 +2,7 @@
 
 Every stage names a network the same way — a registry backbone, its weights (ImageNet or a seeded random
 initialisation), the input side it is resized to, and the taps it is read at — through the schema's shared
-definition ``$defs/network`` (percept/schema/config.schema.yaml), which each section extends with its own keys.
+definition ``$defs/network`` (percept/schema/defs.schema.yaml), which each section extends with its own keys.
 :meth:`NetworkSpec.from_config` builds the spec once from such an entry; the defaults come from that schema
 definition, so no stage restates them. Torch-free: planning builds specs too.
 """
