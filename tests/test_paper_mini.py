@@ -107,3 +107,40 @@ def test_checks_accept_only_the_honest_form_of_scores_a_run_cannot_have(tmp_path
     write(honest.assign(**{s: float("nan") for s in SCORES if s not in honest}))
     problems = checks.check_translation_scores(tmp_path, tr)
     assert any("ablation.csv" in p for p in problems) and any("per_image.csv" in p for p in problems)
+
+
+def test_checks_take_the_grids_task_columns_and_undefined_correlations_for_what_they_are(tmp_path):
+    """The grid's long table leaves a task's own columns empty on the other tasks' rows (finite where filled);
+    its ImageNet correlation is NaN exactly where a score does not vary across networks (a 1-step segmenter that
+    finds no road), and a number elsewhere."""
+    import numpy as np
+    import pandas as pd
+
+    from percept.loss_networks.analysis import correlations
+
+    nets = [f"net{i}" for i in range(4)]
+    rows = []
+    for i, n in enumerate(nets):
+        base = {"dataset": "d", "network": n, "backbone": n, "weights": "imagenet", "tap": "t", "tap_index": 0,
+                "imagenet_acc1": 70.0 + i, "higher_is_better": True}
+        rows.append({**base, "task": "super_resolution", "metric": "psnr", "value": 20.0 + i * i, "psnr_set5": 21.0})
+        rows.append({**base, "task": "segmentation", "metric": "iou", "value": 0.0})
+    scores = pd.DataFrame(rows)
+    grid = tmp_path / "loss_networks"
+    grid.mkdir()
+    scores.to_csv(grid / "scores.csv", index=False)
+    correlations(scores).to_csv(grid / "imagenet_correlation.csv", index=False)
+    assert checks.check_table(grid / "scores.csv") == []
+    assert checks.check_correlations(tmp_path) == []
+    corr = pd.read_csv(grid / "imagenet_correlation.csv")
+    assert corr.set_index("task").loc["segmentation", "pearson"].isna().all()
+    assert np.isfinite(corr.set_index("task").loc["super_resolution", "pearson"]).all()
+
+    broken = scores.copy()
+    broken.loc[broken.index[0], "psnr_set5"] = float("nan")  # a super-resolution row without its benchmark score
+    broken.to_csv(grid / "scores.csv", index=False)
+    assert any("psnr_set5" in p for p in checks.check_table(grid / "scores.csv"))
+    corr.loc[corr.task == "super_resolution", "pearson"] = float("nan")  # a defined correlation lost
+    corr.to_csv(grid / "imagenet_correlation.csv", index=False)
+    scores.to_csv(grid / "scores.csv", index=False)
+    assert len(checks.check_correlations(tmp_path)) == 2

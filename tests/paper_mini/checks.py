@@ -94,6 +94,17 @@ def check_table(path: Path, *, key: str | list[str] | None = None, expect: set |
                                     f"where it is false, on {int(bad.sum())} row(s)")
         df = df.drop(columns=[c for c in ("iou", "pointing", "mae", "saliency", "kept_probability", "area",
                                           "deletion", "insertion", "lif", "mif", "srg", "srg_normalised") if c in df])
+    if "task" in df.columns and "metric" in df.columns:
+        # The grid's long table (one row per task x dataset x network x tap x metric): a column of one task's own
+        # (PSNR of the bicubic baseline, the 2AFC triplet count, ...) is empty on the other tasks' rows. It must be
+        # finite on every row of each task that fills it at all.
+        for col in [c for c in df.select_dtypes("number").columns if c not in ("value", "tap_index")]:
+            for task, g in df.groupby("task"):
+                filled = g[col].notna()
+                if filled.any() and not np.isfinite(g[col].to_numpy(float)).all():
+                    problems.append(f"table {path.name}: column {col!r} non-finite on "
+                                    f"{int((~np.isfinite(g[col].to_numpy(float))).sum())} {task} row(s)")
+            df = df.drop(columns=col)
     for col in df.select_dtypes("number").columns:
         if col in allow_nan:
             continue
@@ -133,8 +144,37 @@ def run_checks(workdir: Path, paper_plan: dict[str, int], mini_plan: dict[str, i
     return problems
 
 
-# Columns that are NaN by definition in the miniature: a standard deviation over a single seed.
-ALLOW_NAN: dict[str, tuple[str, ...]] = {"summary.csv": ("std",), "predictors.csv": ("std",)}
+# Columns that are NaN by definition in the miniature: a standard deviation over a single seed; a correlation
+# with a score that is the same for every network (check_correlations says where).
+ALLOW_NAN: dict[str, tuple[str, ...]] = {"summary.csv": ("std",), "predictors.csv": ("std",),
+                                         "imagenet_correlation.csv": ("pearson", "spearman")}
+
+
+def check_correlations(res: Path) -> list[str]:
+    """The grid's correlation with ImageNet accuracy is NaN exactly where it is undefined: fewer than 3
+    ImageNet-weighted networks, or a score that does not vary across them (a 1-step miniature segmenter that
+    finds no road, whichever network its loss comes from)."""
+    import numpy as np
+    import pandas as pd
+
+    corr_path, scores_path = res / "loss_networks/imagenet_correlation.csv", res / "loss_networks/scores.csv"
+    if not (corr_path.is_file() and scores_path.is_file()):
+        return []  # expected_rows reports the missing table
+    corr, scores = pd.read_csv(corr_path), pd.read_csv(scores_path)
+    pre = scores[scores["weights"] == "imagenet"]
+    out = []
+    for r in corr.itertuples(index=False):
+        g = pre[(pre["task"] == r.task) & (pre["dataset"] == r.dataset) & (pre["metric"] == r.metric)]
+        best = "max" if bool(g["higher_is_better"].iloc[0]) else "min"
+        per_net = g.groupby("network")["value"].agg(best if r.aggregate == "best tap" else "mean") \
+            if len(g) else pd.Series(dtype=float)
+        undefined = len(per_net) < 3 or float(np.ptp(per_net.to_numpy(float))) == 0.0
+        for col in ("pearson", "spearman"):
+            value = getattr(r, col)
+            if np.isfinite(value) == undefined:
+                out.append(f"table {corr_path.name}: {col} of {r.task}/{r.metric} ({r.aggregate}) is {value} with "
+                           f"{len(per_net)} networks whose scores {'do not vary' if undefined else 'vary'}")
+    return out
 
 
 def expected_rows(workdir: Path, cfg: dict) -> list[str]:
@@ -180,6 +220,7 @@ def expected_rows(workdir: Path, cfg: dict) -> list[str]:
             expect |= {(task, net) for net in nets}
     out += check_table(res / "loss_networks/scores.csv", key=["task", "network"], expect=expect)
     out += check_table(res / "loss_networks/ranks.csv")
+    out += check_correlations(res)
     # Perceptual autoencoders: every dataset x loss.
     ae = cfg["autoencoders"]
     out += check_table(res / "autoencoders/summary.csv", key=["dataset", "loss"],

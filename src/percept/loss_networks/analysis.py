@@ -37,7 +37,8 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def correlations(scores: pd.DataFrame) -> pd.DataFrame:
     """Pearson and Spearman correlation between ImageNet acc@1 and the downstream score of the
-    ImageNet-weighted networks, using each network's best tap and its mean over taps (NaN with < 3 networks)."""
+    ImageNet-weighted networks, using each network's best tap and its mean over taps (NaN with < 3 networks, or
+    when the score is the same for every network: a correlation with a constant is undefined)."""
     out = []
     pre = scores[scores["weights"] == "imagenet"].dropna(subset=["imagenet_acc1"])
     for key, g in pre.groupby(GROUP, sort=False):
