@@ -3,6 +3,6 @@
 from percept.data.embedded import make_photos
 from percept.workflow import setup_script
 
-log = setup_script(snakemake)  # noqa: F821 (injected by Snakemake)
+log = setup_script(snakemake, uses_torch=False)  # noqa: F821 (injected by Snakemake)
 make_photos(snakemake.output[0], seed=snakemake.params.seed, **snakemake.params.options)  # noqa: F821
 log.info("wrote %s", snakemake.output[0])  # noqa: F821
