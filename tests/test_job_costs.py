@@ -32,3 +32,32 @@ def test_cpu_and_rss_come_from_each_jobs_usage_line(job_costs, tmp_path):
     # a rerun appends to its log: the last line counts; a log without the line (a killed job) is no job
     assert got["finetune_mpcs"] == {"jobs": 2, "cpu_time": 50.25, "max_rss": 800.0}
     assert job_costs.log_usage_costs(tmp_path / "nothing") == {}
+
+
+def test_figure_costs_sum_each_figures_upstream_jobs_and_its_own(tmp_path):
+    """bench/figure_costs.py: a figure costs every job upstream of its render job (shared ones too); its own
+    jobs are those no other figure needs; the last line counts each job once."""
+    spec = importlib.util.spec_from_file_location("figure_costs", REPO / "bench" / "figure_costs.py")
+    fc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fc)
+
+    def job(rule, out, inputs, cpu):
+        log = f"logs/{rule}/{out}.log"
+        (tmp_path / log).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / log).write_text(f"x: usage: cpu_s={cpu:.2f} max_rss_mb=10\n" if cpu is not None else "")
+        return {"rule": rule, "output": [out], "input": inputs, "log": [log]}
+
+    jobs = [job("make_data", "d.h5", [], 10.0),
+            job("cache", "c.h5", ["d.h5"], 20.0),
+            job("train", "t.pt", ["c.h5"], 60.0),
+            job("render_fig_a", "a.png", ["c.h5"], 3.0),
+            job("render_fig_b", "b.png", ["t.pt", "d.h5"], 2.0),
+            {"rule": "all", "output": [], "input": ["a.png", "b.png"], "log": []}]
+    rows, missing = fc.figure_costs(tmp_path, jobs)
+    got = {r["figure"]: r for r in rows}
+    assert (got["fig_a"]["jobs"], got["fig_a"]["scratch_s"], got["fig_a"]["own_s"]) == (3, 33.0, 3.0)
+    assert (got["fig_b"]["jobs"], got["fig_b"]["scratch_s"], got["fig_b"]["own_s"]) == (4, 92.0, 62.0)
+    assert got["all figures"]["scratch_s"] == 95.0 and missing == []
+    (tmp_path / jobs[2]["log"][0]).write_text("killed\n")  # a job without its usage line is reported, not zero
+    rows, missing = fc.figure_costs(tmp_path, jobs)
+    assert missing == ["train ['t.pt']"]
