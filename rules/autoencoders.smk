@@ -49,7 +49,7 @@ rule train_autoencoder:
         "logs/train_autoencoder/{dataset}/{loss}-z{z}.log",
     benchmark:
         "benchmarks/train_autoencoder/{dataset}/{loss}-z{z}.tsv"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -71,7 +71,7 @@ rule train_predictors:
         **shared("train_predictors"),
     log:
         "logs/train_predictors/{dataset}/{loss}-z{z}.log",
-    threads: 2
+    threads: JOB_THREADS
     resources:
         mem_mb=4000,
         runtime=60,
@@ -120,7 +120,7 @@ for _task in LOSS_NETWORK_TASKS:
             f"logs/loss_network_{_task}/{{dataset}}/{{network}}/{{tap}}.log",
         benchmark:
             f"benchmarks/loss_network_{_task}/{{dataset}}/{{network}}/{{tap}}.tsv"
-        threads: 2
+        threads: JOB_THREADS
         resources:
             gpu=1,
             mem_mb=8000,

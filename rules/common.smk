@@ -27,6 +27,7 @@ from percept.plan import (
 )
 
 PLAN = Plan(config)
+JOB_THREADS = config["job_threads"]  # the threads of every rule that runs a network on the CPU
 shared = PLAN.shared  # params: **shared("<rule>"): the config's seed, device, progress, allow_download
 
 

@@ -20,6 +20,7 @@ rule train_classifier:
     log:
         "logs/train_classifier/{classifier}.log",
     threads: 1  # a small head on cached features: one thread is fastest
+    priority: 1  # the stage's chain runs single-threaded jobs one after another: started first, it is not the run's tail
     resources:
         gpu=1,
         mem_mb=8000,
@@ -42,7 +43,8 @@ rule train_explainer:
         **shared("train_explainer"),
     log:
         "logs/train_explainer/{classifier}.log",
-    threads: 2
+    threads: JOB_THREADS
+    priority: 1
     resources:
         gpu=1,
         mem_mb=8000,
@@ -67,6 +69,7 @@ rule select_channels:
     log:
         "logs/select_channels/{classifier}.log",
     threads: 1
+    priority: 1
     resources:
         mem_mb=8000,
         runtime=60,
@@ -91,6 +94,7 @@ rule explain_rise:
     benchmark:
         "benchmarks/explain_rise/{classifier}.tsv"
     threads: 1  # OpenMP threads spin on a busy CPU: 2 threads cost 136 CPU s against 15 for one (issue 21)
+    priority: 1
     resources:
         gpu=1,
         mem_mb=8000,
@@ -111,7 +115,8 @@ rule explain_baselines:
         **shared("explain_baselines"),
     log:
         "logs/explain_baselines/{classifier}.log",
-    threads: 2
+    threads: JOB_THREADS
+    priority: 1
     resources:
         gpu=1,
         mem_mb=8000,
@@ -136,6 +141,7 @@ rule evaluate_explanations:
     log:
         "logs/evaluate_explanations/{classifier}.log",
     threads: 1  # as explain_rise: one thread per job, two jobs side by side
+    priority: 1
     resources:
         gpu=1,
         mem_mb=8000,

@@ -14,7 +14,7 @@ rule cache_features:
         "logs/cache_features/{dataset}/{name}.log",
     benchmark:
         "benchmarks/cache_features/{dataset}/{name}.tsv"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,

@@ -18,7 +18,7 @@ rule check_backbones:
         **shared("check_backbones"),
     log:
         "logs/check_backbones/check.log",
-    threads: 2
+    threads: JOB_THREADS
     resources:
         mem_mb=4000,
         runtime=20,

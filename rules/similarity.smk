@@ -46,7 +46,7 @@ rule calibrate_dps:
         **shared("calibrate_dps"),
     log:
         "logs/calibrate_dps/{metric}.log",
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -73,7 +73,7 @@ rule evaluate_dps_2afc:
         "logs/evaluate_dps_2afc/two_afc.log",
     benchmark:
         "benchmarks/evaluate_dps_2afc/two_afc.tsv"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -117,7 +117,7 @@ rule evaluate_dps_flaws:
         **shared("evaluate_dps_flaws"),
     log:
         "logs/evaluate_dps_flaws/flaws.log",
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -164,7 +164,7 @@ rule cache_dps_distortion_features:
         **shared("cache_dps_distortion_features"),
     log:
         "logs/cache_dps_distortion_features/{adapt}.log",
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
