@@ -10,8 +10,9 @@ RUN_DIR defaults to the current directory; the newest complete log there is read
 the Python start-up and imports of the job (about 2-4 s on a laptop), which is what a cluster pays too.
 
 The budget (issue 19): the whole embedded default in 20 min wall on 2 cores, i.e. at most 2 x 1200 = 2400
-job-seconds; STAGE_SHARES splits it per stage (the file of rules/ that defines a rule names its stage). The
-second table prints each stage's job-seconds against its share and says which stages are over."""
+core-seconds (a job's wall time x the threads it held: a two-thread job holds both cores); STAGE_SHARES splits it
+per stage (the file of rules/ that defines a rule names its stage). The second table prints each stage's
+core-seconds against its share and says which stages are over."""
 
 from __future__ import annotations
 
@@ -28,11 +29,16 @@ JOBID = re.compile(r"^\s+jobid: (\d+)$")
 DONE = re.compile(r"^Finished jobid: (\d+)")
 
 
-def job_costs(log: Path) -> dict[str, list[float]]:
-    """{rule: [wall seconds of each job]} from a Snakemake log."""
-    now, pending_rule = None, None
+THREADS = re.compile(r"^\s+threads: (\d+)$")
+
+
+def job_records(log: Path) -> dict[str, list[tuple[float, int]]]:
+    """{rule: [(wall seconds, threads) of each job]} from a Snakemake log (a job's block names its threads
+    after its jobid; a job that holds two of the cores costs two core-seconds a second)."""
+    now, pending_rule, last = None, None, None
     started: dict[str, tuple[str, datetime]] = {}
-    costs: dict[str, list[float]] = defaultdict(list)
+    threads: dict[str, int] = {}
+    costs: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for line in log.read_text().splitlines():
         if m := STAMP.match(line):
             now = datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y")
@@ -40,14 +46,27 @@ def job_costs(log: Path) -> dict[str, list[float]]:
             pending_rule = m.group(1)
         elif (m := JOBID.match(line)) and pending_rule:
             started[m.group(1)] = (pending_rule, now)
-            pending_rule = None
+            pending_rule, last = None, m.group(1)
+        elif (m := THREADS.match(line)) and last is not None:
+            threads[last] = int(m.group(1))
+            last = None
         elif (m := DONE.match(line)) and m.group(1) in started:
             rule, t0 = started.pop(m.group(1))
-            costs[rule].append((now - t0).total_seconds())
+            costs[rule].append(((now - t0).total_seconds(), threads.get(m.group(1), 1)))
     return dict(costs)
 
 
-# Share of the whole default's job-seconds each stage may spend (sums to 1). Translation gets 4 of the 40
+def job_costs(log: Path) -> dict[str, list[float]]:
+    """{rule: [wall seconds of each job]} from a Snakemake log."""
+    return {rule: [wall for wall, _ in jobs] for rule, jobs in job_records(log).items()}
+
+
+def core_costs(log: Path) -> dict[str, list[float]]:
+    """{rule: [core-seconds of each job]}: its wall time times the threads Snakemake gave it (cores it held)."""
+    return {rule: [wall * n for wall, n in jobs] for rule, jobs in job_records(log).items()}
+
+
+# Share of the whole default's core-seconds each stage may spend (sums to 1). Translation gets 4 of the 40
 # job-minutes (issue 19: "cut the stage's default cost to <= 4 min of job time" while it shows no effect).
 STAGE_SHARES = {"data": 0.06, "features": 0.06, "explain": 0.14, "similarity": 0.14, "autoencoders": 0.22,
                 "ssl": 0.20, "translation": 0.10, "figures": 0.08}
@@ -116,11 +135,11 @@ def log_usage_costs(run_dir: Path) -> dict[str, dict[str, float]]:
 
 
 def budget_table(costs: dict[str, list[float]], stages: dict[str, str], budget_s: float) -> list[str]:
-    """Lines: per stage its job-seconds, its budget (share x budget_s) and whether it is over."""
+    """Lines: per stage its core-seconds, its budget (share x budget_s) and whether it is over."""
     spent: dict[str, float] = defaultdict(float)
     for rule, secs in costs.items():
         spent[stage_of(rule, stages)] += sum(secs)
-    lines = [f"{'stage':<14}{'job-s':>8}{'budget s':>10}{'share':>8}  status"]
+    lines = [f"{'stage':<14}{'core-s':>8}{'budget s':>10}{'share':>8}  status"]
     for stage in list(STAGE_SHARES) + sorted(set(spent) - set(STAGE_SHARES)):
         budget = STAGE_SHARES.get(stage, 0.0) * budget_s
         used = spent.get(stage, 0.0)
@@ -137,13 +156,14 @@ def main() -> None:
     ap.add_argument("run_dir", nargs="?", type=Path, default=Path("."))
     ap.add_argument("--log", type=Path, help="a specific .snakemake/log/*.snakemake.log")
     ap.add_argument("--budget-min", type=float, default=20.0, help="wall minutes the whole default may take")
-    ap.add_argument("--cores", type=int, default=2, help="cores the budget assumes (job-seconds = cores x wall)")
+    ap.add_argument("--cores", type=int, default=2, help="cores the budget assumes (core-seconds = cores x wall)")
     args = ap.parse_args()
     logs = [args.log] if args.log else sorted((args.run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
     logs = [p for p in logs if "Finished jobid" in p.read_text()]
     if not logs:
         raise SystemExit(f"no finished Snakemake log under {args.run_dir / '.snakemake' / 'log'}")
     costs = job_costs(logs[-1])
+    cores = core_costs(logs[-1])
     bench = {**benchmark_costs(args.run_dir), **log_usage_costs(args.run_dir)}  # the jobs' own count first
     stages = rule_stages(Path(__file__).resolve().parents[1])
     budget_s = args.budget_min * 60 * args.cores
@@ -158,8 +178,9 @@ def main() -> None:
     cpu_total = sum(b["cpu_time"] for r, b in bench.items() if r in costs)
     print(f"{'all jobs':<38}{'':<13}{sum(map(len, costs.values())):>5}{'':>9}{total:>8.0f}{'':>7}"
           f"{cpu_total:>7.0f}{max((b['max_rss'] for b in bench.values()), default=0):>8.0f}")
-    print(f"\nbudget: {args.budget_min:g} min wall on {args.cores} cores = {budget_s:.0f} job-seconds")
-    print("\n".join(budget_table(costs, stages, budget_s)))
+    print(f"\nbudget: {args.budget_min:g} min wall on {args.cores} cores = {budget_s:.0f} core-seconds "
+          f"(a job's wall time x the threads it held)")
+    print("\n".join(budget_table(cores, stages, budget_s)))
 
 
 if __name__ == "__main__":

@@ -61,3 +61,29 @@ def test_figure_costs_sum_each_figures_upstream_jobs_and_its_own(tmp_path):
     (tmp_path / jobs[2]["log"][0]).write_text("killed\n")  # a job without its usage line is reported, not zero
     rows, missing = fc.figure_costs(tmp_path, jobs)
     assert missing == ["train ['t.pt']"]
+
+
+def test_a_job_that_holds_two_cores_costs_two_core_seconds_a_second(job_costs, tmp_path):
+    """The budget counts core-seconds: a two-thread job holds both of the laptop's cores."""
+    log = tmp_path / "run.snakemake.log"
+    log.write_text("""[Mon Nov 30 11:00:00 2026]
+rule cache_features:
+    output: data/features/a.h5
+    jobid: 3
+    reason: Missing output files
+    threads: 2
+    resources: tmpdir=/tmp
+
+[Mon Nov 30 11:00:00 2026]
+localrule make_shapes:
+    output: data/shapes.h5
+    jobid: 4
+    threads: 1
+
+[Mon Nov 30 11:00:10 2026]
+Finished jobid: 4 (Rule: make_shapes)
+[Mon Nov 30 11:00:30 2026]
+Finished jobid: 3 (Rule: cache_features)
+""")
+    assert job_costs.job_costs(log) == {"cache_features": [30.0], "make_shapes": [10.0]}
+    assert job_costs.core_costs(log) == {"cache_features": [60.0], "make_shapes": [10.0]}
