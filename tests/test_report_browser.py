@@ -33,16 +33,16 @@ def _browser() -> str:
 
 
 def figure_categories(workdir: Path) -> dict[str, str]:
-    """{figure png: report category} from the figure table of rules/figures.smk (one row per figure; its loop
-    declares each PNG as report(results/figures/<name>.png, category=<the row's category>))."""
-    import re
+    """{figure png: report category} from the one figure table, percept.plan's ``Plan.figures`` of the tiny config
+    (rules/figures.smk declares each row's PNG as report(results/figures/<name>.png, category=<its category>))."""
+    from percept.config import load_config
+    from percept.plan import Plan
 
-    table = (REPO / "rules" / "figures.smk").read_text()
     out = {}
-    for name, category in re.findall(r'^    "(fig_\w+)": dict\(\s*category="([^"]+)"', table, flags=re.M):
+    for name, row in Plan(load_config(REPO / "tests" / "config.yaml")).figures().items():
         path = f"results/figures/{name}.png"
         if (workdir / path).exists():
-            out[path] = category
+            out[path] = row["category"]
     return out
 
 
