@@ -14,25 +14,22 @@ repository's config.yaml (the embedded default, which is what the README's figur
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests")]
 
-USAGE = re.compile(r"usage: cpu_s=([0-9.]+) max_rss_mb=([0-9.]+)")
+from job_costs import last_usage  # noqa: E402 (bench/ is no package)
 
 
 def job_cpu(run_dir: Path, job: dict) -> float | None:
     """CPU seconds of one planned job, from the last usage line of its log (None: no log, or no line)."""
     for log in job["log"]:
         path = run_dir / log
-        if path.is_file():
-            found = USAGE.findall(path.read_text(errors="replace"))
-            if found:
-                return float(found[-1][0])
+        if path.is_file() and (usage := last_usage(path)) is not None:
+            return usage[0]
     return None
 
 

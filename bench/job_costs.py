@@ -116,6 +116,13 @@ def benchmark_costs(run_dir: Path) -> dict[str, dict[str, float]]:
 USAGE = re.compile(r"usage: cpu_s=([0-9.]+) max_rss_mb=([0-9.]+)")
 
 
+def last_usage(log: Path) -> tuple[float, float] | None:
+    """(CPU seconds, peak RSS MB) of a job's log: its last usage line (a rerun appends to its log); None when the
+    log has none (a killed job)."""
+    found = USAGE.findall(log.read_text(errors="replace"))
+    return tuple(map(float, found[-1])) if found else None
+
+
 def log_usage_costs(run_dir: Path) -> dict[str, dict[str, float]]:
     """{rule: {"jobs", "cpu_time", "max_rss"}} from the `usage:` line every script job logs as it exits
     (percept.workflow.log_usage: CPU seconds of the whole process, start-up and imports included, and its peak
@@ -123,10 +130,10 @@ def log_usage_costs(run_dir: Path) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     root = run_dir / "logs"
     for log in sorted(root.rglob("*.log")) if root.is_dir() else []:
-        found = USAGE.findall(log.read_text(errors="replace"))
-        if not found:
+        usage = last_usage(log)
+        if usage is None:
             continue
-        cpu, rss = map(float, found[-1])
+        cpu, rss = usage
         acc = out.setdefault(log.relative_to(root).parts[0], {"jobs": 0, "cpu_time": 0.0, "max_rss": 0.0})
         acc["jobs"] += 1
         acc["cpu_time"] += cpu
