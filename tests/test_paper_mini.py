@@ -1,10 +1,11 @@
-"""The paper config's miniature (issue 21; tests/paper_mini/, run whole by tests/paper_mini/run.py; not a CI
-step yet): its archive builders write what the downloaders and converters of the real sources accept, and its
+"""The paper config's miniature (issue 21; tests/paper_mini/, run whole by tests/paper_mini/run.py, a CI step
+after pytest): its archive builders write what the downloaders and converters of the real sources accept, and its
 planted checkpoints carry the file names torchvision's weights API looks for."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 
 import pytest
@@ -149,3 +150,12 @@ def test_checks_take_the_grids_task_columns_and_undefined_correlations_for_what_
     corr.to_csv(grid / "imagenet_correlation.csv", index=False)
     scores.to_csv(grid / "scores.csv", index=False)
     assert len(checks.check_correlations(tmp_path)) == 2
+
+
+def test_ci_runs_the_miniature_after_pytest_whatever_pytest_said():
+    """.ci/run: pytest, then the miniature in a temporary folder; no exit between them, and the exit status is
+    pytest's failure or else the miniature's."""
+    text = (REPO / ".ci/run").read_text()
+    tests, mini = text.index(".venv/bin/pytest "), text.index("tests/paper_mini/run.py --cores 2 --workdir")
+    assert tests < mini and not re.search(r"\bexit\b", text[tests:mini])
+    assert text.rstrip().endswith('if [ "$status" -ne 0 ]; then exit "$status"; fi\nexit "$mini_status"')
