@@ -188,8 +188,15 @@ def fig_loss_networks(scores: str, ranks: str, correlation: str, out: Sequence[s
                 ax.annotate(name, (r["acc"], r["value"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
             c = corr[(corr["task"] == task) & (corr["dataset"] == dataset) & (corr["metric"] == metric)
                      & (corr["aggregate"] == "best tap")]
+            chance = f"chance_{metric}"
+            if chance in sub and sub[chance].notna().any():  # the constant predictor's level (the DR cells)
+                level = float(sub[chance].dropna().iloc[0])
+                ax.axhline(level, color="0.5", ls="--", lw=1, label=f"chance {level:.3g}")
+                ax.legend(fontsize=7, loc="best")
             rho = c["spearman"].iloc[0] if len(c) else float("nan")
-            ax.set_title(f"Spearman rho = {rho:.2f} (n={len(best)})", fontsize=9)
+            # a correlation with a constant score is undefined (percept.loss_networks.analysis.correlations)
+            said = f"{rho:.2f}" if np.isfinite(rho) else "undefined (score constant)"
+            ax.set_title(f"Spearman rho = {said} (n={len(best)})", fontsize=9)
             ax.set_xlabel("ImageNet top-1 accuracy (%)")
             ax.set_ylabel(f"{metric} (best tap)")
         fig.suptitle("Which network makes the best loss network: task x network x extraction point (top), "
