@@ -398,6 +398,74 @@ def test_segmentation_loss_is_the_grid_papers_bce_plus_mu_perceptual():
         np.testing.assert_allclose(segmentation_loss(prob, mask, perceptual, 0.0, 1.0).item(), vgg, rtol=1e-5)
 
 
+# grid paper (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks @
+# 72582302672b058efd366983e21c3141c7a4a8c2, src/super_res/train.py main() and train_epoch: the loss network
+# FeatureExtractor('alexnet', [4], pretrained=True, frozen=True, normalize_in=False) of src/loss_networks.py (test.py
+# builds the same) and src/super_res/main_utils.py calc_Content_Loss(output_features, target_features)), run in
+# /tmp with /work/venv's python on a seeded random AlexNet (percept's build('random', seed=0), saved as the hub
+# checkpoint their pretrained=True loads) and the inputs of _sr_inputs: the loss, then the target's features:
+# sum, sum of squares, [0, 1000:1004]. With normalize_in=True the same run gives the loss 0.037020206451416016.
+LTU_SR_LOSS = 0.001779635320417583
+LTU_SR_TARGET_FEATURES = (1450.884360656014, 359.72600772269686,
+                          [0.10006342828273773, 0.1224357858300209, 0.0785459578037262, 0.155636727809906])
+
+
+def _sr_inputs():
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 64, 64, generator=g)
+    return torch.rand(2, 3, 64, 64, generator=g), target  # (output, target)
+
+
+class _Built(Exception):
+    """Stops a grid cell once its loss is built (raised from a patched fit)."""
+
+
+def _cell_perceptual_loss(monkeypatch, runner, shapes, tmp_path, options):
+    """The PerceptualLoss a grid cell builds from its options (AlexNet features.4, seeded random weights)."""
+    from percept.loss_networks import tasks
+
+    built = []
+
+    class Recording(PerceptualLoss):
+        def __init__(self, network):
+            super().__init__(network)
+            built.append(self)
+
+    def stop(*args, **kwargs):
+        raise _Built
+
+    monkeypatch.setattr(tasks, "PerceptualLoss", Recording)
+    monkeypatch.setattr(tasks, "fit", stop)
+    cell = {"backbone": "alexnet", "weights": "random", "tap": "features.4", "resize": None, "network": "alexnet",
+            "dataset": "shapes"}
+    with pytest.raises(_Built):
+        runner({"dataset": str(shapes)}, cell, options, work=str(tmp_path / "cell.csv"), device="cpu", progress=False)
+    return built[0]
+
+
+def test_grid_task_loss_networks_take_the_grid_papers_input(monkeypatch, shapes, tmp_path):
+    """Super-resolution: unnormalised [0, 1] input and raw features by default, the grid paper's
+    normalize_in=False (numbers from its code above); segmentation: ImageNet-normalised (its FNN_CNN_Net).
+    The options are the tiny config's, filled with the schema's defaults."""
+    from percept.loss_networks.tasks import segmentation, super_resolution
+
+    tasks = validate_config(yaml.safe_load(TINY.read_text()))["loss_networks"]["tasks"]
+    assert tasks["super_resolution"]["input"] == "unit" and tasks["segmentation"]["input"] == "imagenet"
+    loss = _cell_perceptual_loss(monkeypatch, super_resolution, shapes, tmp_path, tasks["super_resolution"])
+    output, target = _sr_inputs()
+    with torch.no_grad():
+        np.testing.assert_allclose(loss(output, target).item(), LTU_SR_LOSS, rtol=1e-5)
+        f = loss.network(target).flatten(1).double()
+    total, squares, head = LTU_SR_TARGET_FEATURES
+    np.testing.assert_allclose([f.sum().item(), f.pow(2).sum().item()], [total, squares], rtol=1e-5)
+    np.testing.assert_allclose(f[0, 1000:1004].numpy(), head, rtol=1e-5)
+    seg = _cell_perceptual_loss(monkeypatch, segmentation, shapes, tmp_path, tasks["segmentation"])
+    assert seg.network.normalize and not seg.network.sigmoid
+    earlier = _cell_perceptual_loss(monkeypatch, super_resolution, shapes, tmp_path,
+                                 {**tasks["super_resolution"], "input": "imagenet"})
+    assert earlier.network.normalize  # the named option keeps the earlier input
+
+
 def test_super_resolution_scores_each_benchmark_split(shapes, tmp_path):
     """benchmarks: sr_benchmarks adds PSNR / SSIM per split (Set5, Set14, BSD100) beside the test split's."""
     from percept.data.store import write_image_dataset
