@@ -594,6 +594,22 @@ def test_feature_prediction_without_a_matching_cache_is_refused(tiny_cfg):
         validate_config(cfg)
 
 
+def test_feature_cache_targets_with_unnormalised_loss_network_input_are_refused(tiny_cfg, shapes, cache, tmp_path):
+    """The feature caches hold features of ImageNet-normalised images (percept.features.cache_features), so
+    feature-prediction targets read from one cannot be the features of input: unit (the stage's default)."""
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["autoencoders"]["targets"] = "feature_cache"
+    cfg["autoencoders"]["loss_network"]["input"] = "imagenet"
+    validate_config(copy.deepcopy(cfg))  # the tiny config caches the loss network's tap
+    del cfg["autoencoders"]["loss_network"]["input"]  # the default: unit
+    with pytest.raises(ConfigError, match=r"autoencoders.targets: feature_cache .*loss_network.input is 'unit'"):
+        validate_config(cfg)
+    opts = {**OPTIONS, "targets": "feature_cache", "loss_network": {**NET, "input": "unit"}}
+    with pytest.raises(ValueError, match="ImageNet-normalised"):
+        train_autoencoder(shapes, tmp_path / "fp.pt", loss="feature_prediction", embedding_size=4, options=opts,
+                          feature_cache=str(cache), seed=3, device="cpu", progress=False)
+
+
 def test_unknown_task_and_bad_tap_index_are_refused(tiny_cfg):
     cfg = copy.deepcopy(tiny_cfg)
     cfg["loss_networks"]["tasks"]["style_transfer"] = {}
