@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 from percept import backbones
 from percept.autoencoders.losses import (LossNetwork, PerceptualLoss, feature_prediction_loss, kl_divergence,
                                          pixel_loss)
 from percept.autoencoders.models import Autoencoder, Decoder, Encoder, Segmenter, SuperResolver
-from percept.autoencoders.predictors import Target, evaluate_embeddings, predictor_name, train_predictor
+from percept.autoencoders.predictors import (Target, evaluate_embeddings, make_predictor, predictor_name,
+                                             train_predictor)
 from percept.autoencoders.training import cached_targets, fit, train_autoencoder
 from percept.config import ConfigError, validate_config
 from percept.data.embedded import make_shapes
@@ -254,6 +256,60 @@ def test_feature_decoder_and_predictors_are_the_papers():
     p = make_predictor(32, 10, [64, 32])
     kinds = [type(m).__name__ for m in p]
     assert kinds == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"] and p[1].negative_slope == 0.01
+
+
+PAPERS_PREDICTORS = [[], [32], [64], [32, 32], [64, 32], [64, 64], [128, 128]]  # guspih experiment.main (above)
+
+
+def _minimal_config():
+    """The smallest valid config with both stages on, every other key filled from the schema by percept.config."""
+    return validate_config({"seed": 1, "datasets": {"shapes": {"n_train": 1, "n_test": 1, "image_size": 32},
+                                                    "photos": {"crop_size": 32, "crops_per_photo": 1}},
+                            "features": [], "autoencoders": {"datasets": ["shapes"]},
+                            "loss_networks": {"networks": [{"backbone": LITE}],
+                                              "tasks": {"dimensionality_reduction": {}}}})
+
+
+def test_default_predictors_are_the_papers_seven_leaky_relu_mlps_with_mse_on_one_hot():
+    cfg = _minimal_config()
+    grid = cfg["loss_networks"]["tasks"]["dimensionality_reduction"]["predictors"]
+    for pred in (cfg["autoencoders"]["predictors"], grid):
+        assert pred["hidden"] == PAPERS_PREDICTORS
+        p = make_predictor(8, 3, pred["hidden"][-1], pred["activation"])
+        assert [type(m).__name__ for m in p] == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"]
+        y = torch.tensor([2, 0])
+        out = torch.tensor([[0.1, 0.0, 0.7], [0.5, 0.2, 0.0]])
+        loss = Target("classification", y, "single", pred["classification_loss"]).loss(out, y)
+        assert loss.item() == pytest.approx(F.mse_loss(out, F.one_hot(y, 3).float()).item())
+
+
+def test_grid_dimensionality_reduction_defaults_to_the_grid_papers_procedure(monkeypatch, shapes, tmp_path):
+    """The cell's autoencoder (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks
+    src/perceptual_autoencoders/experiment.py defaults): perceptual loss, γ = 0 (not variational), the loss
+    network's input unnormalised and its features raw (SimpleExtractor → FeatureExtractor(normalize_in=False),
+    no sigmoid), judged by the seven predictors — as the cell passes them to train_autoencoder."""
+    from percept.autoencoders import training
+    from percept.autoencoders.training import loss_network_options
+    from percept.loss_networks.tasks import dimensionality_reduction
+
+    seen = {}
+
+    def stop(dataset, model_path, *, loss, embedding_size, options, **kwargs):
+        seen.update(loss=loss, options=options)
+        raise _Built
+
+    monkeypatch.setattr(training, "train_autoencoder", stop)
+    options = _minimal_config()["loss_networks"]["tasks"]["dimensionality_reduction"]
+    cell = {"backbone": LITE, "weights": "random", "tap": "_blocks.7", "resize": None, "network": LITE,
+            "dataset": "shapes"}
+    with pytest.raises(_Built):
+        dimensionality_reduction({"dataset": str(shapes)}, cell, options, work=str(tmp_path / "dr.csv"),
+                                 device="cpu", progress=False)
+    opts = seen["options"]
+    net = loss_network_options(opts)
+    assert seen["loss"] == "perceptual" and opts["variational"] is False and opts["kl_weight"] == 0
+    assert (net["input"], net["sigmoid"], net["tap"]) == ("unit", False, "_blocks.7")
+    assert opts["predictors"]["hidden"] == PAPERS_PREDICTORS
 
 
 # grid paper (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks @
