@@ -320,7 +320,8 @@ LTU_LAYERS = {"alexnet": ("features", [1, 4, 7, 11]), "vgg11": ("features", [1, 
               "vgg19": ("features", [3, 8, 17, 35]), "densenet121": ("features", [2, 4, 6, 10]),
               "resnet18": (None, [2, 4, 5, 7]), "resnet50": (None, [2, 4, 5, 7]),
               "googlenet": (None, [0, 5, 8, 15]), "inception_v3": (None, [2, 7, 9, 14]),
-              "squeezenet1_1": ("features", [1, 3, 7, 12]), "resnext50_32x4d": (None, [2, 4, 5, 7])}
+              "squeezenet1_1": ("features", [1, 3, 7, 12]), "resnext50_32x4d": (None, [2, 4, 5, 7]),
+              "efficientnet_b0": ("features", [0, 1, 4, 7]), "efficientnet_b7": ("features", [0, 1, 4, 7])}
 
 
 @pytest.mark.parametrize("name", sorted(LTU_LAYERS))
