@@ -781,6 +781,22 @@ def test_two_afc_set_too_small_for_a_loss_network_is_refused(tiny_cfg):
     assert grid_cells(validate_config(cfg))[0]["resize"] == 75
 
 
+@pytest.mark.parametrize("split_names, want", [(["train", "test", "extra"], "extra"),  # SVHN with extra_32x32
+                                               (["train", "test", "unlabeled"], "unlabeled"),  # STL-10
+                                               (["train", "test"], "train")])
+def test_autoencoder_split_picks_the_unlabelled_split_when_there_is_one(tmp_path, split_names, want):
+    """train_split auto: the papers' autoencoders train on SVHN extra and STL-10 unlabeled, else on train."""
+    from percept.autoencoders.training import autoencoder_split
+    from percept.data.store import write_image_dataset
+
+    path = tmp_path / "store.h5"
+    codes = np.arange(6) % len(split_names)
+    write_image_dataset(path, name="like", images=np.zeros((6, 8, 8, 3), np.uint8), split=codes,
+                        split_names=split_names, fingerprint="x", source="test")
+    assert autoencoder_split(path) == want and autoencoder_split(path, "auto") == want
+    assert autoencoder_split(path, "train") == "train"
+
+
 def test_stl10_unlabeled_split_is_the_autoencoders_training_data(tmp_path):
     """STL-10's unlabeled_X.bin becomes split ``unlabeled`` (label -1); ``train_split: auto`` trains the
     autoencoder on it (the papers' setting) while predictors keep the labelled train split."""
