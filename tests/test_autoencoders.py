@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 from percept import backbones
 from percept.autoencoders.losses import (LossNetwork, PerceptualLoss, feature_prediction_loss, kl_divergence,
                                          pixel_loss)
 from percept.autoencoders.models import Autoencoder, Decoder, Encoder, Segmenter, SuperResolver
-from percept.autoencoders.predictors import Target, evaluate_embeddings, predictor_name, train_predictor
+from percept.autoencoders.predictors import (Target, evaluate_embeddings, make_predictor, predictor_name,
+                                             train_predictor)
 from percept.autoencoders.training import cached_targets, fit, train_autoencoder
 from percept.config import ConfigError, validate_config
 from percept.data.embedded import make_shapes
@@ -256,6 +258,60 @@ def test_feature_decoder_and_predictors_are_the_papers():
     assert kinds == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"] and p[1].negative_slope == 0.01
 
 
+PAPERS_PREDICTORS = [[], [32], [64], [32, 32], [64, 32], [64, 64], [128, 128]]  # guspih experiment.main (above)
+
+
+def _minimal_config():
+    """The smallest valid config with both stages on, every other key filled from the schema by percept.config."""
+    return validate_config({"seed": 1, "datasets": {"shapes": {"n_train": 1, "n_test": 1, "image_size": 32},
+                                                    "photos": {"crop_size": 32, "crops_per_photo": 1}},
+                            "features": [], "autoencoders": {"datasets": ["shapes"]},
+                            "loss_networks": {"networks": [{"backbone": LITE}],
+                                              "tasks": {"dimensionality_reduction": {}}}})
+
+
+def test_default_predictors_are_the_papers_seven_leaky_relu_mlps_with_mse_on_one_hot():
+    cfg = _minimal_config()
+    grid = cfg["loss_networks"]["tasks"]["dimensionality_reduction"]["predictors"]
+    for pred in (cfg["autoencoders"]["predictors"], grid):
+        assert pred["hidden"] == PAPERS_PREDICTORS
+        p = make_predictor(8, 3, pred["hidden"][-1], pred["activation"])
+        assert [type(m).__name__ for m in p] == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"]
+        y = torch.tensor([2, 0])
+        out = torch.tensor([[0.1, 0.0, 0.7], [0.5, 0.2, 0.0]])
+        loss = Target("classification", y, "single", pred["classification_loss"]).loss(out, y)
+        assert loss.item() == pytest.approx(F.mse_loss(out, F.one_hot(y, 3).float()).item())
+
+
+def test_grid_dimensionality_reduction_defaults_to_the_grid_papers_procedure(monkeypatch, shapes, tmp_path):
+    """The cell's autoencoder (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks
+    src/perceptual_autoencoders/experiment.py defaults): perceptual loss, γ = 0 (not variational), the loss
+    network's input unnormalised and its features raw (SimpleExtractor → FeatureExtractor(normalize_in=False),
+    no sigmoid), judged by the seven predictors — as the cell passes them to train_autoencoder."""
+    from percept.autoencoders import training
+    from percept.autoencoders.training import loss_network_options
+    from percept.loss_networks.tasks import dimensionality_reduction
+
+    seen = {}
+
+    def stop(dataset, model_path, *, loss, embedding_size, options, **kwargs):
+        seen.update(loss=loss, options=options)
+        raise _Built
+
+    monkeypatch.setattr(training, "train_autoencoder", stop)
+    options = _minimal_config()["loss_networks"]["tasks"]["dimensionality_reduction"]
+    cell = {"backbone": LITE, "weights": "random", "tap": "_blocks.7", "resize": None, "network": LITE,
+            "dataset": "shapes"}
+    with pytest.raises(_Built):
+        dimensionality_reduction({"dataset": str(shapes)}, cell, options, work=str(tmp_path / "dr.csv"),
+                                 device="cpu", progress=False)
+    opts = seen["options"]
+    net = loss_network_options(opts)
+    assert seen["loss"] == "perceptual" and opts["variational"] is False and opts["kl_weight"] == 0
+    assert (net["input"], net["sigmoid"], net["tap"]) == ("unit", False, "_blocks.7")
+    assert opts["predictors"]["hidden"] == PAPERS_PREDICTORS
+
+
 # grid paper (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks @
 # 72582302672b058efd366983e21c3141c7a4a8c2, src/loss_networks.py architecture_attributes): the
 # layers_in_experiments child indices of every torchvision network used in the experiments.
@@ -264,7 +320,8 @@ LTU_LAYERS = {"alexnet": ("features", [1, 4, 7, 11]), "vgg11": ("features", [1, 
               "vgg19": ("features", [3, 8, 17, 35]), "densenet121": ("features", [2, 4, 6, 10]),
               "resnet18": (None, [2, 4, 5, 7]), "resnet50": (None, [2, 4, 5, 7]),
               "googlenet": (None, [0, 5, 8, 15]), "inception_v3": (None, [2, 7, 9, 14]),
-              "squeezenet1_1": ("features", [1, 3, 7, 12]), "resnext50_32x4d": (None, [2, 4, 5, 7])}
+              "squeezenet1_1": ("features", [1, 3, 7, 12]), "resnext50_32x4d": (None, [2, 4, 5, 7]),
+              "efficientnet_b0": ("features", [0, 1, 4, 7]), "efficientnet_b7": ("features", [0, 1, 4, 7])}
 
 
 @pytest.mark.parametrize("name", sorted(LTU_LAYERS))
@@ -398,6 +455,74 @@ def test_segmentation_loss_is_the_grid_papers_bce_plus_mu_perceptual():
         np.testing.assert_allclose(segmentation_loss(prob, mask, perceptual, 0.0, 1.0).item(), vgg, rtol=1e-5)
 
 
+# grid paper (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks @
+# 72582302672b058efd366983e21c3141c7a4a8c2, src/super_res/train.py main() and train_epoch: the loss network
+# FeatureExtractor('alexnet', [4], pretrained=True, frozen=True, normalize_in=False) of src/loss_networks.py (test.py
+# builds the same) and src/super_res/main_utils.py calc_Content_Loss(output_features, target_features)), run in
+# /tmp with /work/venv's python on a seeded random AlexNet (percept's build('random', seed=0), saved as the hub
+# checkpoint their pretrained=True loads) and the inputs of _sr_inputs: the loss, then the target's features:
+# sum, sum of squares, [0, 1000:1004]. With normalize_in=True the same run gives the loss 0.037020206451416016.
+LTU_SR_LOSS = 0.001779635320417583
+LTU_SR_TARGET_FEATURES = (1450.884360656014, 359.72600772269686,
+                          [0.10006342828273773, 0.1224357858300209, 0.0785459578037262, 0.155636727809906])
+
+
+def _sr_inputs():
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 64, 64, generator=g)
+    return torch.rand(2, 3, 64, 64, generator=g), target  # (output, target)
+
+
+class _Built(Exception):
+    """Stops a grid cell once its loss is built (raised from a patched fit)."""
+
+
+def _cell_perceptual_loss(monkeypatch, runner, shapes, tmp_path, options):
+    """The PerceptualLoss a grid cell builds from its options (AlexNet features.4, seeded random weights)."""
+    from percept.loss_networks import tasks
+
+    built = []
+
+    class Recording(PerceptualLoss):
+        def __init__(self, network):
+            super().__init__(network)
+            built.append(self)
+
+    def stop(*args, **kwargs):
+        raise _Built
+
+    monkeypatch.setattr(tasks, "PerceptualLoss", Recording)
+    monkeypatch.setattr(tasks, "fit", stop)
+    cell = {"backbone": "alexnet", "weights": "random", "tap": "features.4", "resize": None, "network": "alexnet",
+            "dataset": "shapes"}
+    with pytest.raises(_Built):
+        runner({"dataset": str(shapes)}, cell, options, work=str(tmp_path / "cell.csv"), device="cpu", progress=False)
+    return built[0]
+
+
+def test_grid_task_loss_networks_take_the_grid_papers_input(monkeypatch, shapes, tmp_path):
+    """Super-resolution: unnormalised [0, 1] input and raw features by default, the grid paper's
+    normalize_in=False (numbers from its code above); segmentation: ImageNet-normalised (its FNN_CNN_Net).
+    The options are the tiny config's, filled with the schema's defaults."""
+    from percept.loss_networks.tasks import segmentation, super_resolution
+
+    tasks = validate_config(yaml.safe_load(TINY.read_text()))["loss_networks"]["tasks"]
+    assert tasks["super_resolution"]["input"] == "unit" and tasks["segmentation"]["input"] == "imagenet"
+    loss = _cell_perceptual_loss(monkeypatch, super_resolution, shapes, tmp_path, tasks["super_resolution"])
+    output, target = _sr_inputs()
+    with torch.no_grad():
+        np.testing.assert_allclose(loss(output, target).item(), LTU_SR_LOSS, rtol=1e-5)
+        f = loss.network(target).flatten(1).double()
+    total, squares, head = LTU_SR_TARGET_FEATURES
+    np.testing.assert_allclose([f.sum().item(), f.pow(2).sum().item()], [total, squares], rtol=1e-5)
+    np.testing.assert_allclose(f[0, 1000:1004].numpy(), head, rtol=1e-5)
+    seg = _cell_perceptual_loss(monkeypatch, segmentation, shapes, tmp_path, tasks["segmentation"])
+    assert seg.network.normalize and not seg.network.sigmoid
+    earlier = _cell_perceptual_loss(monkeypatch, super_resolution, shapes, tmp_path,
+                                 {**tasks["super_resolution"], "input": "imagenet"})
+    assert earlier.network.normalize  # the named option keeps the earlier input
+
+
 def test_super_resolution_scores_each_benchmark_split(shapes, tmp_path):
     """benchmarks: sr_benchmarks adds PSNR / SSIM per split (Set5, Set14, BSD100) beside the test split's."""
     from percept.data.store import write_image_dataset
@@ -526,6 +651,22 @@ def test_feature_prediction_without_a_matching_cache_is_refused(tiny_cfg):
         validate_config(cfg)
 
 
+def test_feature_cache_targets_with_unnormalised_loss_network_input_are_refused(tiny_cfg, shapes, cache, tmp_path):
+    """The feature caches hold features of ImageNet-normalised images (percept.features.cache_features), so
+    feature-prediction targets read from one cannot be the features of input: unit (the stage's default)."""
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["autoencoders"]["targets"] = "feature_cache"
+    cfg["autoencoders"]["loss_network"]["input"] = "imagenet"
+    validate_config(copy.deepcopy(cfg))  # the tiny config caches the loss network's tap
+    del cfg["autoencoders"]["loss_network"]["input"]  # the default: unit
+    with pytest.raises(ConfigError, match=r"autoencoders.targets: feature_cache .*loss_network.input is 'unit'"):
+        validate_config(cfg)
+    opts = {**OPTIONS, "targets": "feature_cache", "loss_network": {**NET, "input": "unit"}}
+    with pytest.raises(ValueError, match="ImageNet-normalised"):
+        train_autoencoder(shapes, tmp_path / "fp.pt", loss="feature_prediction", embedding_size=4, options=opts,
+                          feature_cache=str(cache), seed=3, device="cpu", progress=False)
+
+
 def test_unknown_task_and_bad_tap_index_are_refused(tiny_cfg):
     cfg = copy.deepcopy(tiny_cfg)
     cfg["loss_networks"]["tasks"]["style_transfer"] = {}
@@ -638,6 +779,22 @@ def test_two_afc_set_too_small_for_a_loss_network_is_refused(tiny_cfg):
         validate_config(cfg)
     cfg["loss_networks"]["networks"][0]["resize"] = 75
     assert grid_cells(validate_config(cfg))[0]["resize"] == 75
+
+
+@pytest.mark.parametrize("split_names, want", [(["train", "test", "extra"], "extra"),  # SVHN with extra_32x32
+                                               (["train", "test", "unlabeled"], "unlabeled"),  # STL-10
+                                               (["train", "test"], "train")])
+def test_autoencoder_split_picks_the_unlabelled_split_when_there_is_one(tmp_path, split_names, want):
+    """train_split auto: the papers' autoencoders train on SVHN extra and STL-10 unlabeled, else on train."""
+    from percept.autoencoders.training import autoencoder_split
+    from percept.data.store import write_image_dataset
+
+    path = tmp_path / "store.h5"
+    codes = np.arange(6) % len(split_names)
+    write_image_dataset(path, name="like", images=np.zeros((6, 8, 8, 3), np.uint8), split=codes,
+                        split_names=split_names, fingerprint="x", source="test")
+    assert autoencoder_split(path) == want and autoencoder_split(path, "auto") == want
+    assert autoencoder_split(path, "train") == "train"
 
 
 def test_stl10_unlabeled_split_is_the_autoencoders_training_data(tmp_path):

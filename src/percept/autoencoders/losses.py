@@ -12,8 +12,11 @@
 The loss network of the perceptual-autoencoder papers takes the images unnormalised in [0, 1] and applies a
 sigmoid to its features (guspih/Perceptual-Autoencoders ``perceptual_networks.SimpleExtractor``,
 ``sigmoid_out=True``); :class:`LossNetwork` does both by default in the autoencoder stage
-(``loss_network.input``/``sigmoid``), while the grid paper's super-resolution and segmentation tasks use
-ImageNet-normalised input and raw features.
+(``loss_network.input``/``sigmoid``). The grid paper's tasks keep raw features and differ in the input
+(LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks): its super-resolution and autoencoder code
+feeds the images unnormalised (``normalize_in=False``), its segmentation code ImageNet-normalised; each grid
+task's ``input`` option defaults to its code's choice. The class's own defaults (``imagenet``, no sigmoid)
+are only the constructor's.
 """
 
 from __future__ import annotations

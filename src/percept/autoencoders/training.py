@@ -201,6 +201,10 @@ def train_autoencoder(dataset_path: str | os.PathLike, model_path: str | os.Path
         if mode == "feature_cache":
             if feature_cache is None:
                 raise ValueError("targets: feature_cache reads the feature cache; none was given")
+            if net_opts["input"] != "imagenet":  # caches hold features of normalised images (cache_features)
+                raise ValueError(f"targets: feature_cache holds features of ImageNet-normalised images; the loss "
+                                 f"network's input is {net_opts['input']!r} (use input: imagenet, or targets "
+                                 "online or precomputed)")
             targets = cached_targets(feature_cache, ds, net_opts, seed)
             if net_opts["sigmoid"]:
                 targets = torch.sigmoid(targets)

@@ -23,9 +23,13 @@ from percept.features import resolve_device
 log = logging.getLogger(__name__)
 
 
-def loss_network(cell: Mapping[str, Any], seed: int, allow_download: bool) -> LossNetwork:
+def loss_network(cell: Mapping[str, Any], seed: int, allow_download: bool, input: str = "imagenet") -> LossNetwork:
+    """The cell's frozen loss network with raw features (no sigmoid: neither the grid paper's super-resolution
+    nor its segmentation code squashes them); ``input`` is the task's ``input`` option (``unit`` or
+    ``imagenet``, see :class:`percept.autoencoders.losses.LossNetwork`)."""
     net = NetworkSpec.from_config(cell, "loss_networks cell")
-    return LossNetwork(net.backbone, cell["tap"], net.weights, net.resize, seed=seed, allow_download=allow_download)
+    return LossNetwork(net.backbone, cell["tap"], net.weights, net.resize, seed=seed, allow_download=allow_download,
+                       input=input)
 
 
 def _train_split(path: str, options: Mapping[str, Any]) -> ImageDataset:
@@ -101,7 +105,10 @@ def super_resolution(inputs: Mapping[str, str], cell: Mapping[str, Any], options
                      work: str, seed: int = 0, device: str = "auto", progress: bool = True,
                      allow_download: bool = False) -> dict[str, float]:
     """Train the ×scale super-resolver with the cell's perceptual loss (plus ``pixel_weight`` × MSE);
-    PSNR / SSIM of its test outputs, and of bilinear upsampling as a reference. With ``inputs["benchmarks"]``
+    the loss network takes the images as ``input`` says: ``unit`` (the default) unnormalised in [0, 1], as the
+    grid paper's code builds it (LTU-Machine-Learning/Analysis-of-Deep-Perceptual-Loss-Networks
+    src/super_res/train.py and test.py: ``FeatureExtractor(..., normalize_in=False)``), ``imagenet``
+    normalised. PSNR / SSIM of its test outputs, and of bilinear upsampling as a reference. With ``inputs["benchmarks"]``
     (``benchmarks: sr_benchmarks``) also on each of its splits (Set5, Set14, BSD100, the grid paper's test
     sets): extra columns ``psnr_set5``, ``ssim_set5``, ``psnr_bilinear_set5``, …"""
     dev = resolve_device(device)
@@ -110,7 +117,7 @@ def super_resolution(inputs: Mapping[str, str], cell: Mapping[str, Any], options
     scale = int(options["scale"])
     torch.manual_seed(seed)
     model = SuperResolver(scale, int(options["width"])).to(dev)
-    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download)).to(dev)
+    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download, options.get("input", "unit"))).to(dev)
     pixel_weight = float(options["pixel_weight"])
 
     def step(idx):
@@ -172,14 +179,15 @@ def segmentation(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Ma
     """Train the segmenter with ``pixel_weight`` × BCE + ``perceptual_weight`` × the perceptual loss between
     the loss network's features of the predicted and of the true mask (both as grey RGB images): the grid
     paper's BCE + 0.01 · perceptual by default (its topology-aware delineation code, ``--mu 0.01``); score on
-    test."""
+    test. The loss network's ``input`` is ``imagenet`` by default: that code's ``FNN_CNN_Net`` normalises the
+    masks with the ImageNet mean and std (src/topology_aware_delineation/train.py)."""
     dev = resolve_device(device)
     ds = _train_split(inputs["dataset"], options)
     images = load_images(ds)
     masks = foreground(ds, slice(0, len(ds)))
     torch.manual_seed(seed)
     model = Segmenter(int(options["width"])).to(dev)
-    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download)).to(dev)
+    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download, options.get("input", "imagenet"))).to(dev)
     pixel_weight = float(options.get("pixel_weight", 1.0))
     perceptual_weight = float(options.get("perceptual_weight", 0.01))
 
