@@ -49,12 +49,14 @@ def test_end_to_end_test_config_validates():
 
 def test_defaults_are_filled(cfg):
     del cfg["downloads"], cfg["device"], cfg["backbone_check"]
+    assert "weights" not in cfg["features"][0] and "dtype" not in cfg["features"][2]
+    cfg["features"][1]["weights"] = "random"
     validate_config(cfg)
     for entry in cfg["features"][:1] + cfg["features"][2:]:
         assert entry["weights"] == "imagenet"
     assert cfg["features"][1]["weights"] == "random"  # given values are kept
     first = cfg["features"][0]
-    assert first["batch_size"] == 64 and cfg["features"][2]["dtype"] == "float32"  # [0] and [1] give float16
+    assert first["batch_size"] == 64 and cfg["features"][2]["dtype"] == "float32"  # [0] gives float16
     assert first["split"] is None and first["resize"] is None and first["taps"] == "paper"
     assert "name" not in first  # no default: derived by percept.plan.entry_name
     assert cfg["downloads"] == {"sources": [], "mirror": None, "checksums": {}, "prepare": {}}
@@ -137,9 +139,9 @@ def test_unknown_nested_key(cfg):
 
 
 def test_unknown_tap_for_backbone(cfg):
-    cfg["features"][3]["taps"] = ["_blocks.3", "layer2"]
+    cfg["features"][2]["taps"] = ["_blocks.3", "layer2"]
     msg = errors_of(cfg)
-    assert "features[3].taps: unknown tap(s) ['layer2'] for backbone efficientnet_lite1" in msg
+    assert "features[2].taps: unknown tap(s) ['layer2'] for backbone efficientnet_lite1" in msg
     assert "'_stem_act'" in msg  # lists the registry's taps
 
 
@@ -297,13 +299,13 @@ def test_unknown_shape_class(cfg):
 def test_several_problems_are_reported_at_once(cfg):
     cfg["seed"] = -3
     cfg["device"] = "gpu"
-    cfg["features"][4]["backbone"] = "vgg99"
+    cfg["features"][3]["backbone"] = "vgg99"
     msg = errors_of(cfg)
     lines = [line for line in msg.splitlines() if line.startswith("  - ")]
     assert len(lines) == 3
     assert any(line.startswith("  - seed: -3 is less than the minimum of 0") for line in lines)
     assert any(line.startswith("  - device: 'gpu'") for line in lines)
-    assert any(line.startswith("  - features[4].backbone: 'vgg99'") for line in lines)
+    assert any(line.startswith("  - features[3].backbone: 'vgg99'") for line in lines)
 
 
 def test_load_config_names_the_file(tmp_path, default_text):
