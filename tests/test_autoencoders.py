@@ -534,8 +534,8 @@ def test_super_resolution_scores_each_benchmark_split(shapes, tmp_path):
                         split=np.array([0, 0, 1, 2, 2]), split_names=["set5", "set14", "bsd100"], fingerprint="x",
                         source="test")
     cell = {**NET, "network": LITE, "dataset": "shapes"}
-    options = {"scale": 4, "width": 4, "pixel_weight": 0.0, "channel": "y", "epochs": 1, "batch_size": 8,
-               "lr": 1e-3, "max_train": 8}
+    options = {"scale": 4, "width": 4, "pixel_weight": 0.0, "channel": "y", "input": "unit", "epochs": 1,
+               "batch_size": 8, "lr": 1e-3, "max_train": 8}
     scores = super_resolution({"dataset": str(shapes), "benchmarks": str(bench)}, cell, options,
                               work=str(tmp_path / "cell.csv"), device="cpu", progress=False)
     for part in ("set5", "set14", "bsd100"):

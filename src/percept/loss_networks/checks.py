@@ -62,11 +62,11 @@ def config_errors(config: Mapping[str, Any]) -> Iterable[str]:
         if any(uses_loss_network(loss) for loss in ae["losses"]):
             yield from _check_network(config, "autoencoders.loss_network", net, ae["datasets"], [net["tap"]])
         if ae.get("targets") == "feature_cache" and any(PROCEDURES[loss][1] == "features" for loss in ae["losses"]):
-            if net.get("input", "unit") != "imagenet":
+            if net["input"] != "imagenet":
                 # percept.features.cache_features normalises every image (prepare_input's default), so the
                 # cache cannot hold the features of unnormalised input that this loss network computes.
                 yield (f"autoencoders.targets: feature_cache reads features of ImageNet-normalised images, but "
-                       f"autoencoders.loss_network.input is {net.get('input', 'unit')!r}; set loss_network.input: "
+                       f"autoencoders.loss_network.input is {net['input']!r}; set loss_network.input: "
                        "imagenet to use the cache, or targets: online (the paper's) or precomputed")
             spec = NetworkSpec.from_config(net, "autoencoders.loss_network")
             for d in ae["datasets"]:

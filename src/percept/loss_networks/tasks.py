@@ -117,7 +117,7 @@ def super_resolution(inputs: Mapping[str, str], cell: Mapping[str, Any], options
     scale = int(options["scale"])
     torch.manual_seed(seed)
     model = SuperResolver(scale, int(options["width"])).to(dev)
-    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download, options.get("input", "unit"))).to(dev)
+    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download, options["input"])).to(dev)
     pixel_weight = float(options["pixel_weight"])
 
     def step(idx):
@@ -129,7 +129,7 @@ def super_resolution(inputs: Mapping[str, str], cell: Mapping[str, Any], options
     history = fit(model, step, len(ds), epochs=int(options["epochs"]), batch_size=int(options["batch_size"]),
                   lr=float(options["lr"]), seed=seed, checkpoint=_checkpoint(work),
                   meta=_cell_meta(cell, options, ds, seed), progress=progress, desc=f"sr {cell['network']}")
-    channel = options.get("channel", "y")
+    channel = options["channel"]
     model.eval()
     scores, ref = _sr_evaluate(model, ImageDataset(inputs["dataset"], split="test"), scale, dev, channel)
     scores.update(psnr_bilinear=ref["psnr"], ssim_bilinear=ref["ssim"])
@@ -187,9 +187,9 @@ def segmentation(inputs: Mapping[str, str], cell: Mapping[str, Any], options: Ma
     masks = foreground(ds, slice(0, len(ds)))
     torch.manual_seed(seed)
     model = Segmenter(int(options["width"])).to(dev)
-    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download, options.get("input", "imagenet"))).to(dev)
-    pixel_weight = float(options.get("pixel_weight", 1.0))
-    perceptual_weight = float(options.get("perceptual_weight", 0.01))
+    perceptual = PerceptualLoss(loss_network(cell, seed, allow_download, options["input"])).to(dev)
+    pixel_weight = float(options["pixel_weight"])
+    perceptual_weight = float(options["perceptual_weight"])
 
     def step(idx):
         x = as_float(images[idx], dev)
@@ -226,10 +226,10 @@ def dimensionality_reduction(inputs: Mapping[str, str], cell: Mapping[str, Any],
     from percept.h5io import open_h5
 
     net = {k: cell[k] for k in ("backbone", "weights", "tap", "resize")}
-    net.update(input=options.get("input", "unit"), sigmoid=bool(options.get("sigmoid", False)))
-    ae_options = {**options, "loss_network": net, "train_split": options.get("train_split", "auto")}
+    net.update(input=options["input"], sigmoid=bool(options["sigmoid"]))
+    ae_options = {**options, "loss_network": net, "train_split": options["train_split"]}
     model, history, _ = train_autoencoder(inputs["dataset"], str(work) + ".model",
-                                          loss=options.get("procedure", "perceptual"),
+                                          loss=options["procedure"],
                                           embedding_size=int(options["embedding_size"]), options=ae_options,
                                           feature_cache=inputs.get("features"), seed=seed, device=device,
                                           progress=progress, allow_download=allow_download)
